@@ -1,0 +1,14 @@
+"""vjepa-tune: fine-tune V-JEPA 2 video models for action recognition and detection."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_run"]
+
+
+def load_run(run_dir):  # noqa: ANN001, ANN201 - thin lazy re-export
+    """Load a finished run for prediction: `load_run(RUN_DIR).predict("video.mp4")`."""
+    from vjepa_tune.inference import load_run as _load_run
+
+    return _load_run(run_dir)

@@ -1,0 +1,3 @@
+from vjepa_tune.cli import main
+
+raise SystemExit(main())

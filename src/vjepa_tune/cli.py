@@ -1,0 +1,349 @@
+"""The `vjepa-tune` command line: parse, call the Python API, map errors to exit codes.
+
+Spelling follows ../shared/design/CLI.md: underscores in flags, dots for groups (`--data.root`), comma-separated
+lists (`--strategies head_only,lora`) as well as YAML lists, boolean switches bare (`--json`) or with a value
+(`--cache.enabled false`), and `--config FILE` for any flag (the command line overrides it). jsonargparse turns the
+typed dataclasses of `config.py` into flags; `_normalize_argv` adds the two spellings it does not accept natively
+(bare booleans and comma lists), working from the parser's own type hints so no flag list is kept by hand.
+
+Exit codes: 0 success, 2 bad usage or bad input (one paragraph on stderr, no traceback unless `--debug`), 1 anything
+else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentParser, set_parsing_settings
+
+from vjepa_tune.errors import BadInput
+
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: how to build its parser and what to run with the parsed namespace."""
+
+    name: str
+    help: str
+    build: Callable[[ArgumentParser], None]
+    run: Callable[[Any], int | None]
+
+
+def _parser(prog: str, description: str) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, default_env=False)
+    parser.add_argument("--config", action="config", help="YAML file setting any flag; the command line overrides it.")
+    return parser
+
+
+def _typehint(action: argparse.Action) -> Any:
+    return getattr(action, "_typehint", None)
+
+
+def _is_bool(hint: Any) -> bool:
+    if hint is bool:
+        return True
+    args = typing.get_args(hint)
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return is_union and bool in args and all(a in (bool, type(None)) for a in args)
+
+
+def _is_list(hint: Any) -> bool:
+    if typing.get_origin(hint) is list:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(typing.get_origin(a) is list for a in typing.get_args(hint))
+    return False
+
+
+def _normalize_argv(parser: ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """Rewrite bare booleans to `--flag true` and `a,b,c` to `[a,b,c]` for list-typed flags."""
+    kinds: dict[str, str] = {}
+    for action in parser._actions:
+        hint = _typehint(action)
+        kind = "bool" if _is_bool(hint) else "list" if _is_list(hint) else None
+        if kind:
+            for option in action.option_strings:
+                kinds[option] = kind
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        token = items[i]
+        flag, eq, inline = token.partition("=")
+        kind = kinds.get(flag) if token.startswith("--") else None
+        if kind == "bool" and not eq:
+            nxt = items[i + 1] if i + 1 < len(items) else None
+            values = {"true", "false", "null", "1", "0", "yes", "no"}
+            if nxt is None or nxt.startswith("--") or nxt.lower() not in values:
+                out += [flag, "true"]
+                i += 1
+                continue
+        if kind == "list":
+            if eq:
+                value, step = inline, 1
+            elif i + 1 < len(items):
+                value, step = items[i + 1], 2
+            else:
+                out.append(token)
+                i += 1
+                continue
+            if not value.lstrip().startswith("["):
+                value = "[" + ",".join(v.strip() for v in value.split(",") if v.strip()) + "]"
+            out += [flag, value]
+            i += step
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+# --------------------------------------------------------------------------------------------- synth
+def _build_synth(p: ArgumentParser) -> None:
+    p.add_argument("out_dir", type=Path, help="Folder to write the data set into.")
+    p.add_argument("--layout", type=str, default="folder", help="folder, ntu, ucf101 or list.")
+    p.add_argument("--videos_per_class", type=int, default=50, help="Video files per class.")
+    p.add_argument("--size", type=str, default="96", help="Frame size: PX (square) or WxH, e.g. 320x240.")
+    p.add_argument("--frames", type=int, default=32, help="Frames per video.")
+    p.add_argument("--fps", type=int, default=25, help="Frames per second.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of every random draw; same seed, same videos.")
+    p.add_argument("--workers", type=int | None, default=None, help="Encoding processes (default: CPU count).")
+
+
+def _run_synth(a: Any) -> int:
+    from vjepa_tune.data.synthetic import parse_size, synthesize
+
+    summary = synthesize(
+        Path(a.out_dir),
+        layout=a.layout,
+        videos_per_class=a.videos_per_class,
+        size=parse_size(a.size),
+        frames=a.frames,
+        fps=a.fps,
+        seed=a.seed,
+        workers=a.workers,
+    )
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- data
+def _add_data(p: ArgumentParser) -> None:
+    from vjepa_tune.config import DataConfig
+
+    p.add_class_arguments(DataConfig, "data", sub_configs=True)
+
+
+def _build_data_check(p: ArgumentParser) -> None:
+    _add_data(p)
+    p.add_argument("--seed", type=int, default=42, help="Seed of the split (as in train).")
+    p.add_argument("--workers", type=int, default=2, help="Threads probing videos.")
+    p.add_argument("--json", type=bool, default=False, help="Print the report as JSON.")
+
+
+def _run_data_check(a: Any) -> int:
+    from vjepa_tune.config import validate_data
+    from vjepa_tune.data.check import check_dataset, format_report
+
+    data = validate_data(_instantiate(a).data)
+    report = check_dataset(data, seed=a.seed, workers=a.workers)
+    print(json.dumps(report, indent=2) if a.json else format_report(report))
+    return 0
+
+
+def _build_data_prepare(p: ArgumentParser) -> None:
+    _add_data(p)
+    p.add_argument("--out", type=Path, required=True, help="Folder for the transcoded copy (a drop-in --data.root).")
+    p.add_argument("--short_side", type=int, default=320, help="Short side of the transcoded videos in pixels.")
+    p.add_argument("--workers", type=int | None, default=None, help="Parallel transcodes (default: CPU count).")
+
+
+def _run_data_prepare(a: Any) -> int:
+    from vjepa_tune.data.prepare import prepare_dataset
+
+    data = _instantiate(a).data
+    summary = prepare_dataset(data, Path(a.out), short_side=a.short_side, workers=a.workers)
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- info
+def _build_info(p: ArgumentParser) -> None:
+    from vjepa_tune.config import LoraConfig
+
+    p.add_argument("--model", type=str, default="random:vitl", help="Model spec (see `train --help`).")
+    p.add_argument("--strategy", type=str, default="lora", help="Strategy whose trainable set to count.")
+    p.add_argument("--num_labels", type=int, default=4, help="Number of classes of the classifier.")
+    p.add_class_arguments(LoraConfig, "lora", sub_configs=True)
+    p.add_argument("--json", type=bool, default=False, help="Print JSON.")
+
+
+def _run_info(a: Any) -> int:
+    from vjepa_tune.models.info import format_info, model_info
+
+    if a.num_labels < 1:
+        raise BadInput(f"--num_labels must be >= 1, got {a.num_labels}.")
+    lora = _instantiate(a).lora
+    info = model_info(a.model, a.strategy, a.num_labels, lora)
+    print(json.dumps(info, indent=2) if a.json else format_info(info))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- train
+def _build_train(p: ArgumentParser) -> None:
+    from vjepa_tune.config import TrainConfig
+
+    p.add_class_arguments(TrainConfig, sub_configs=True)
+    p.add_argument(
+        "--resume",
+        type=str | None,
+        default=None,
+        help="auto: continue the newest unfinished run in --out; or the path of a run folder to continue.",
+    )
+
+
+def _run_train(a: Any) -> int:
+    from vjepa_tune.config import TrainConfig, from_plain, validate
+    from vjepa_tune.training.loop import train
+
+    values = {k: v for k, v in _plain(a).items() if k not in {"config", "resume", "__path__"}}
+    cfg = validate(from_plain(TrainConfig, values))
+    result = train(cfg, resume=a.resume)
+    print(result.summary())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- cache
+def _build_cache(p: ArgumentParser) -> None:
+    p.add_argument("action", type=str, help="list or clear.")
+    p.add_argument("--cache.dir", type=Path | None, default=None, help="Store folder (default: the usual place).")
+    p.add_argument("--json", type=bool, default=False, help="Print JSON (list).")
+
+
+def _run_cache(a: Any) -> int:
+    from vjepa_tune.training.features import cache_clear, cache_list, format_cache_list
+
+    directory = _plain(a).get("cache", {}).get("dir")
+    directory = Path(directory) if directory else None
+    if a.action == "list":
+        entries = cache_list(directory)
+        print(json.dumps(entries, indent=2) if a.json else format_cache_list(entries))
+    elif a.action == "clear":
+        freed = cache_clear(directory)
+        print(f"cleared the feature store: {freed / 2**20:.1f} MiB freed")
+    else:
+        raise BadInput(f"cache takes `list` or `clear`, got {a.action!r}.")
+    return 0
+
+
+def _plain(namespace: Any) -> dict[str, Any]:
+    return namespace.as_dict() if hasattr(namespace, "as_dict") else dict(vars(namespace))
+
+
+def _instantiate(a: Any) -> Any:
+    """Namespace groups (data, lora, cache) as dataclasses, via config.from_plain for one conversion path."""
+    from vjepa_tune.config import CacheConfig, DataConfig, LoraConfig, from_plain
+
+    plain = _plain(a)
+    out = types.SimpleNamespace(**plain)
+    for key, cls in (("data", DataConfig), ("lora", LoraConfig), ("cache", CacheConfig)):
+        if isinstance(plain.get(key), dict):
+            setattr(out, key, from_plain(cls, plain[key]))
+    return out
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("synth", "Write a synthetic action data set of real encoded videos.", _build_synth, _run_synth),
+        Command("data check", "Count, probe and check a data set and its splits for leaks.", _build_data_check,
+                _run_data_check),
+        Command("data prepare", "Transcode a data set once to H.264 MP4 at a smaller size.", _build_data_prepare,
+                _run_data_prepare),
+        Command("info", "Trainable and total parameters of a model under a strategy.", _build_info, _run_info),
+        Command("train", "Fine-tune a model with one strategy.", _build_train, _run_train),
+        Command("cache", "List or clear the backbone feature store.", _build_cache, _run_cache),
+    )
+}
+
+
+def register(command: Command) -> None:
+    """Add a command (used by modules that bring their own, keeping this file thin)."""
+    COMMANDS[command.name] = command
+
+
+def _load_optional_commands() -> None:
+    for module in ("vjepa_tune.compare", "vjepa_tune.inference", "vjepa_tune.export", "vjepa_tune.demo"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {name:<{width}}  {cmd.help}" for name, cmd in sorted(COMMANDS.items())]
+    return (
+        "usage: vjepa-tune COMMAND [flags]   (vjepa-tune COMMAND --help for its flags)\n\n"
+        "Fine-tune V-JEPA 2 video models for action recognition.\n\ncommands:\n" + "\n".join(lines) + "\n\n"
+        "global flags: --debug (show tracebacks)"
+    )
+
+
+def _find_command(argv: list[str]) -> tuple[Command | None, list[str]]:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        return COMMANDS[f"{argv[0]} {argv[1]}"], argv[2:]
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]], argv[1:]
+    return None, argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `vjepa-tune`; returns the exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    _load_optional_commands()
+    command, rest = _find_command(args)
+    if command is None:
+        if not args or args[0] in {"-h", "--help"}:
+            print(_usage())
+            return 0
+        print(f"vjepa-tune: unknown command {' '.join(args[:2])!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    parser = _parser(f"vjepa-tune {command.name}", command.help)
+    command.build(parser)
+    try:
+        namespace = parser.parse_args(_normalize_argv(parser, rest))
+        return int(command.run(namespace) or 0)
+    except SystemExit as exc:  # --help and --print_config exit 0 through argparse
+        return int(exc.code or 0)
+    except (BadInput, argparse.ArgumentError) as exc:
+        if debug:
+            raise
+        message = str(exc).strip().replace("\n", " ")
+        print(f"vjepa-tune {command.name}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vjepa-tune {command.name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort maps to exit code 1
+        if debug:
+            raise
+        print(f"vjepa-tune {command.name}: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Typed configuration: one set of dataclasses is the command line, the YAML schema and the saved `config.yaml`.
+
+Defaults are the guide's `TrainingConfig` (5 epochs, batch 1 x 4 accumulation steps, AdamW lr 2e-4, weight decay
+0.01, seed 42, LoRA r=16 / alpha 32 / dropout 0.1). Groups become dotted flags (`--data.root`, `--lora.rank`,
+`--cache.enabled`), as CLI.md spells them. Validation lives in `validate()` so that every entry point (command line,
+YAML, Python API) refuses the same bad values with the same message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from vjepa_tune.errors import BadInput
+
+DEFAULT_MODEL = "facebook/vjepa2-vitl-fpc16-256-ssv2"
+
+DataFormat = Literal["auto", "folder", "list", "ntu", "ucf101", "ssv2", "kinetics"]
+SplitMode = Literal["auto", "random", "group", "official"]
+Sampling = Literal["uniform", "random_window"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Scheduler = Literal["constant", "cosine"]
+ClassBalance = Literal["none", "sampler", "loss"]
+StoreDtype = Literal["bf16", "fp16", "fp32"]
+
+
+@dataclass
+class DataConfig:
+    """Where the videos are, how they are labelled and split, and how clips are cut from them."""
+
+    root: Path | None = None
+    """Data set root folder."""
+    format: DataFormat = "auto"
+    """Layout of the data set; auto detects it from the files."""
+    list_file: Path | None = None
+    """For format=list: a file of `<path> <label>` lines (paths relative to the root or absolute)."""
+    task: Literal["action4", "all"] = "action4"
+    """For ntu: action4 = the guide's sitting_down (A008), standing_up (A009), waving (A023) and other;
+    all = every action."""
+    videos_per_class: int | None = None
+    """Videos drawn per class before splitting (the guide's --num_videos); all when unset."""
+    split: SplitMode = "auto"
+    """random (stratified), group (no group on two sides), official (the data set's own);
+    auto = group when samples have groups, else random."""
+    protocol: Literal["xsub", "xview", "xset"] = "xsub"
+    """NTU official protocol."""
+    fold: Literal[1, 2, 3] = 1
+    """UCF-101 official fold."""
+    split_ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    """Train, validation and test fractions for random and group splits."""
+    frames_per_clip: int = 16
+    """Frames per clip fed to the model (even: the model's tubelet is 2 frames)."""
+    sampling: Sampling = "uniform"
+    """uniform: frames spread over the whole video; random_window: frames frame_step apart from a random start."""
+    frame_step: int = 4
+    """Distance in frames between sampled frames with sampling=random_window."""
+    crop_size: int | None = None
+    """Spatial crop; defaults to the model's, and any other value is refused (the model's positions are fixed by it)."""
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    """Area range of the training RandomResizedCrop (torchvision's default, as the guide uses it)."""
+    hflip: bool = True
+    """Random horizontal flip in training (turn off where left/right matters)."""
+    color_jitter: float = 0.0
+    """Strength of random colour jitter in training (0 = off; 0.4 is a common choice)."""
+    random_erasing: float = 0.0
+    """Probability of random erasing in training (0 = off)."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (the lora, pooler_head_and_lora and backbone_lora strategies)."""
+
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.1
+
+
+@dataclass
+class CacheConfig:
+    """The backbone feature store, shared by every frozen-backbone run over the same videos and model."""
+
+    enabled: bool | None = None
+    """Use the store; unset = wherever the strategy allows it (every strategy but backbone_lora)."""
+    dir: Path | None = None
+    """Where the store lives; default $VJEPA_TUNE_CACHE or ~/.cache/vjepa-tune/features."""
+    views: int | None = None
+    """Augmented training views stored per video; epoch e uses view e mod views. Default: num_epochs."""
+    dtype: StoreDtype = "bf16"
+    """Storage precision of features."""
+    batch_size: int = 8
+    """Clips per backbone forward pass during extraction."""
+
+
+@dataclass
+class TrainConfig:
+    """One training run: a strategy applied to a model on a data set."""
+
+    strategy: str = "lora"
+    """head_only, pooler_and_head, lora, pooler_head_and_lora or backbone_lora."""
+    model: str = DEFAULT_MODEL
+    """Hub id, local Hugging Face directory, tiny (bundled) or random:vitl|vith|vitg|tiny."""
+    out: Path = Path("runs")
+    """Folder that holds experiments.csv and one folder per run."""
+    run_name: str | None = None
+    """Name of the run folder; default <strategy>-<timestamp>."""
+    num_epochs: int = 5
+    batch_size: int = 1
+    accumulation_steps: int = 4
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.01
+    num_workers: int = 0
+    seed: int = 42
+    precision: Precision = "auto"
+    """auto = bf16 autocast on a GPU that supports it, fp32 on CPU."""
+    scheduler: Scheduler = "constant"
+    warmup_ratio: float = 0.0
+    """Fraction of optimizer steps spent warming the learning rate up linearly from 0."""
+    max_grad_norm: float | None = None
+    """Clip the gradient norm to this value (off when unset)."""
+    label_smoothing: float = 0.0
+    early_stopping: int | None = None
+    """Stop after this many epochs without a better validation accuracy (off when unset)."""
+    class_balance: ClassBalance = "none"
+    """For skewed data: sampler = draw classes evenly, loss = weight the loss by inverse class frequency."""
+    gradient_checkpointing: bool = False
+    """Recompute backbone activations in the backward pass (backbone_lora): less memory, more time."""
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise BadInput(message)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Refuse values no run could use, naming the flag and the value."""
+    from vjepa_tune.models.strategies import STRATEGIES
+
+    _require(
+        cfg.strategy in STRATEGIES,
+        f"--strategy {cfg.strategy!r} is not a strategy; choose one of {', '.join(STRATEGIES)}.",
+    )
+    for name in ("num_epochs", "batch_size", "accumulation_steps"):
+        value = getattr(cfg, name)
+        _require(isinstance(value, int) and value >= 1, f"--{name} must be a whole number >= 1, got {value!r}.")
+    _require(cfg.num_workers >= 0, f"--num_workers must be >= 0, got {cfg.num_workers!r}.")
+    _require(
+        math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0,
+        f"--learning_rate must be a positive number, got {cfg.learning_rate!r}.",
+    )
+    _require(
+        math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0,
+        f"--weight_decay must be >= 0, got {cfg.weight_decay!r}.",
+    )
+    _require(0 <= cfg.warmup_ratio < 1, f"--warmup_ratio must be in [0, 1), got {cfg.warmup_ratio!r}.")
+    _require(0 <= cfg.label_smoothing < 1, f"--label_smoothing must be in [0, 1), got {cfg.label_smoothing!r}.")
+    _require(
+        cfg.max_grad_norm is None or cfg.max_grad_norm > 0,
+        f"--max_grad_norm must be > 0, got {cfg.max_grad_norm!r}.",
+    )
+    _require(
+        cfg.early_stopping is None or cfg.early_stopping >= 1,
+        f"--early_stopping must be >= 1 epoch, got {cfg.early_stopping!r}.",
+    )
+    _require(cfg.lora.rank >= 1, f"--lora.rank must be >= 1, got {cfg.lora.rank!r}.")
+    _require(cfg.lora.alpha > 0, f"--lora.alpha must be > 0, got {cfg.lora.alpha!r}.")
+    _require(0 <= cfg.lora.dropout < 1, f"--lora.dropout must be in [0, 1), got {cfg.lora.dropout!r}.")
+    _require(
+        cfg.cache.views is None or cfg.cache.views >= 1, f"--cache.views must be >= 1, got {cfg.cache.views!r}."
+    )
+    _require(cfg.cache.batch_size >= 1, f"--cache.batch_size must be >= 1, got {cfg.cache.batch_size!r}.")
+    validate_data(cfg.data)
+    return cfg
+
+
+def validate_data(data: DataConfig) -> DataConfig:
+    """Refuse data settings no reader could use."""
+    ratios = list(data.split_ratios)
+    _require(
+        len(ratios) == 3 and all(r >= 0 for r in ratios) and abs(sum(ratios) - 1.0) < 1e-6 and ratios[0] > 0,
+        f"--data.split_ratios must be three non-negative fractions (train,val,test) summing to 1, got {ratios!r}.",
+    )
+    _require(
+        data.frames_per_clip >= 2 and data.frames_per_clip % 2 == 0,
+        "--data.frames_per_clip must be an even number >= 2 (the model's tubelet is 2 frames), "
+        f"got {data.frames_per_clip!r}.",
+    )
+    _require(data.frame_step >= 1, f"--data.frame_step must be >= 1, got {data.frame_step!r}.")
+    _require(
+        data.videos_per_class is None or data.videos_per_class >= 1,
+        f"--data.videos_per_class must be >= 1, got {data.videos_per_class!r}.",
+    )
+    _require(
+        data.crop_size is None or data.crop_size >= 16,
+        f"--data.crop_size must be >= 16 pixels, got {data.crop_size!r}.",
+    )
+    scale = list(data.crop_scale)
+    _require(
+        len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1,
+        f"--data.crop_scale must be two fractions 0 < min <= max <= 1, got {scale!r}.",
+    )
+    _require(0 <= data.color_jitter <= 1, f"--data.color_jitter must be in [0, 1], got {data.color_jitter!r}.")
+    _require(
+        0 <= data.random_erasing <= 1, f"--data.random_erasing must be in [0, 1], got {data.random_erasing!r}."
+    )
+    return data
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as plain YAML/JSON-ready values (paths as strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def from_plain(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a dataclass tree from `to_plain` output, refusing unknown keys by name."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise BadInput(f"unknown configuration key {key!r} for {cls.__name__}; known: {', '.join(known)}.")
+        sub = _NESTED.get((cls, key))
+        if sub is not None and isinstance(value, dict):
+            kwargs[key] = from_plain(sub, value)
+        elif key in _PATH_FIELDS.get(cls, ()) and value is not None:
+            kwargs[key] = Path(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+_NESTED = {(TrainConfig, "data"): DataConfig, (TrainConfig, "lora"): LoraConfig, (TrainConfig, "cache"): CacheConfig}
+_PATH_FIELDS = {TrainConfig: ("out",), DataConfig: ("root", "list_file"), CacheConfig: ("dir",)}

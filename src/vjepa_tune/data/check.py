@@ -1,0 +1,269 @@
+"""`vjepa-tune data check`: what training would see in a data set, before spending hours on it.
+
+The report reads the data set and splits it exactly as training does (`read_dataset`, then `make_splits`
+with the same seed), probes every video once (demuxing only, no decoding), and says what would go wrong:
+unreadable files (training leaves them out), videos too short for a clip (their frames repeat), groups on two
+sides of the split (near-copies that inflate the test score). The report is plain JSON-ready data;
+`format_report` renders it for people.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+
+from vjepa_tune.config import DataConfig
+from vjepa_tune.data.dataset import probe_samples
+from vjepa_tune.data.samples import DatasetIndex, Splits
+from vjepa_tune.data.sources import read_dataset
+from vjepa_tune.data.splits import leaks, make_splits
+from vjepa_tune.data.video import VideoInfo
+from vjepa_tune.errors import BadInput
+
+REPORT_VERSION = 1
+SHOWN = 10
+"""Entries of a long list (unreadable files, short videos, leaking groups) that the text report spells out."""
+COMMON_SIZES = 5
+
+
+def _stats(values: Sequence[float], digits: int = 2) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "min": round(min(values), digits),
+        "median": round(statistics.median(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
+def _video_summary(infos: dict[str, VideoInfo]) -> dict[str, object]:
+    found = list(infos.values())
+    sizes = Counter(f"{i.width}x{i.height}" for i in found)
+    return {
+        "readable": len(found),
+        "duration_s": _stats([i.duration_s for i in found]),
+        "num_frames": _stats([i.num_frames for i in found], 0),
+        "fps": _stats([i.fps for i in found]),
+        "short_side": _stats([min(i.width, i.height) for i in found], 0),
+        "sizes": [{"size": size, "videos": n} for size, n in sizes.most_common(COMMON_SIZES)],
+        "other_sizes": max(0, len(sizes) - COMMON_SIZES),
+    }
+
+
+def _split_section(
+    index: DatasetIndex, data: DataConfig, seed: int, unreadable_ids: set[str]
+) -> dict[str, object]:
+    """Per-split counts of the split training would make, and the groups on more than one side."""
+    try:
+        splits: Splits = make_splits(index, data, seed)
+    except BadInput as err:
+        return {"method": None, "error": str(err)}
+    counts, totals, readable = {}, {}, {}
+    for name, items in splits.items():
+        counts[name] = index.counts(items)
+        totals[name] = len(items)
+        readable[name] = sum(1 for s in items if s.id not in unreadable_ids)
+    chosen = [s for _, items in splits.items() for s in items]
+    groups = {s.group for s in chosen if s.group is not None}
+    return {
+        "method": splits.method,
+        "error": None,
+        "videos_per_class": data.videos_per_class,
+        "totals": totals,
+        "readable": readable,
+        "counts": counts,
+        "groups": len(groups),
+        "leaks": leaks(splits),
+    }
+
+
+def _verdict(report: dict) -> dict[str, object]:
+    """problems: training would refuse the data, or its scores would not mean what they say; warnings: it
+    runs, with a caveat."""
+    problems, warnings = [], []
+    split = report["split"]
+    if split["error"]:
+        problems.append(f"training cannot split the data: {split['error']}")
+    else:
+        if split["leaks"] and str(split["method"]).startswith("official"):
+            warnings.append(
+                f"the official split puts {len(split['leaks'])} groups on more than one side, as its "
+                "protocol defines it (NTU cross-view tests other cameras filming the same performances)"
+            )
+        elif split["leaks"]:
+            problems.append(
+                f"{len(split['leaks'])} groups have videos in more than one split: near-copies of training "
+                "videos would be scored as test videos (use --data.split group or official)"
+            )
+        empty = [name for name, n in split["readable"].items() if split["totals"][name] and n == 0]
+        if empty:
+            problems.append(f"no readable video left in the {', '.join(empty)} split")
+        missing = {
+            name: [c for c, n in per_class.items() if n == 0]
+            for name, per_class in split["counts"].items()
+            if split["totals"][name]
+        }
+        for name, classes in missing.items():
+            if classes:
+                warnings.append(f"the {name} split has no videos of {len(classes)} classes")
+    if report["unreadable"]:
+        warnings.append(f"{len(report['unreadable'])} unreadable videos will be left out")
+    if report["short"]["videos"]:
+        warnings.append(
+            f"{len(report['short']['videos'])} videos have fewer than "
+            f"{report['short']['frames_per_clip']} frames and will repeat frames"
+        )
+    empty_classes = [name for name, n in report["classes"].items() if n == 0]
+    if empty_classes:
+        warnings.append(f"{len(empty_classes)} classes have no videos")
+    if problems:
+        status = "problems"
+        text = "not ready: " + "; ".join(problems + warnings)
+    elif warnings:
+        status = "warnings"
+        text = "ready, with warnings: " + "; ".join(warnings)
+    else:
+        status = "ok"
+        text = "ready: every video is readable and the split is leak-free" + (
+            "" if report["split"]["groups"] else " as far as can be told (the videos have no groups)"
+        )
+    return {"status": status, "problems": problems, "warnings": warnings, "text": text}
+
+
+def check_dataset(data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True) -> dict:
+    """Read, split and probe the data set `data` describes; a JSON-ready report (see `format_report`).
+
+    Unreadable videos are reported, never raised; a data set that cannot be read at all (missing root,
+    malformed list) raises BadInput.
+    """
+    index = read_dataset(data, seed)
+    infos, unreadable = probe_samples(index.samples, workers=workers, progress=progress)
+    unreadable_ids = {s.id for s, _ in unreadable}
+    span = (
+        data.frames_per_clip
+        if data.sampling == "uniform"
+        else (data.frames_per_clip - 1) * data.frame_step + 1
+    )
+    short = sorted((i.num_frames, sid) for sid, i in infos.items() if i.num_frames < data.frames_per_clip)
+    report: dict = {
+        "version": REPORT_VERSION,
+        "root": str(index.root),
+        "format": index.format,
+        "notes": list(index.notes),
+        "num_videos": len(index.samples),
+        "num_classes": len(index.classes),
+        "classes": index.counts(),
+        "split": _split_section(index, data, seed, unreadable_ids),
+        "videos": _video_summary(infos),
+        "unreadable": [{"id": s.id, "path": str(s.path), "reason": reason} for s, reason in unreadable],
+        "short": {
+            "frames_per_clip": data.frames_per_clip,
+            "videos": [{"id": sid, "num_frames": n} for n, sid in short],
+            "sampling": data.sampling,
+            "window_frames": span,
+            "shorter_than_window": sum(1 for i in infos.values() if i.num_frames < span),
+        },
+    }
+    report["verdict"] = _verdict(report)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Text
+
+
+def _stat_text(stats: dict | None, unit: str = "") -> str:
+    if stats is None:
+        return "-"
+    return f"{stats['min']:g}{unit} / {stats['median']:g}{unit} / {stats['max']:g}{unit}"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  "
+        + "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+
+
+def _more(total: int) -> list[str]:
+    return [f"  ... and {total - SHOWN} more (--json lists them all)"] if total > SHOWN else []
+
+
+def format_report(report: dict) -> str:
+    """The report as readable text: counts, split table, video summary, problems, verdict last."""
+    split = report["split"]
+    lines = [f"data set: {report['root']} (format {report['format']})"]
+    lines += [f"  note: {note}" for note in report["notes"]]
+    lines.append(f"{report['num_videos']} videos in {report['num_classes']} classes")
+
+    lines.append("")
+    if split["error"]:
+        header = [["class", "videos"]]
+        rows = [[name, str(n)] for name, n in report["classes"].items()]
+        lines += _table(header + rows)
+        lines.append(f"split: cannot be made: {split['error']}")
+    else:
+        drawn = f", {split['videos_per_class']} videos drawn per class" if split["videos_per_class"] else ""
+        lines.append(f"split: {split['method']}{drawn} (as training makes it)")
+        names = list(split["counts"])
+        rows = [["class", "all", *names]]
+        for cls, n in report["classes"].items():
+            rows.append([cls, str(n), *(str(split["counts"][name][cls]) for name in names)])
+        rows.append(["total", str(report["num_videos"]), *(str(split["totals"][name]) for name in names)])
+        if report["unreadable"]:
+            rows.append(
+                ["readable", str(report["videos"]["readable"]), *(str(split["readable"][n]) for n in names)]
+            )
+        lines += _table(rows)
+        if split["leaks"]:
+            lines.append(f"leaks: {len(split['leaks'])} groups in more than one split:")
+            for group, sides in list(split["leaks"].items())[:SHOWN]:
+                lines.append(f"  {group}: {', '.join(sides)}")
+            lines += _more(len(split["leaks"]))
+        elif split["groups"]:
+            lines.append(f"leaks: none ({split['groups']} groups, each in one split)")
+        else:
+            lines.append("leaks: cannot be checked (the videos have no groups)")
+
+    videos = report["videos"]
+    lines += ["", f"videos ({videos['readable']} readable; min / median / max):"]
+    lines.append(f"  duration    {_stat_text(videos['duration_s'], ' s')}")
+    lines.append(f"  frames      {_stat_text(videos['num_frames'])}")
+    lines.append(f"  fps         {_stat_text(videos['fps'])}")
+    lines.append(f"  short side  {_stat_text(videos['short_side'], ' px')}")
+    if videos["sizes"]:
+        sizes = ", ".join(f"{s['size']} ({s['videos']})" for s in videos["sizes"])
+        extra = f" and {videos['other_sizes']} other sizes" if videos["other_sizes"] else ""
+        lines.append(f"  sizes       {sizes}{extra}")
+
+    if report["unreadable"]:
+        lines += [
+            "",
+            f"unreadable: {len(report['unreadable'])} videos (left out of training, never replaced):",
+        ]
+        lines += [f"  {u['id']}: {u['reason']}" for u in report["unreadable"][:SHOWN]]
+        lines += _more(len(report["unreadable"]))
+    short = report["short"]
+    if short["videos"]:
+        lines += [
+            "",
+            f"short: {len(short['videos'])} videos have fewer than {short['frames_per_clip']} frames "
+            "(their clips repeat frames):",
+        ]
+        lines += [f"  {v['id']}: {v['num_frames']} frames" for v in short["videos"][:SHOWN]]
+        lines += _more(len(short["videos"]))
+    if short["sampling"] == "random_window" and short["shorter_than_window"]:
+        lines.append(
+            f"note: {short['shorter_than_window']} videos are shorter than the random_window span of "
+            f"{short['window_frames']} frames; their window starts at frame 0 and repeats the last frame"
+        )
+
+    verdict = report["verdict"]
+    lines += ["", f"verdict: {verdict['status'].upper()}: {verdict['text']}"]
+    return "\n".join(lines)

@@ -1,0 +1,602 @@
+"""Transcode a data set once to small H.264 MP4 files, so that every later epoch decodes a fraction of the
+pixels.
+
+A 1080p source (NTU RGB+D) costs about 0.5 s per 16-frame clip to decode on one core; the model only ever sees
+a 256 crop, so decoding 1920x1080 frames is wasted work repeated every epoch. `prepare_dataset` writes a copy
+whose videos have a short side of `short_side` pixels and that is a drop-in `--data.root` for the same
+`--data.format`:
+
+- the layout and names are kept; only the extension of a video becomes `.mp4`;
+- every other file (split lists, classInd.txt, labels.json, CSVs) is copied, and text files that name videos
+  are rewritten to the new names;
+- every frame is kept, in order, at the source's frame rate, so frame sampling picks the same frames;
+- an unreadable source is reported and copied unchanged under its new name, so the copy lists the same videos
+  and training leaves the same ones out;
+- the run is resumable: each output is written aside and renamed when whole; a rerun skips finished outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from tqdm.auto import tqdm
+
+from vjepa_tune.config import DataConfig
+from vjepa_tune.data.samples import DatasetIndex, Sample
+from vjepa_tune.data.sources import VIDEO_EXTENSIONS, read_dataset
+from vjepa_tune.data.video import UnreadableVideo, probe_video
+from vjepa_tune.errors import BadInput
+
+OUTPUT_EXTENSION = ".mp4"
+CRF = 20
+"""x264 constant rate factor: visually lossless at these sizes; a tenth of the source bytes for 1080p."""
+PRESET = "veryfast"
+KEYFRAME_INTERVAL_S = 2.0
+"""A keyframe every 2 s bounds how far a seek must decode to reach any frame."""
+MAX_FPS = 240
+"""Above this a container's frame rate is taken for a time base and the rate is measured instead."""
+MANIFEST = ".vjepa-tune-prepare.json"
+"""Hidden record in the output folder: the settings (a rerun must match them) and the sources that failed."""
+MANIFEST_VERSION = 1
+TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst", ".list", ".json", ".jsonl"})
+"""Files that may name videos (list files, split lists, annotations): their video names are rewritten."""
+REPORTED = 10
+"""Failed sources spelled out by `describe`; the rest are counted."""
+
+_PART = re.compile(r"^\..+\.prepare-\d+\.part$")
+_VIDEO_NAME_END = re.compile(
+    r"\.(?:" + "|".join(e.lstrip(".") for e in sorted(VIDEO_EXTENSIONS)) + r")(?=$|[\s,;\"'\])])",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NAME_START = re.compile(r"[\s,;\"'(\[/\\]")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sizes and names
+
+
+def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side at most `short_side` (never upscaled), aspect kept, both even.
+
+    yuv420p needs even dimensions; an odd source smaller than the target loses at most one pixel per side.
+    """
+    scale = min(1.0, short_side / min(width, height))
+    even = [max(2, 2 * round(side * scale / 2)) for side in (width, height)]
+    return even[0], even[1]
+
+
+def output_name(name: str) -> str:
+    """'v_x_g01_c01.avi' -> 'v_x_g01_c01.mp4'."""
+    return os.path.splitext(name)[0] + OUTPUT_EXTENSION
+
+
+def _is_video(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _walk(root: Path) -> Iterator[str]:
+    """Relative paths (forward slashes) of every non-hidden file under the root, sorted; hidden files and
+    folders are skipped as the readers skip them."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One video (runs in a worker process)
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Path
+    target: Path
+    short_side: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    target: Path
+    reason: str | None = None
+    """Why the source could not be read; None when the transcode succeeded."""
+    source_frames: int = 0
+    frames: int = 0
+
+
+def _decoded_frames(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> Iterator[av.VideoFrame]:
+    """Frames in presentation order; reading errors become UnreadableVideo, so writing errors stay distinct.
+
+    Packets flagged corrupt (a truncated file's cut-off tail) are skipped, as `video.read_frames` skips them.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+            frames = [] if packet.is_corrupt else packet.decode()
+        except StopIteration:
+            return
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise UnreadableVideo(path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
+        yield from frames
+
+
+def _frame_rate(stream: av.VideoStream, num_frames: int, duration_s: float) -> Fraction:
+    """The source's average frame rate; frames over duration where the container's rate is missing or absurd
+    (some give the time base's 90000)."""
+    rate = stream.average_rate or stream.guessed_rate
+    if rate and 0 < rate <= MAX_FPS:
+        return Fraction(rate)
+    measured = num_frames / duration_s if duration_s > 0 else 25.0
+    return Fraction(min(measured, MAX_FPS)).limit_denominator(1001)
+
+
+def _encode(job: _Job, part: Path) -> tuple[int, int]:
+    """Write the transcoded video to `part`; returns (frames listed by the source, frames written)."""
+    info = probe_video(job.source)
+    width, height = output_size(info.width, info.height, job.short_side)
+    try:
+        source = av.open(str(job.source), mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableVideo(job.source, f"not a readable video container ({exc})") from exc
+    written = 0
+    try:
+        stream = next(
+            s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+        )
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = job.threads
+        rate = _frame_rate(stream, info.num_frames, info.duration_s)
+        with av.open(str(part), mode="w", format="mp4", options={"movflags": "+faststart"}) as target:
+            out = target.add_stream("libx264", rate=rate)
+            out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+            frame_time = 1 / rate
+            out.time_base = frame_time  # the muxer may change the stream's time base once it starts writing
+            out.codec_context.gop_size = max(1, round(KEYFRAME_INTERVAL_S * float(rate)))
+            out.codec_context.thread_count = job.threads
+            out.options = {"crf": str(CRF), "preset": PRESET}
+            # Frames get consecutive timestamps at the source's rate: decoded AVI frames can carry
+            # out-of-order pts, and the frame position, not its timestamp, is what sampling uses.
+            for frame in _decoded_frames(source, stream, job.source):
+                picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                picture.pts, picture.time_base = written, frame_time
+                # x264 places the keyframes: a frame keeps its source picture type unless told otherwise.
+                picture.pict_type = av.video.frame.PictureType.NONE
+                target.mux(out.encode(picture))
+                written += 1
+            if written == 0:
+                raise UnreadableVideo(job.source, "no frame could be decoded")
+            target.mux(out.encode())
+    finally:
+        source.close()
+    return info.num_frames, written
+
+
+def _transcode(job: _Job) -> _Outcome:
+    """Transcode one video aside and rename it into place; an unreadable source is reported, not raised."""
+    part = job.target.with_name(f".{job.target.name}.prepare-{os.getpid()}.part")
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source_frames, written = _encode(job, part)
+        check = probe_video(part).num_frames
+        if check != written:
+            raise RuntimeError(
+                f"{part}: wrote {written} frames but the file holds {check}; the encoder lost frames"
+            )
+        os.replace(part, job.target)
+        return _Outcome(job.target, None, source_frames, written)
+    except UnreadableVideo as exc:
+        return _Outcome(job.target, exc.reason)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Other files
+
+
+def rewrite_video_names(text: str, renamed: dict[str, str]) -> str:
+    """`text` with every video file name that is a key of `renamed` replaced by its value.
+
+    A name is found by its extension and read back to the nearest path separator, space, comma or quote
+    (trying each, so names with spaces are found too); text that names no known video is left as it is.
+    """
+    pieces: list[str] = []
+    done = 0
+    for match in _VIDEO_NAME_END.finditer(text):
+        end = match.end()
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        starts = [m.end() for m in _NAME_START.finditer(text, line_start, match.start())]
+        for start in reversed([line_start, *starts]):
+            if start < done or text[start] in "/\\":
+                continue
+            new = renamed.get(text[start:end])
+            if new is not None:
+                pieces += [text[done:start], new]
+                done = end
+                break
+            if text[start - 1 : start] in ("/", "\\"):
+                break  # a file name never reaches back past a separator
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _write_aside(path: Path, data: bytes) -> None:
+    part = path.with_name(f".{path.name}.prepare-{os.getpid()}.part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _copy_file(
+    source: Path, target: Path, renamed: dict[str, str], rewrite: bool, replace_prefix: tuple[str, str]
+) -> str:
+    """Copy one non-video file; text files that name videos are rewritten. Returns 'copied', 'rewritten' or
+    'unchanged' (the target was already up to date)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if rewrite:
+        raw = source.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            new = rewrite_video_names(text, renamed).replace(*replace_prefix)
+            if new != text:
+                data = new.encode("utf-8")
+                if target.is_file() and target.read_bytes() == data:
+                    return "unchanged"
+                _write_aside(target, data)
+                return "rewritten"
+    stat = source.stat()
+    if target.is_file():
+        have = target.stat()
+        if have.st_size == stat.st_size and have.st_mtime_ns == stat.st_mtime_ns:
+            return "unchanged"
+    part = target.with_name(f".{target.name}.prepare-{os.getpid()}.part")
+    try:
+        shutil.copy2(source, part)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return "copied"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The summary
+
+
+@dataclass
+class PrepareSummary:
+    """What `prepare_dataset` did, and how to point a reader at the copy."""
+
+    root: Path
+    out: Path
+    format: str
+    short_side: int
+    videos: int
+    transcoded: int
+    skipped: int
+    """Outputs already finished by an earlier run."""
+    failed: dict[str, str]
+    """Source (relative path) -> why it could not be read; each was copied unchanged under its new name."""
+    files_copied: int
+    files_rewritten: int
+    """Text files whose video names were rewritten to .mp4."""
+    bytes_in: int
+    bytes_out: int
+    elapsed_s: float
+    list_file: Path | None = None
+    """The rewritten list file to pass as --data.list_file (format list with an explicit list file)."""
+    fewer_frames: list[str] = field(default_factory=list)
+    """Sources that decode to fewer frames than their container lists; the copy holds the decoded frames."""
+    readback: list[str] = field(default_factory=list)
+    """Differences found reading the copy back with the same --data settings (empty when it reads alike)."""
+
+    def data_flags(self) -> list[str]:
+        flags = ["--data.root", str(self.out), "--data.format", self.format]
+        if self.list_file is not None:
+            flags += ["--data.list_file", str(self.list_file)]
+        return flags
+
+    def describe(self) -> str:
+        rate = self.transcoded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        ratio = f" ({100 * self.bytes_out / self.bytes_in:.1f}%)" if self.bytes_in else ""
+        lines = [
+            f"prepared {self.videos} videos of {self.root} ({self.format}) into {self.out}: H.264 MP4, "
+            f"short side at most {self.short_side} px, crf {CRF}, every frame kept",
+            f"  transcoded {self.transcoded}, already done {self.skipped}, unreadable {len(self.failed)}"
+            + (
+                " (copied unchanged under the new name; training leaves them out as before)"
+                if self.failed
+                else ""
+            ),
+            f"  other files: {self.files_copied} copied, "
+            f"{self.files_rewritten} rewritten to name the .mp4 videos",
+            f"  videos: {_size(self.bytes_in)} -> {_size(self.bytes_out)}{ratio} in {self.elapsed_s:.1f} s "
+            f"({rate:.2f} videos/s)",
+        ]
+        for rel, reason in list(self.failed.items())[:REPORTED]:
+            lines.append(f"  unreadable: {rel}: {reason}")
+        if len(self.failed) > REPORTED:
+            lines.append(f"  ... and {len(self.failed) - REPORTED} more unreadable")
+        if self.fewer_frames:
+            lines.append(
+                f"  note: {len(self.fewer_frames)} sources decode to fewer frames than their container lists "
+                f"(e.g. {self.fewer_frames[0]}); their copies hold the decoded frames"
+            )
+        if self.readback:
+            lines += [f"  warning: {text}" for text in self.readback]
+        else:
+            lines.append("  the copy reads back with the same videos, labels, groups and official splits")
+        lines.append("use: " + " ".join(self.data_flags()))
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def _check_places(root: Path, out: Path) -> None:
+    real_root, real_out = root.resolve(), out.resolve()
+    if real_out == real_root or real_root in real_out.parents:
+        raise BadInput(
+            f"--out {out} is inside --data.root {root}: the copy would be read as part of the data set. "
+            "Choose a folder outside the root."
+        )
+    if real_out in real_root.parents:
+        raise BadInput(
+            f"--out {out} contains --data.root {root}: the copy would mix with the source. Choose a folder "
+            "beside the root instead."
+        )
+
+
+def _settings(short_side: int) -> dict[str, object]:
+    return {
+        "version": MANIFEST_VERSION,
+        "short_side": short_side,
+        "codec": "libx264",
+        "crf": CRF,
+        "preset": PRESET,
+        "keyframe_interval_s": KEYFRAME_INTERVAL_S,
+    }
+
+
+def _claim_out(out: Path, root: Path, short_side: int) -> dict[str, str]:
+    """Make sure `out` is new, empty or an earlier prepare of the same source with the same settings;
+    returns the sources that failed last time (to try again)."""
+    record = out / MANIFEST
+    wanted = {**_settings(short_side), "source": str(root.resolve())}
+    if record.is_file():
+        try:
+            previous = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise BadInput(
+                f"{record} is not a readable prepare record ({err}); delete it or choose another --out."
+            ) from err
+        changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
+        if changed:
+            before = ", ".join(f"{k}={previous.get(k)!r}" for k in changed)
+            raise BadInput(
+                f"--out {out} holds a copy prepared with other settings ({before}); choose another --out "
+                "or the same --data.root and --short_side to resume it."
+            )
+        return dict(previous.get("failed", {}))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInput(
+            f"--out {out} is not empty and was not made by `data prepare`; choose an empty or new folder."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return {}
+
+
+def _save_manifest(out: Path, root: Path, short_side: int, failed: dict[str, str]) -> None:
+    record = {**_settings(short_side), "source": str(root.resolve()), "failed": dict(sorted(failed.items()))}
+    _write_aside(out / MANIFEST, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def _remove_stale_parts(out: Path) -> None:
+    """Temporary files left by a killed run (each run writes its own, named by process id)."""
+    for dirpath, _, filenames in os.walk(out):
+        for name in filenames:
+            if _PART.match(name):
+                Path(dirpath, name).unlink(missing_ok=True)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _list_file(index: DatasetIndex, data: DataConfig, root: Path) -> Path | None:
+    """The explicit list file the list reader used (looked up as it looks: as given, then under the root)."""
+    if index.format != "list" or data.list_file is None:
+        return None
+    given = Path(data.list_file)
+    candidates = [given] + ([] if given.is_absolute() else [root / given])
+    return next((p.resolve() for p in candidates if p.is_file()), None)
+
+
+def _check_under_root(samples: list[Sample], root: Path) -> None:
+    outside = [s.id for s in samples if Path(s.id).is_absolute()]
+    if outside:
+        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise BadInput(
+            f"{len(outside)} listed videos lie outside --data.root {root} ({shown}); prepare keeps the "
+            "layout under the root, so move them under it or list paths relative to it."
+        )
+
+
+def _check_collisions(videos: list[str]) -> None:
+    targets: dict[str, list[str]] = {}
+    for rel in videos:
+        targets.setdefault(output_name(rel), []).append(rel)
+    clashes = [names for names in targets.values() if len(names) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(names) for names in clashes[:5])
+        raise BadInput(
+            f"{len(clashes)} sets of videos differ only by extension ({shown}) and would become the same "
+            ".mp4; rename them before preparing."
+        )
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _transcode(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        try:
+            yield from pool.map(_transcode, jobs, chunksize=1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _sample_key(index: DatasetIndex, sample: Sample) -> tuple[str, str, str | None, str | None]:
+    stem = os.path.splitext(sample.id)[0] if _is_video(sample.id) else sample.id
+    return stem, index.classes[sample.label], sample.group, sample.official_split
+
+
+def compare_indexes(source: DatasetIndex, copy: DatasetIndex) -> list[str]:
+    """How the copy's reading differs from the source's (ids compared without extension); empty if none."""
+    problems = []
+    if source.classes != copy.classes:
+        problems.append(f"classes differ: {source.classes[:5]} in the source, {copy.classes[:5]} in the copy")
+    before = {_sample_key(source, s) for s in source.samples}
+    after = {_sample_key(copy, s) for s in copy.samples}
+    if before != after:
+        lost, gained = sorted(before - after), sorted(after - before)
+        problems.append(
+            f"the copy reads as {len(copy.samples)} videos against {len(source.samples)} in the source; "
+            f"{len(lost)} source entries (id, class, group, split) are not in the copy (e.g. {lost[:2]}) and "
+            f"{len(gained)} are new (e.g. {gained[:2]})"
+        )
+    return problems
+
+
+def prepare_dataset(
+    data: DataConfig, out: Path, short_side: int = 320, workers: int | None = None, progress: bool = True
+) -> PrepareSummary:
+    """Transcode the data set `data` describes into `out` (a drop-in --data.root) with `workers` processes."""
+    started = time.perf_counter()
+    if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 16:
+        raise BadInput(f"--short_side must be a whole number of pixels >= 16, got {short_side!r}.")
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be >= 1, got {workers!r}.")
+    index = read_dataset(data)
+    root, out = index.root, Path(out).expanduser()
+    _check_places(root, out)
+    _check_under_root(index.samples, root)
+    list_source = _list_file(index, data, root)
+    outside_list = None if list_source is None or root.resolve() in list_source.parents else list_source
+    files = list(_walk(root))
+    videos = [rel for rel in files if _is_video(rel)]
+    others = [rel for rel in files if not _is_video(rel)]
+    _check_collisions(videos)
+    if outside_list is not None and outside_list.name in others:
+        raise BadInput(
+            f"--data.list_file {outside_list} lies outside the root and its copy would overwrite {root}/"
+            f"{outside_list.name}; rename one of them."
+        )
+
+    failed_before = _claim_out(out, root, short_side)
+    _remove_stale_parts(out)
+    _save_manifest(out, root, short_side, failed_before)
+
+    workers = _cpu_count() if workers is None else workers
+    threads = max(1, _cpu_count() // max(1, min(workers, len(videos) or 1)))
+    jobs, skipped = [], 0
+    for rel in videos:
+        target = out / output_name(rel)
+        if target.is_file() and rel not in failed_before:
+            skipped += 1
+        else:
+            jobs.append(_Job(root / rel, target, short_side, threads))
+
+    failed = {rel: reason for rel, reason in failed_before.items() if rel in videos}
+    fewer_frames: list[str] = []
+    transcoded = 0
+    with tqdm(
+        total=len(videos), initial=skipped, unit="video", desc="preparing", disable=None if progress else True
+    ) as bar:
+        for job, outcome in zip(jobs, _run_jobs(jobs, workers), strict=True):
+            rel = job.source.relative_to(root).as_posix()
+            if outcome.reason is None:
+                transcoded += 1
+                failed.pop(rel, None)
+                if outcome.frames < outcome.source_frames:
+                    fewer_frames.append(rel)
+            else:
+                failed[rel] = outcome.reason
+                _save_manifest(out, root, short_side, failed)  # recorded before the stand-in exists
+                _copy_file(job.source, job.target, {}, rewrite=False, replace_prefix=("", ""))
+            bar.update()
+    _save_manifest(out, root, short_side, failed)
+
+    renamed = {
+        os.path.basename(rel): os.path.basename(output_name(rel))
+        for rel in videos
+        if os.path.basename(rel) != os.path.basename(output_name(rel))
+    }
+    prefix = (os.path.join(os.path.abspath(root), ""), os.path.join(os.path.abspath(out), ""))
+    results = []
+    for rel in others:
+        source = root / rel
+        rewrite = Path(rel).suffix.lower() in TEXT_EXTENSIONS or source.resolve() == list_source
+        results.append(_copy_file(source, out / rel, renamed, rewrite, prefix))
+    list_file = None
+    if outside_list is not None:
+        list_file = out / outside_list.name
+        results.append(_copy_file(outside_list, list_file, renamed, True, prefix))
+    elif list_source is not None:
+        list_file = out / list_source.relative_to(root.resolve())
+
+    bytes_in = sum((root / rel).stat().st_size for rel in videos)
+    bytes_out = sum((out / output_name(rel)).stat().st_size for rel in videos)
+    try:
+        readback = compare_indexes(index, read_dataset(replace(data, root=out, list_file=list_file)))
+    except BadInput as err:
+        readback = [f"the copy cannot be read with the same --data settings: {err}"]
+    return PrepareSummary(
+        root=root,
+        out=out,
+        format=index.format,
+        short_side=short_side,
+        videos=len(videos),
+        transcoded=transcoded,
+        skipped=skipped,
+        failed=failed,
+        files_copied=results.count("copied"),
+        files_rewritten=results.count("rewritten"),
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        elapsed_s=time.perf_counter() - started,
+        list_file=list_file,
+        fewer_frames=fewer_frames,
+        readback=readback,
+    )

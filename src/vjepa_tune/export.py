@@ -1,0 +1,365 @@
+"""`vjepa-tune export`: a run's best model as a standard Hugging Face directory, or as a peft adapter.
+
+Merged (`--merge`, and always for strategies without adapters): LoRA folded into the weights, written by
+`save_pretrained` with the run's id2label/label2id and a `VJEPA2VideoProcessor` config matching the model's
+crop, so plain `transformers` loads it with `VJEPA2ForVideoClassification.from_pretrained` and
+`AutoVideoProcessor.from_pretrained`, and `vjepa-tune train --model OUT_DIR` can start from it.
+
+Adapter (lora and backbone_lora without `--merge`): peft's adapter files, the trained classifier included
+(`modules_to_save`), which `PeftModel.from_pretrained` puts back on the base model; the base model's config is
+kept in `base_model/config.json` and the card says which base it needs. `pooler_head_and_lora` also trains the
+pooler's base weights, which an adapter cannot carry: it is exported merged, and the command says so.
+
+Every export gets a model card (README.md): strategy, data, metrics and the commands that made it. The folder
+is written aside and moved into place, so a failed export never leaves half a directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vjepa_tune.errors import BadInput
+
+if TYPE_CHECKING:  # torch, transformers and peft load when an export runs, not when the command line starts
+    import torch
+
+BASE_CONFIG_DIR = "base_model"
+CARD_FILE = "README.md"
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    kind: str
+    """merged (a plain transformers model) or adapter (a peft adapter on the base model)."""
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        what = "a Hugging Face model" if self.kind == "merged" else "a peft adapter"
+        files = ", ".join(sorted(p.name for p in self.out_dir.iterdir()))
+        return f"exported {what} to {self.out_dir} ({files})"
+
+
+def _run_meta(run_dir: Path) -> dict[str, Any]:
+    from vjepa_tune.training.checkpoint import MODEL_DIR, MODEL_META_FILE
+
+    path = run_dir / MODEL_DIR / MODEL_META_FILE
+    if not run_dir.is_dir():
+        raise BadInput(f"run folder {run_dir} does not exist.")
+    if not path.is_file():
+        raise BadInput(
+            f"{run_dir} holds no trained model ({MODEL_DIR / MODEL_META_FILE} is missing): is it a "
+            "vjepa-tune run folder whose training finished at least one epoch?"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rebuild_base_model(run_dir: str | Path) -> torch.nn.Module:
+    """The base model a run started from, before its strategy: what an adapter export goes on.
+
+    Weights the run had to initialise itself (all of a `random:*` model, a pooler missing from a backbone-only
+    checkpoint, the new classifier) are drawn from the run seed exactly as training drew them.
+    """
+    from vjepa_tune.training.setup import build_model
+
+    meta = _run_meta(Path(run_dir))
+    # head_only adds no adapters: build_model then returns the plain base model the run started from.
+    model = build_model(
+        meta["model"], "head_only", None, list(meta["classes"]), meta["init_seed"], lambda _: None
+    )
+    return model.requires_grad_(False).eval()
+
+
+def _check_out_dir(run_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    run, out = run_dir.resolve(), out_dir.resolve()
+    if out == run or out in run.parents:
+        raise BadInput(f"OUT_DIR {out_dir} holds the run folder {run_dir} itself; choose another folder.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"OUT_DIR {out_dir} exists and is not a folder.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise BadInput(f"OUT_DIR {out_dir} already exists and is not empty; pass --overwrite to replace it.")
+
+
+def _hub_id(spec: str) -> str | None:
+    """The spec when it names a model on the hub (not tiny, random:*, or a local folder)."""
+    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
+
+    if spec == TINY or spec.startswith(RANDOM_PREFIX) or Path(spec).expanduser().exists():
+        return None
+    return spec
+
+
+def _base_name(spec: str) -> str:
+    """What an adapter records as its base: the hub id, the local folder's full path, or the spec itself."""
+    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
+
+    if spec != TINY and not spec.startswith(RANDOM_PREFIX) and Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser().resolve())
+    return spec
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    merge: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> ExportResult:
+    """Write the run's best model to `out_dir` (see the module docstring for what each kind holds)."""
+    from peft import PeftModel
+    from transformers import VJEPA2VideoProcessor
+
+    from vjepa_tune.models.loading import model_crop_size
+    from vjepa_tune.models.strategies import get_strategy, unwrap
+    from vjepa_tune.training.setup import load_run_model
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    meta = _run_meta(run_dir)
+    _check_out_dir(run_dir, out_dir, overwrite)
+    strategy = get_strategy(meta["strategy"])
+    model, cfg, classes = load_run_model(run_dir)
+    notes: list[str] = []
+    if not strategy.uses_lora:
+        kind = "merged"
+        if not merge:
+            notes.append(
+                f"{strategy.name} trains no adapters: the whole model is exported (nothing to merge)."
+            )
+    elif strategy.train_pooler and not merge:
+        kind = "merged"
+        notes.append(
+            f"{strategy.name} changes the pooler's base weights too, which a LoRA adapter cannot carry: it "
+            "is exported merged only (as with --merge)."
+        )
+    else:
+        kind = "merged" if merge else "adapter"
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        crop = model_crop_size(model)
+        if kind == "merged":
+            plain = model.merge_and_unload() if isinstance(model, PeftModel) else unwrap(model)
+            plain.requires_grad_(False)
+            plain.save_pretrained(staging, safe_serialization=True)
+        else:
+            peft_config = model.peft_config[model.active_adapter]
+            peft_config.base_model_name_or_path = _base_name(meta["model"])
+            # No embedding check: peft would look the base up on the hub to compare vocabularies.
+            model.save_pretrained(staging, save_embedding_layers=False)
+            unwrap(model).config.save_pretrained(staging / BASE_CONFIG_DIR)
+        VJEPA2VideoProcessor(crop_size=crop).save_pretrained(staging)
+        card = model_card(run_dir, meta, cfg, classes, kind, notes, command)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return ExportResult(out_dir, kind, notes)
+
+
+# ------------------------------------------------------------------------------------------------ model card
+def _read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
+
+
+def _base_instructions(meta: dict[str, Any], classes: list[str]) -> str:
+    """How to get the base model an adapter goes on, by kind of base."""
+    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
+
+    spec = meta["model"]
+    if spec.startswith(RANDOM_PREFIX):
+        return (
+            f"The run started from `{spec}`, whose weights vjepa-tune draws from the run seed "
+            f"({meta['init_seed']}); `base_model/config.json` is its configuration. Rebuild it with "
+            "vjepa-tune, or export with `--merge` for a model that needs nothing else.\n\n" + _VJEPA_BASE
+        )
+    if spec == TINY:
+        where = "vjepa-tune's bundled `tiny` checkpoint (`vjepa_tune.models.loading.tiny_checkpoint_dir()`)"
+        source = "TINY_DIR"
+    else:
+        source = _hub_id(spec) or str(Path(spec).expanduser().resolve())
+        where = f"`{source}`"
+    labels = f"num_labels={len(classes)}, ignore_mismatched_sizes=True"
+    return (
+        f"The adapter goes on {where}; the classifier comes with the adapter:\n\n```python\n"
+        "from peft import PeftModel\nfrom transformers import VJEPA2ForVideoClassification\n\n"
+        f'base = VJEPA2ForVideoClassification.from_pretrained("{source}", {labels})\n'
+        'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()\n```\n\n'
+        "If that checkpoint has no pooler (a backbone-only V-JEPA 2 checkpoint), the run drew the pooler's "
+        "weights from its seed and the adapter needs exactly those: rebuild the base with vjepa-tune (below) "
+        "or export with `--merge`.\n\n" + _VJEPA_BASE
+    )
+
+
+_VJEPA_BASE = (
+    "```python\nfrom peft import PeftModel\nfrom vjepa_tune.export import rebuild_base_model\n\n"
+    'base = rebuild_base_model("RUN_DIR")  # the run folder this adapter was exported from\n'
+    'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()\n```\n'
+)
+
+
+def model_card(
+    run_dir: Path,
+    meta: dict[str, Any],
+    cfg: Any,
+    classes: list[str],
+    kind: str,
+    notes: list[str],
+    command: str | None,
+) -> str:
+    """README.md for the export: what was trained on what, how well it did, and how to load it."""
+    from vjepa_tune.tracking.records import versions
+
+    metrics = _read_metrics(run_dir) or {}
+    hub = _hub_id(meta["model"])
+    front = [
+        "---",
+        f"library_name: {'transformers' if kind == 'merged' else 'peft'}",
+        "pipeline_tag: video-classification",
+        "tags:",
+        "  - video-classification",
+        "  - vjepa2",
+        "  - vjepa-tune",
+        f"  - {meta['strategy']}",
+    ]
+    if hub is not None:
+        front.append(f"base_model: {hub}")
+    front.append("---")
+    data = cfg.data
+    lora = meta.get("lora") or {}
+    uses_lora = "lora" in meta["strategy"]
+    lines = [
+        *front,
+        "",
+        f"# V-JEPA 2 video classifier: {', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}",
+        "",
+        f"Fine-tuned with vjepa-tune from `{meta['model']}` using the "
+        f"`{meta['strategy']}` strategy"
+        + (
+            f" (LoRA rank {lora.get('rank')}, alpha {lora.get('alpha')}, dropout {lora.get('dropout')})"
+            if uses_lora
+            else ""
+        )
+        + ".",
+        "",
+        f"This folder is {'a complete transformers model' if kind == 'merged' else 'a peft LoRA adapter'}"
+        + (" (LoRA folded into the weights)." if kind == "merged" and uses_lora else "."),
+        *(f"\n> {note}" for note in notes),
+        "",
+        "## Data",
+        "",
+        f"- data set: `{data.root}` (format {data.format}), split {metrics.get('split_method', '-')}: "
+        f"{metrics.get('num_train', '-')} train / {metrics.get('num_val', '-')} val / "
+        f"{metrics.get('num_test', '-')} test videos"
+        + (
+            f", {metrics['skipped_videos']} unreadable videos left out"
+            if metrics.get("skipped_videos")
+            else ""
+        ),
+        f"- classes ({len(classes)}): {', '.join(classes)}",
+        f"- clips: {data.frames_per_clip} frames ({data.sampling} sampling"
+        + (f", every {data.frame_step} frames" if data.sampling == "random_window" else "")
+        + f"), {meta.get('crop_size') or data.crop_size} px crops",
+        "",
+        "## Results",
+        "",
+    ]
+    if metrics:
+        lines += [
+            "| test acc | best val acc | mean class acc | macro-F1 | trainable params | training time |",
+            "|---|---|---|---|---|---|",
+            f"| {_pct(metrics.get('test_acc'))} | {_pct(metrics.get('best_val_acc'))} | "
+            f"{_pct(metrics.get('mean_class_acc'))} | {_pct(metrics.get('macro_f1'))} | "
+            f"{metrics.get('trainable_params', 0):,} of {metrics.get('total_params', 0):,} "
+            f"({metrics.get('trainable_pct', 0):.3g}%) | {metrics.get('train_time_s', 0):.0f} s |",
+        ]
+    else:
+        lines.append("The run has no metrics.json (it did not finish): no test results.")
+    lines += ["", "## Use", ""]
+    if kind == "merged":
+        lines += [
+            "```python",
+            "import torch",
+            "from transformers import AutoVideoProcessor, VJEPA2ForVideoClassification",
+            "",
+            'model = VJEPA2ForVideoClassification.from_pretrained("OUT_DIR").eval()',
+            'processor = AutoVideoProcessor.from_pretrained("OUT_DIR")',
+            f"# video: {data.frames_per_clip} frames (T, H, W, 3) uint8, sampled as in training",
+            'inputs = processor(video, return_tensors="pt")',
+            "with torch.no_grad():",
+            "    probs = model(**inputs).logits.softmax(-1)[0]",
+            "print(model.config.id2label[int(probs.argmax())])",
+            "```",
+        ]
+    else:
+        lines.append(_base_instructions(meta, classes))
+    lines += [
+        "",
+        "## How it was made",
+        "",
+        "```",
+        f"vjepa-tune train --config {Path(run_dir).resolve() / 'config.yaml'}",
+        command or f"vjepa-tune export {run_dir} OUT_DIR",
+        "```",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ command
+def _build_export(p: Any) -> None:
+    p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
+    p.add_argument("out_dir", type=Path, help="Folder to write the exported model into.")
+    p.add_argument(
+        "--merge",
+        type=bool,
+        default=False,
+        help="Fold LoRA into the weights: a plain transformers model (default for runs without LoRA).",
+    )
+    p.add_argument("--overwrite", type=bool, default=False, help="Replace OUT_DIR if it exists.")
+
+
+def _run_export(a: Any) -> int:
+    flags = "".join(f" --{name}" for name in ("merge", "overwrite") if getattr(a, name))
+    command = f"vjepa-tune export {a.run_dir} {a.out_dir}{flags}"
+    result = export_run(a.run_dir, a.out_dir, merge=a.merge, overwrite=a.overwrite, command=command)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def _register() -> None:
+    from vjepa_tune.cli import Command, register
+
+    register(
+        Command(
+            "export",
+            "Write a run's model as a Hugging Face directory or a peft adapter.",
+            _build_export,
+            _run_export,
+        )
+    )
+
+
+_register()

@@ -1,0 +1,154 @@
+"""The pictures of a run and of a comparison: training curves, accuracy vs data size, accuracy vs parameters.
+
+Drawn on a bare `matplotlib.figure.Figure` (rendered by Agg when saved as PNG), never through pyplot: no
+global backend is chosen, no window can open, and nothing leaks between calls or threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+_DPI = 120
+
+
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], out_png: Path) -> Path:
+    """Loss (left) and validation accuracy (right) per epoch, one line per label (a run, or a strategy).
+
+    Each history is metrics.json's: entries with `epoch`, `train_loss`, `val_acc` and optionally `val_loss`
+    (drawn dashed). A missing or null value leaves a gap instead of failing.
+    """
+    if not histories:
+        raise ValueError("plot_training_curves needs at least one history; got none.")
+    empty = [label for label, history in histories.items() if not history]
+    if empty:
+        raise ValueError(f"plot_training_curves got an empty history for {', '.join(map(repr, empty))}.")
+
+    fig = Figure(figsize=(11, 4.2))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for index, (label, history) in enumerate(histories.items()):
+        colour = f"C{index % 10}"
+        epochs, train_loss = _series(history, "train_loss")
+        loss_ax.plot(epochs, train_loss, marker="o", color=colour, label=f"{label} (train)")
+        epochs_v, val_loss = _series(history, "val_loss")
+        if epochs_v:
+            loss_ax.plot(epochs_v, val_loss, marker="o", linestyle="--", color=colour, label=f"{label} (val)")
+        epochs_a, val_acc = _series(history, "val_acc")
+        acc_ax.plot(epochs_a, val_acc, marker="o", color=colour, label=label)
+
+    loss_ax.set(title="loss", xlabel="epoch", ylabel="loss")
+    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_scaling(points: Mapping[str, Sequence[tuple[float, ...]]], out_png: Path) -> Path:
+    """Test accuracy vs videos per class, one line per strategy.
+
+    Each point is `(videos_per_class, accuracy)` or `(videos_per_class, mean, std)` (drawn with an error bar,
+    e.g. over seeds); one strategy uses one form throughout. The x axis turns logarithmic when sizes span 10x
+    or more.
+    """
+    if not points:
+        raise ValueError("plot_scaling needs at least one strategy; got none.")
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    all_x: set[float] = set()
+    for label, series in points.items():
+        if not series:
+            raise ValueError(f"plot_scaling got no points for {label!r}.")
+        arity = {len(p) for p in series}
+        if not arity <= {2, 3} or len(arity) != 1:
+            raise ValueError(
+                f"plot_scaling: the points of {label!r} must all be (x, accuracy) or all (x, mean, std); "
+                f"got {series!r}."
+            )
+        ordered = sorted(series, key=lambda p: p[0])
+        xs = [p[0] for p in ordered]
+        ys = [p[1] for p in ordered]
+        errors = [p[2] for p in ordered] if arity == {3} else None
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=4 if errors else 0, label=label)
+        all_x.update(xs)
+
+    if min(all_x) > 0 and max(all_x) / min(all_x) >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(sorted(all_x), labels=[f"{x:g}" for x in sorted(all_x)])
+    ax.minorticks_off()
+    ax.set(
+        title="test accuracy vs training data",
+        xlabel="videos per class",
+        ylabel="test accuracy",
+        ylim=(0, 1.02),
+    )
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: Path) -> Path:
+    """Trainable parameters (log scale) vs accuracy, one point per `(label, trainable_params, accuracy)`.
+
+    Points are named in a legend rather than beside them: strategies with nearly the same parameter count
+    (pooler and head, with or without LoRA) would otherwise write their names over each other.
+    """
+    if not points:
+        raise ValueError(
+            "plot_params_vs_accuracy needs at least one (label, trainable_params, accuracy) point."
+        )
+    not_positive = [p for p in points if not p[1] > 0]
+    if not_positive:
+        raise ValueError(f"trainable_params must be > 0 on a log axis; got {not_positive!r}.")
+
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.add_subplot()
+    for index, (label, params, accuracy) in enumerate(points):
+        marker = _MARKERS[(index // 10) % len(_MARKERS)]
+        ax.scatter(
+            [params],
+            [accuracy],
+            s=60,
+            color=f"C{index % 10}",
+            marker=marker,
+            zorder=3,
+            label=f"{label}: {accuracy:.1%}, {params:,} params",
+        )
+    ax.set_xscale("log")
+    params = [p[1] for p in points]
+    ax.set_xlim(min(params) / 3, max(params) * 3)
+    ax.set(
+        title="accuracy vs trainable parameters",
+        xlabel="trainable parameters",
+        ylabel="accuracy",
+        ylim=(0, 1.05),
+    )
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _save(fig: Figure, out_png: Path) -> Path:
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=_DPI)
+    return out_png

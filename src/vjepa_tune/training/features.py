@@ -1,0 +1,460 @@
+"""The backbone feature store: run the frozen backbone once per (video, sampled frames, augmentation view).
+
+Four of the five strategies freeze the backbone, so its output for one augmented clip never changes. The guide
+recomputes it at every step of every epoch of every strategy; the store computes it once and shares it across
+epochs, strategies, data sizes and hyperparameter sweeps.
+
+What is stored. For strategies that train the pooler (pooler_and_head, lora, pooler_head_and_lora) the backbone's
+last hidden state (tokens x hidden); for head_only, whose pooler is frozen too, the pooler output (one vector per
+view). Training view v of a video is the clip the unchanged path would draw in epoch v (same keyed frame window and
+augmentation); epoch e reads view e mod `--cache.views` (default: one view per epoch, so a run means exactly what
+recomputing would). Validation and test read the deterministic eval view.
+
+Keys. A store folder is named by a hash of everything about the model that shapes a feature (model spec, a
+fingerprint of the frozen weights that produce it, which output, dtype). An entry inside is named by a hash of
+everything about the clip: the video file (absolute path, size, modification time), the sample id, frame sampling,
+transform settings, the view index and the seed. A changed video file gets a new key and is extracted again.
+
+Layout. `<store>/<model key>/manifest.json` describes the model key; entries are `.npy` files (bf16 kept as raw
+16-bit words, since NumPy has no bfloat16) opened memory-mapped, written atomically (temporary name + rename), so
+a killed extraction never leaves a half-written entry and concurrent processes can share one store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vjepa_tune.config import TrainConfig
+from vjepa_tune.data.samples import Sample, Splits
+from vjepa_tune.errors import BadInput
+
+Log = Callable[[str], None]
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_NP_STORAGE = {"bf16": np.uint16, "fp16": np.float16, "fp32": np.float32}
+EVAL_VIEW = "eval"
+
+
+class BackboneCounter:
+    """Counts backbone forward passes made by extraction (the store's whole point is to make this zero)."""
+
+    calls = 0
+    clips = 0
+
+
+def default_store_dir() -> Path:
+    env = os.environ.get("VJEPA_TUNE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "vjepa-tune" / "features"
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Which model output is stored, and how."""
+
+    root: Path
+    model_key: str
+    output: str  # "backbone" or "pooler"
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.model_key
+
+    def entry_path(self, entry_key: str) -> Path:
+        return self.folder / entry_key[:2] / f"{entry_key}.npy"
+
+    @property
+    def bytes_per_entry(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(_NP_STORAGE[self.dtype]).itemsize
+
+
+def _weights_fingerprint(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+            flat = p.detach().float().flatten()
+            sample = flat[:: max(1, flat.numel() // 256)]
+            h.update(name.encode())
+            h.update(str(tuple(p.shape)).encode())
+            h.update(sample.cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def store_spec(cfg: TrainConfig, model: torch.nn.Module, output: str) -> StoreSpec:
+    from vjepa_tune.models.strategies import unwrap
+
+    base = unwrap(model)
+    config = base.config
+    tokens = (cfg.data.frames_per_clip // config.tubelet_size) * (cfg.data.crop_size // config.patch_size) ** 2
+    shape = (tokens, config.hidden_size) if output == "backbone" else (config.hidden_size,)
+    parts = [base.vjepa2] if output == "backbone" else [base.vjepa2, base.pooler]
+    fingerprint = "".join(_weights_fingerprint(p) for p in parts)
+    model_key = _hash({"model": cfg.model, "weights": fingerprint, "output": output, "dtype": cfg.cache.dtype,
+                       "shape": shape, "format": 1})
+    root = Path(cfg.cache.dir) if cfg.cache.dir else default_store_dir()
+    return StoreSpec(root=root, model_key=model_key, output=output, dtype=cfg.cache.dtype, shape=shape)
+
+
+def entry_key(sample: Sample, view: int | str, cfg: TrainConfig) -> str:
+    """Everything about one clip that shapes its feature."""
+    st = sample.path.stat()
+    d = cfg.data
+    transform = (
+        {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
+         "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)}
+        if view != EVAL_VIEW else {"crop": d.crop_size, "train": False}
+    )
+    return _hash({
+        "path": str(sample.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "id": sample.id,
+        "frames": d.frames_per_clip, "sampling": d.sampling,
+        "frame_step": d.frame_step if d.sampling == "random_window" else None,
+        "transform": transform, "view": view, "seed": cfg.seed,
+    })
+
+
+def _save_entry(path: Path, feature: torch.Tensor, dtype: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = feature.detach().to("cpu", _DTYPES[dtype]).contiguous()
+    array = t.view(torch.uint16).numpy() if dtype == "bf16" else t.numpy()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_entry(path: Path, dtype: str) -> torch.Tensor:
+    """A stored feature as float32 (memory-mapped read; the copy is one clip's worth)."""
+    array = np.load(path, mmap_mode="r")
+    t = torch.from_numpy(np.array(array))
+    if dtype == "bf16":
+        t = t.view(torch.bfloat16)
+    return t.float()
+
+
+# ------------------------------------------------------------------------------------------------ extraction
+class _ViewsDataset(Dataset):
+    """One item per video: every missing view of it, decoded once."""
+
+    def __init__(self, clips: Any, eval_clips: Any, todo: list[tuple[int, list[int | str]]]):
+        self.clips, self.eval_clips, self.todo = clips, eval_clips, todo
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, i: int) -> tuple[int, list[int | str], list[torch.Tensor] | None]:
+        index, views = self.todo[i]
+        train_views = [v for v in views if v != EVAL_VIEW]
+        tensors: dict[int | str, torch.Tensor] = {}
+        if train_views:
+            got = self.clips.views(index, train_views)
+            if got is None:
+                return index, views, None
+            tensors.update(zip(train_views, got, strict=True))
+        if EVAL_VIEW in views:
+            got = self.eval_clips.views(index, [None])
+            if got is None:
+                return index, views, None
+            tensors[EVAL_VIEW] = got[0]
+        return index, views, [tensors[v] for v in views]
+
+
+@torch.inference_mode()
+def _encode(model: torch.nn.Module, clips: torch.Tensor, device: torch.device, dtype: str) -> torch.Tensor:
+    """Backbone features, rounded to the store's dtype (so features pooled from them now or later agree)."""
+    from vjepa_tune.models.strategies import backbone_features
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    with autocast:
+        feats = backbone_features(model, clips.to(device))
+    BackboneCounter.calls += 1
+    BackboneCounter.clips += clips.shape[0]
+    return feats.to(_DTYPES[dtype]).float()
+
+
+@torch.inference_mode()
+def _pool(model: torch.nn.Module, feats: torch.Tensor, device: torch.device) -> torch.Tensor:
+    from vjepa_tune.models.strategies import pooled_features
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    with autocast:
+        return pooled_features(model, feats.to(device)).float()
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def extract(
+    spec: StoreSpec, cfg: TrainConfig, model: torch.nn.Module, samples: list[Sample],
+    wanted: dict[int, list[int | str]], clips: Any, eval_clips: Any, device: torch.device, log: Log,
+    backbone_spec: StoreSpec | None = None,
+) -> dict[str, str]:
+    """Fill the store with every wanted (sample index -> views) entry it lacks; returns unreadable sample ids.
+
+    For a pooler-output store, `backbone_spec` is the backbone store of the same model: entries found there are
+    pooled without decoding or running the backbone, and backbone features computed here are kept there too, so
+    a comparison that mixes head_only with the other strategies decodes and runs the backbone once per clip.
+    """
+    from tqdm.auto import tqdm
+
+    from vjepa_tune.training import distributed
+
+    todo: list[tuple[int, list[int | str]]] = []
+    if distributed.is_main():
+        for index, views in wanted.items():
+            missing = [v for v in views if not spec.entry_path(entry_key(samples[index], v, cfg)).exists()]
+            if missing:
+                todo.append((index, missing))
+    todo = distributed.broadcast(todo)  # one list for all processes, made before any of them writes
+    if not todo:
+        return {}
+    count = sum(len(v) for _, v in todo)
+    need = count * (spec.bytes_per_entry + (backbone_spec.bytes_per_entry if backbone_spec else 0))
+    spec.folder.mkdir(parents=True, exist_ok=True)
+    free = distributed.broadcast(shutil.disk_usage(spec.folder).free)
+    log(f"feature store: extracting {count} clips from {len(todo)} videos, about {need / 2**20:.1f} MiB, into "
+        f"{spec.folder}")
+    if need > free * 0.95:
+        raise BadInput(
+            f"the feature store needs about {need / 2**30:.2f} GiB but {spec.folder} has {free / 2**30:.2f} GiB "
+            "free; choose another --cache.dir, use fewer --cache.views, --cache.dtype bf16, or --cache.enabled false."
+        )
+    if distributed.is_main():
+        _write_manifest(spec, cfg)
+        if backbone_spec is not None:
+            backbone_spec.folder.mkdir(parents=True, exist_ok=True)
+            _write_manifest(backbone_spec, cfg)
+    todo = distributed.shard(todo)
+    count_all, count = count, sum(len(v) for _, v in todo)
+    derived = 0
+    if backbone_spec is not None:
+        derived = _pool_stored(spec, backbone_spec, cfg, model, samples, todo, device)
+        todo = [(i, [v for v in views if not spec.entry_path(entry_key(samples[i], v, cfg)).exists()])
+                for i, views in todo]
+        todo = [(i, views) for i, views in todo if views]
+        count = sum(len(v) for _, v in todo)
+    was_training = model.training
+    model.eval()
+    unreadable: dict[str, str] = {}
+    loader = DataLoader(_ViewsDataset(clips, eval_clips, todo), batch_size=None, shuffle=False,
+                        num_workers=cfg.num_workers)
+    pending: list[tuple[Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        feats = _encode(model, torch.stack([t for _, _, t in pending]), device, spec.dtype)
+        if spec.output == "pooler":
+            if backbone_spec is not None:
+                for (_, key, _), feat in zip(pending, feats, strict=True):
+                    if not backbone_spec.entry_path(key).exists():
+                        _save_entry(backbone_spec.entry_path(key), feat, backbone_spec.dtype)
+            feats = _pool(model, feats, device)
+        for (path, _, _), feat in zip(pending, feats, strict=True):
+            _save_entry(path, feat, spec.dtype)
+        pending.clear()
+
+    started = time.perf_counter()
+    with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar:
+        for index, views, tensors in loader:
+            sample = samples[index]
+            if tensors is None:
+                unreadable[sample.id] = "could not be decoded during feature extraction"
+                bar.update(len(views))
+                continue
+            for view, tensor in zip(views, tensors, strict=True):
+                key = entry_key(sample, view, cfg)
+                pending.append((spec.entry_path(key), key, tensor))
+                if len(pending) >= cfg.cache.batch_size:
+                    flush()
+                bar.update(1)
+        flush()
+    model.train(was_training)
+    elapsed = time.perf_counter() - started
+    per_process = distributed.gather(count + derived)
+    for part in distributed.gather(unreadable):
+        unreadable.update(part)
+    distributed.barrier()
+    split = f" by {len(per_process)} processes ({', '.join(map(str, per_process))})" if len(per_process) > 1 else ""
+    pooled = sum(distributed.gather(derived))
+    reused = f", {pooled} of them pooled from stored backbone features" if pooled else ""
+    log(f"feature store: {count_all} clips extracted{split}{reused} in {elapsed:.1f} s "
+        f"({count_all / max(elapsed, 1e-9):.1f} clips/s)")
+    return unreadable
+
+
+def _pool_stored(spec: StoreSpec, backbone_spec: StoreSpec, cfg: TrainConfig, model: torch.nn.Module,
+                 samples: list[Sample], todo: list[tuple[int, list[int | str]]], device: torch.device) -> int:
+    """Pool the wanted entries whose backbone features are already stored; returns how many."""
+    keys = [entry_key(samples[i], v, cfg) for i, views in todo for v in views]
+    keys = [k for k in keys if backbone_spec.entry_path(k).exists()]
+    for start in range(0, len(keys), cfg.cache.batch_size):
+        chunk = keys[start : start + cfg.cache.batch_size]
+        feats = torch.stack([load_entry(backbone_spec.entry_path(k), backbone_spec.dtype) for k in chunk])
+        for key, pooled in zip(chunk, _pool(model, feats, device), strict=True):
+            _save_entry(spec.entry_path(key), pooled, spec.dtype)
+    return len(keys)
+
+
+def _write_manifest(spec: StoreSpec, cfg: TrainConfig) -> None:
+    path = spec.folder / "manifest.json"
+    if path.exists():
+        return
+    manifest = {"model": cfg.model, "output": spec.output, "dtype": spec.dtype, "shape": list(spec.shape),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    fd, tmp = tempfile.mkstemp(dir=spec.folder, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ training input
+class FeatureDataset(Dataset):
+    """Stored features of one split at one view; yields the same dict shape as the clip path."""
+
+    def __init__(self, spec: StoreSpec, cfg: TrainConfig, samples: list[Sample], view: int | str,
+                 unreadable: dict[str, str]):
+        self.spec, self.cfg, self.samples, self.view, self.unreadable = spec, cfg, samples, view, unreadable
+        self.paths = [spec.entry_path(entry_key(s, view, cfg)) for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        if self.samples[i].id in self.unreadable:
+            return None
+        return {"inputs": load_entry(self.paths[i], self.spec.dtype), "labels": self.samples[i].label, "index": i}
+
+
+def collate_features(batch: list[Any]) -> dict[str, Any]:
+    kept = [b for b in batch if b is not None]
+    skipped = [i for i, b in enumerate(batch) if b is None]
+    if not kept:
+        return {"inputs": torch.empty(0), "labels": torch.empty(0, dtype=torch.long),
+                "index": torch.empty(0, dtype=torch.long), "skipped": skipped}
+    return {
+        "inputs": torch.stack([b["inputs"] for b in kept]),
+        "labels": torch.tensor([b["labels"] for b in kept], dtype=torch.long),
+        "index": torch.tensor([b["index"] for b in kept], dtype=torch.long),
+        "skipped": skipped,
+    }
+
+
+def feature_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, infos: dict[str, Any],
+                     accelerator: Any, log: Log) -> Any:
+    """A Pipeline reading stored features, extracting whatever the store lacks first."""
+    from vjepa_tune.models.strategies import STRATEGIES, classify_features
+    from vjepa_tune.training.loop import Pipeline
+    from vjepa_tune.training.pipelines import clip_datasets
+
+    strategy = STRATEGIES[cfg.strategy]
+    output = "pooler" if strategy.frozen_pooler else "backbone"
+    spec = store_spec(cfg, model, output)
+    views = cfg.cache.views or cfg.num_epochs
+    train_dataset_for, eval_dataset_for = clip_datasets(cfg, splits, infos)
+    train_clips = train_dataset_for(0)
+    samples = splits.train + splits.val + splits.test
+    wanted: dict[int, list[int | str]] = {i: list(range(views)) for i in range(len(splits.train))}
+    offset = len(splits.train)
+    for i in range(len(splits.val) + len(splits.test)):
+        wanted[offset + i] = [EVAL_VIEW]
+
+    class _AllClips:
+        """Views of any sample of the three splits, by its index in `samples`."""
+
+        def __init__(self, train: bool):
+            self.train = train
+            self.parts = [(splits.train, train_clips if train else eval_dataset_for("train")),
+                          (splits.val, eval_dataset_for("val")), (splits.test, eval_dataset_for("test"))]
+
+        def views(self, index: int, view_list: list[Any]) -> list[torch.Tensor] | None:
+            for part, ds in self.parts:
+                if index < len(part):
+                    return ds.views(index, view_list)
+                index -= len(part)
+            raise IndexError(index)
+
+    device = accelerator.device
+    model.to(device)
+    backbone_spec = store_spec(cfg, model, "backbone") if output == "pooler" else None
+    unreadable = extract(spec, cfg, model, samples, wanted, _AllClips(True), _AllClips(False), device, log,
+                         backbone_spec)
+    datasets_by_split = {"train": splits.train, "val": splits.val, "test": splits.test}
+
+    def train_dataset(epoch: int) -> FeatureDataset:
+        return FeatureDataset(spec, cfg, splits.train, epoch % views, unreadable)
+
+    def eval_dataset(split: str) -> FeatureDataset:
+        return FeatureDataset(spec, cfg, datasets_by_split[split], EVAL_VIEW, unreadable)
+
+    def forward(m: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        return classify_features(m, inputs, from_=output)
+
+    return Pipeline(train_dataset=train_dataset, eval_dataset=eval_dataset, forward=forward,
+                    collate=collate_features, describe=f"stored {output} features ({spec.dtype}, {views} views)")
+
+
+# ------------------------------------------------------------------------------------------------ cache command
+def cache_list(directory: Path | None = None) -> list[dict[str, Any]]:
+    root = directory or default_store_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = list(folder.rglob("*.npy"))
+        manifest = folder / "manifest.json"
+        meta = json.loads(manifest.read_text()) if manifest.exists() else {}
+        out.append({"key": folder.name, "path": str(folder), "entries": len(files),
+                    "bytes": sum(f.stat().st_size for f in files), **meta})
+    return out
+
+
+def format_cache_list(entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return "the feature store is empty"
+    lines = [f"{'key':<24}  {'model':<40} {'output':<8} {'dtype':<5} {'entries':>8} {'MiB':>9}"]
+    for e in entries:
+        lines.append(f"{e['key']:<24}  {str(e.get('model', '?')):<40} {str(e.get('output', '?')):<8} "
+                     f"{str(e.get('dtype', '?')):<5} {e['entries']:>8} {e['bytes'] / 2**20:>9.1f}")
+    total = sum(e["bytes"] for e in entries)
+    lines.append(f"total {total / 2**20:.1f} MiB in {len(entries)} stores")
+    return "\n".join(lines)
+
+
+def cache_clear(directory: Path | None = None) -> int:
+    root = directory or default_store_dir()
+    if not root.is_dir():
+        return 0
+    freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    for child in root.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return freed

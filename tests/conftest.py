@@ -1,0 +1,49 @@
+"""Fixtures shared across test folders: one small synthetic data set of real encoded videos per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four actions x 6 videos, 64 px, 32 frames: big enough to split 70/15/15, small enough to decode fast."""
+    from vjepa_tune.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "actions"
+    synthesize(root, videos_per_class=6, size=(64, 64), frames=32, fps=25, seed=0, workers=2, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One feature store for the session, as users share one across runs."""
+    return tmp_path_factory.mktemp("feature-store")
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """trained_run(strategy) -> a finished one-epoch run folder on random:tiny over synth_root, made once per
+    session and strategy, for the tests that use a run (evaluate, predict, export).
+
+    Trained without the feature store, so the test scores in its metrics.json come from decoded clips exactly
+    as `evaluate` computes them.
+    """
+    from vjepa_tune.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    runs: dict[str, Path] = {}
+
+    def get(strategy: str) -> Path:
+        if strategy not in runs:
+            argv = ["train", "--strategy", strategy, "--model", "random:tiny", "--data.root", str(synth_root),
+                    "--out", str(out), "--run_name", strategy, "--num_epochs", "1",
+                    "--cache.enabled", "false"]
+            assert main(argv) == 0, f"training the {strategy} fixture run failed"
+            runs[strategy] = out / strategy
+        return runs[strategy]
+
+    return get

@@ -1,0 +1,227 @@
+"""`vjepa-tune compare` end to end on random:tiny: the grid, its shared split and store, rerun and resume.
+
+One real grid (2 strategies x 2 sizes, one epoch) is trained once for the module; the other tests read it, run
+it again, or run small variations of it sharing its feature store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from vjepa_tune import cli
+from vjepa_tune.compare import CompareGrid, compare_folder, grid_identity, run_compare
+from vjepa_tune.config import CacheConfig, DataConfig, TrainConfig
+from vjepa_tune.errors import BadInput, NonFiniteLoss
+from vjepa_tune.tracking.records import read_experiments
+from vjepa_tune.training.features import BackboneCounter
+
+RUNS = ("head_only-n6", "lora-n6", "head_only-n3", "lora-n3")
+
+
+def _args(root: Path, out: Path, store: Path, *extra: str) -> list[str]:
+    return ["compare", "--strategies", "head_only,lora", "--data.root", str(root),
+            "--data.videos_per_class", "3,6", "--model", "random:tiny", "--num_epochs", "1",
+            "--data.frames_per_clip", "8", "--out", str(out), "--cache.dir", str(store), *extra]
+
+
+def _main(argv: list[str]) -> tuple[int, str]:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main(argv)
+    return code, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("compare-store")
+
+
+@pytest.fixture(scope="module")
+def grid(synth_root, store, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("compare-out")
+    clips_before = BackboneCounter.clips
+    code, stdout = _main(_args(synth_root, out, store))
+    folders = list(out.glob("compare-*"))
+    return {"code": code, "stdout": stdout, "out": out, "folders": folders,
+            "clips": BackboneCounter.clips - clips_before}
+
+
+def _splits(run_dir: Path) -> dict[str, set[str]]:
+    data = json.loads((run_dir / "splits.json").read_text())
+    return {name: {entry["id"] for entry in data[name]} for name in ("train", "val", "test")}
+
+
+def test_grid_trains_every_point_once_in_one_folder(grid) -> None:
+    assert grid["code"] == 0, grid["stdout"]
+    assert len(grid["folders"]) == 1
+    folder = grid["folders"][0]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(RUNS)
+    for name in RUNS:
+        metrics = json.loads((folder / name / "metrics.json").read_text())
+        assert metrics["approach"] == name.split("-")[0]
+        assert metrics["videos_per_class"] == int(name.split("-n")[1])
+    # Largest size first, so the n3 runs read the store the n6 runs filled: each of the two stored outputs
+    # (pooler output for head_only, backbone output for lora) is extracted once, for 16 train + 8 eval clips.
+    done = [line.split(":")[0] for line in grid["stdout"].splitlines()
+            if line.startswith("[") and "test acc" in line]
+    assert done == [f"[{k}/4] {name}" for k, name in enumerate(RUNS, start=1)]
+    assert grid["clips"] == 2 * (16 + 8)
+
+
+def test_every_size_is_scored_on_the_same_videos_and_smaller_train_sets_nest(grid) -> None:
+    folder = grid["folders"][0]
+    for strategy in ("head_only", "lora"):
+        big, small = _splits(folder / f"{strategy}-n6"), _splits(folder / f"{strategy}-n3")
+        assert big["val"] == small["val"] and big["test"] == small["test"]
+        assert small["train"] < big["train"]
+        assert (len(big["train"]), len(small["train"])) == (16, 4)
+    assert _splits(folder / "head_only-n6") == _splits(folder / "lora-n6")
+
+
+def test_each_run_appends_one_experiments_row(grid) -> None:
+    rows = read_experiments(grid["out"] / "experiments.csv")
+    folder = grid["folders"][0]
+    assert sorted(Path(r["run_dir"]).name for r in rows) == sorted(RUNS)
+    assert all(Path(r["run_dir"]).parent == folder.resolve() for r in rows)
+    assert {(r["approach"], r["videos_per_class"]) for r in rows} == {
+        ("head_only", "6"), ("lora", "6"), ("head_only", "3"), ("lora", "3")}
+
+
+def test_report_has_the_tables_and_plots(grid) -> None:
+    folder = grid["folders"][0]
+    text = (folder / "report.md").read_text()
+    results = text.split("## Results", 1)[1].split("##", 1)[0]
+    assert results.count("| `head_only` |") == 2 and results.count("| `lora` |") == 2
+    header = "| Approach | Setting | Test Acc | Val Acc | Trainable Params | % of Total | Training Time |"
+    assert header in results
+    scaling = text.split("## Test accuracy by videos per class", 1)[1].split("##", 1)[0]
+    assert "| Videos per class | `head_only` | `lora` |" in scaling
+    assert [line.split("|")[1].strip() for line in scaling.splitlines() if line.startswith("| ") and
+            line[2].isdigit()] == ["3", "6"]
+    best = text.split("## Best setting per strategy", 1)[1].split("##", 1)[0]
+    assert best.count("| `head_only` |") == 1 and best.count("| `lora` |") == 1
+    assert "same validation and test videos" in text
+    assert "16 at 6 per class, 4 at 3 per class" in text
+    for png in ("training_curves.png", "scaling.png", "params_vs_accuracy.png", "confusion_best.png"):
+        assert (folder / png).stat().st_size > 1000
+
+
+def test_same_arguments_again_skip_every_run(grid, synth_root, store) -> None:
+    folder = grid["folders"][0]
+    rows_before = read_experiments(grid["out"] / "experiments.csv")
+    stamps = {name: (folder / name / "metrics.json").stat().st_mtime_ns for name in RUNS}
+    calls_before = BackboneCounter.calls
+    code, stdout = _main(_args(synth_root, grid["out"], store, "--num_workers", "0"))
+    assert code == 0
+    assert stdout.count("already finished") == 4
+    assert list(grid["out"].glob("compare-*")) == [folder]
+    assert read_experiments(grid["out"] / "experiments.csv") == rows_before
+    assert {name: (folder / name / "metrics.json").stat().st_mtime_ns for name in RUNS} == stamps
+    assert BackboneCounter.calls == calls_before
+
+
+def test_an_interrupted_grid_continues_only_what_is_missing(synth_root, store, tmp_path) -> None:
+    base = TrainConfig(model="random:tiny", num_epochs=2, out=tmp_path,
+                       data=DataConfig(root=synth_root, frames_per_clip=8), cache=CacheConfig(dir=store))
+    grid = CompareGrid(strategies=["head_only"], videos_per_class=[3, 6])
+    seen: list[str] = []
+
+    def stop_in_second_run(line: str) -> None:
+        seen.append(line)
+        # After epoch 1 of the second run, once its checkpoint is saved: as if the process were killed.
+        if line.startswith("epoch 2/2") and any(s.startswith("[2/2]") for s in seen):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(base, grid, log=stop_in_second_run)
+    (folder,) = tmp_path.glob("compare-*")
+    assert (folder / "head_only-n6" / "metrics.json").exists()
+    assert (folder / "head_only-n3" / "checkpoint" / "state.pt").exists()
+    assert not (folder / "head_only-n3" / "metrics.json").exists()
+
+    lines: list[str] = []
+    result = run_compare(base, grid, log=lines.append)
+    assert result.compare_dir == folder
+    assert [r.status for r in result.runs] == ["skipped", "finished"]
+    assert "resumed after epoch 1 (optimizer step 1)" in lines
+    assert [h["epoch"] for h in result.runs[1].metrics["history"]] == [1, 2]
+    rows = read_experiments(tmp_path / "experiments.csv")
+    assert sorted(Path(r["run_dir"]).name for r in rows) == ["head_only-n3", "head_only-n6"]
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(synth_root, store, tmp_path, monkeypatch) -> None:
+    from vjepa_tune.training import loop
+
+    real_train = loop.train
+
+    def train_with_nan_lora(cfg, *args, **kwargs):
+        if cfg.strategy == "lora":
+            raise NonFiniteLoss("the training loss became nan at epoch 1, optimizer step 2")
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train", train_with_nan_lora)
+    code, stdout = _main(_args(synth_root, tmp_path, store))
+    assert code == 1
+    assert stdout.count("FAILED: NonFiniteLoss") == 2
+    (folder,) = tmp_path.glob("compare-*")
+    text = (folder / "report.md").read_text()
+    assert text.startswith("# Comparison: 2 of 4 runs finished")
+    failed = text.split("## Failed runs", 1)[1]
+    assert "| `lora-n6` | NonFiniteLoss: the training loss became nan" in failed
+    assert "| `lora-n3` |" in failed
+    assert sorted(Path(r["run_dir"]).name for r in read_experiments(tmp_path / "experiments.csv")) == [
+        "head_only-n3", "head_only-n6"]
+
+
+def test_bad_input_met_by_a_run_stops_the_grid_with_exit_code_2(synth_root, store, tmp_path, monkeypatch,
+                                                                  capsys) -> None:
+    from vjepa_tune.training import loop
+
+    def refuse(cfg, *args, **kwargs):
+        raise BadInput(f"--strategy {cfg.strategy}: refused for this test.")
+
+    monkeypatch.setattr(loop, "train", refuse)
+    assert cli.main(_args(synth_root, tmp_path, store)) == 2
+    assert "--strategy head_only: refused for this test." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data.videos_per_class", "0,3"], "--data.videos_per_class must be >= 1"),
+        (["--strategies", "head_only,nope"], "'nope' is not a strategy"),
+        (["--strategies", "head_only,head_only"], "--strategies lists 'head_only' more than once"),
+        (["--learning_rate", "1e-4,-1"], "--learning_rate must be a positive number"),
+        (["--learning_rate", "1e-4,abc"], "learning_rate"),
+        (["--lora.rank", "8,0"], "--lora.rank must be >= 1"),
+        (["--seeds", ""], "--seeds needs at least one value"),
+        (["--data.root", "/nonexistent/videos"], "--data.root /nonexistent/videos does not exist"),
+    ],
+)
+def test_bad_values_exit_with_code_2_before_any_run(synth_root, tmp_path, capsys, extra, message) -> None:
+    assert cli.main(_args(synth_root, tmp_path, tmp_path / "store", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.glob("compare-*"))
+
+
+def test_the_folder_is_found_again_only_for_the_same_settings(tmp_path) -> None:
+    base = TrainConfig(model="random:tiny", out=tmp_path, data=DataConfig(root=tmp_path / "videos"))
+    grid = CompareGrid(strategies=["lora"], videos_per_class=[10, 20], learning_rate=[1e-4], lora_rank=[16],
+                       lora_alpha=[32.0], lora_dropout=[0.1], seeds=[42])
+    first = compare_folder(tmp_path, grid_identity(base, grid), log=lambda _: None)
+    operational = TrainConfig(model="random:tiny", out=tmp_path, num_workers=4,
+                              cache=CacheConfig(dir=tmp_path, batch_size=2),
+                              data=DataConfig(root=tmp_path / "videos"))
+    assert compare_folder(tmp_path, grid_identity(operational, grid), log=lambda _: None) == first
+    other_grid = CompareGrid(**{**vars(grid), "learning_rate": [1e-4, 2e-4]})
+    second = compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None)
+    other_epochs = TrainConfig(model="random:tiny", out=tmp_path, num_epochs=3,
+                               data=DataConfig(root=tmp_path / "videos"))
+    third = compare_folder(tmp_path, grid_identity(other_epochs, grid), log=lambda _: None)
+    assert len({first, second, third}) == 3
+    assert compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None) == second

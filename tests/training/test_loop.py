@@ -1,0 +1,225 @@
+"""The training recipe end to end on real decoded videos and `random:tiny`: records, fitting, repeatability,
+resume after a real SIGKILL, and the refusals of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vjepa_tune.cli import main
+from vjepa_tune.config import TrainConfig
+from vjepa_tune.training.loop import lr_lambda, plan_epoch
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _train_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--model", "random:tiny", "--data.root", str(root), "--out", str(out), *extra]
+
+
+def _only_run(out: Path) -> Path:
+    runs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def lora_run(synth_root: Path, store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lora-run")
+    code = main(_train_args(synth_root, out, "--strategy", "lora", "--num_epochs", "2",
+                            "--cache.dir", str(store_dir)))
+    assert code == 0
+    return _only_run(out)
+
+
+def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
+    for name in ("config.yaml", "splits.json", "metrics.json", "confusion.csv", "confusion.png",
+                 "model/trainable.safetensors", "model/model.json"):
+        assert (lora_run / name).exists(), name
+    assert list((lora_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert not (lora_run / "checkpoint").exists(), "a finished run drops its resumable state"
+
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    for key in ("approach", "model", "test_acc", "best_val_acc", "trainable_params", "total_params",
+                "trainable_pct", "train_time_s", "num_train", "num_val", "num_test", "skipped_videos",
+                "history", "versions"):
+        assert key in metrics, key
+    assert metrics["approach"] == "lora"
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and 0.0 <= metrics["best_val_acc"] <= 1.0
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert all({"epoch", "train_loss", "val_acc"} <= set(h) for h in metrics["history"])
+    assert metrics["trainable_pct"] == pytest.approx(100 * metrics["trainable_params"] / metrics["total_params"])
+    assert set(metrics["versions"]) >= {"python", "torch", "transformers", "peft", "vjepa_tune"}
+    assert metrics["skipped_videos"] == 0
+
+    splits = json.loads((lora_run / "splits.json").read_text())
+    assert len(splits["train"]) == metrics["num_train"] and len(splits["test"]) == metrics["num_test"]
+    ids = [s["id"] for part in ("train", "val", "test") for s in splits[part]]
+    assert len(ids) == len(set(ids)) == 24
+
+    rows = list(csv.DictReader((lora_run.parent / "experiments.csv").open()))
+    assert len(rows) == 1
+    assert rows[0]["approach"] == "lora" and Path(rows[0]["run_dir"]) == lora_run.resolve()
+    assert float(rows[0]["test_acc"]) == pytest.approx(metrics["test_acc"])
+
+
+def test_config_yaml_repeats_the_run_bit_exactly(lora_run: Path, store_dir: Path, tmp_path: Path) -> None:
+    config = lora_run / "config.yaml"
+    assert yaml.safe_load(config.read_text())["strategy"] == "lora"
+    assert main(["train", "--config", str(config), "--out", str(tmp_path)]) == 0
+    first = json.loads((lora_run / "metrics.json").read_text())
+    again = json.loads((_only_run(tmp_path) / "metrics.json").read_text())
+    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in first["history"]]
+    assert [h["val_acc"] for h in again["history"]] == [h["val_acc"] for h in first["history"]]
+    assert again["test"]["confusion"] == first["test"]["confusion"]
+
+
+def test_a_short_run_fits_its_training_clips(synth_root: Path, store_dir: Path, tmp_path: Path) -> None:
+    code = main(_train_args(
+        synth_root, tmp_path, "--strategy", "head_only", "--num_epochs", "40", "--batch_size", "16",
+        "--accumulation_steps", "1", "--learning_rate", "5e-2", "--cache.views", "1", "--data.hflip", "false",
+        "--data.crop_scale", "1.0,1.0", "--cache.dir", str(store_dir),
+    ))
+    assert code == 0
+    history = json.loads((_only_run(tmp_path) / "metrics.json").read_text())["history"]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"], history
+
+
+def _spawn_train(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "vjepa_tune", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
+    common = ["--strategy", "lora", "--num_epochs", "3", "--cache.enabled", "false"]
+    whole_out, killed_out = tmp_path / "whole", tmp_path / "killed"
+    whole = _spawn_train(_train_args(synth_root, whole_out, *common))
+
+    victim = _spawn_train(_train_args(synth_root, killed_out, *common))
+    deadline = time.monotonic() + 300
+    while not list(killed_out.glob("*/checkpoint/state.pt")):
+        assert victim.poll() is None, victim.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)  # epoch 1 is saved; epoch 2 has just begun
+    victim.wait()
+    run_dir = _only_run(killed_out)
+    assert not (run_dir / "metrics.json").exists()
+    state = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=False)
+    assert state["train_state"]["epoch"] == 1
+
+    resumed = _spawn_train(_train_args(synth_root, killed_out, *common, "--resume", "auto"))
+    out_resumed, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out_resumed
+    assert "resumed after epoch 1" in out_resumed
+    out_whole, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out_whole
+
+    a = json.loads((_only_run(whole_out) / "metrics.json").read_text())
+    b = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["epoch"] for h in b["history"]] == [1, 2, 3]
+    for key in ("train_loss", "val_acc", "lr"):
+        assert [h[key] for h in b["history"]] == [h[key] for h in a["history"]], key
+    assert b["test_acc"] == a["test_acc"] and b["test"]["confusion"] == a["test"]["confusion"]
+    assert len(list(csv.DictReader((killed_out / "experiments.csv").open()))) == 1
+    steps = _tensorboard_steps(run_dir, "train/loss")
+    assert steps == sorted(set(steps)) == _tensorboard_steps(_only_run(whole_out), "train/loss")
+    assert _tensorboard_steps(run_dir, "val/acc") == _tensorboard_steps(_only_run(whole_out), "val/acc")
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
+    synth_root: Path, store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_train_args(synth_root, tmp_path, "--strategy", "pooler_and_head", "--num_epochs", "3",
+                            "--learning_rate", "1e30", "--cache.dir", str(store_dir)))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "training loss became" in err and "last good checkpoint" in err and "Traceback" not in err
+    run_dir = _only_run(tmp_path)
+    assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--strategy", "full_finetune"], "--strategy 'full_finetune' is not a strategy"),
+        (["--learning_rate", "-1"], "--learning_rate must be a positive number"),
+        (["--batch_size", "0"], "--batch_size must be a whole number >= 1"),
+        (["--lora.dropout", "1.5"], "--lora.dropout must be in [0, 1)"),
+        (["--data.frames_per_clip", "15"], "--data.frames_per_clip must be an even number"),
+        (["--data.crop_size", "96"], "differs from the model's crop size 64"),
+        (["--precision", "fp8"], "precision"),
+        (["--num_epochs", "two"], "num_epochs"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    code = main(_train_args(synth_root, tmp_path, "--cache.enabled", "false", *extra))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+
+
+def test_label_mismatch_with_a_local_model_is_reinitialised_and_said(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vjepa_tune.models.loading import load_model
+
+    model_dir = tmp_path / "three-labels"
+    load_model("random:tiny", num_labels=3, id2label={0: "a", 1: "b", 2: "c"}).save_pretrained(model_dir)
+    code = main(["train", "--model", str(model_dir), "--data.root", str(synth_root), "--out", str(tmp_path / "o"),
+                 "--strategy", "head_only", "--num_epochs", "1", "--cache.enabled", "false"])
+    assert code == 0
+    assert "classifier re-initialised: checkpoint has 3 labels" in capsys.readouterr().out
+
+
+def test_missing_data_root_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_train_args(tmp_path / "nowhere", tmp_path / "out")) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_plan_epoch_is_exact_keyed_and_covers_every_sample_once() -> None:
+    cfg = TrainConfig(batch_size=2, accumulation_steps=3, seed=7)
+    labels = [i % 4 for i in range(23)]
+    steps = plan_epoch(23, 0, cfg, labels)
+    assert sorted(i for step in steps for i in step) == list(range(23))
+    assert [len(s) for s in steps] == [6, 6, 6, 5]
+    assert steps == plan_epoch(23, 0, cfg, labels)
+    assert steps != plan_epoch(23, 1, cfg, labels)
+    two = plan_epoch(23, 0, TrainConfig(batch_size=1, accumulation_steps=3, seed=7), labels, processes=2)
+    assert two == steps, "2 processes x batch 1 cover the steps of 1 process x batch 2"
+
+
+def test_class_balanced_sampler_draws_classes_evenly() -> None:
+    cfg = TrainConfig(batch_size=10, accumulation_steps=1, class_balance="sampler")
+    labels = [0] * 90 + [1] * 10
+    drawn = [labels[i] for step in plan_epoch(100, 0, cfg, labels) for i in step]
+    assert 35 <= drawn.count(1) <= 65
+
+
+def test_schedules_warm_up_and_decay() -> None:
+    cosine = lr_lambda(TrainConfig(scheduler="cosine", warmup_ratio=0.1), 100)
+    assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
+    assert cosine(55) == pytest.approx(0.5, abs=0.02) and cosine(99) < 0.01
+    constant = lr_lambda(TrainConfig(), 100)
+    assert constant(0) == constant(99) == 1.0
