@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(BIN)/vjepa-tune demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -132,9 +132,7 @@ def test_an_adapter_export_restores_the_runs_logits_on_the_base_model(
     out = tmp_path / "adapter"
     code, stdout, _ = _export(capsys, str(run_dir), str(out))
     assert code == 0 and "peft adapter" in stdout
-    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     assert adapter_config["modules_to_save"] == ["classifier"]
     assert adapter_config["base_model_name_or_path"] == "random:tiny"
@@ -147,9 +145,7 @@ def test_an_adapter_export_restores_the_runs_logits_on_the_base_model(
     base_logits = _logits(base, pixels)
     restored = PeftModel.from_pretrained(base, str(out)).eval()
     assert torch.allclose(_logits(restored, pixels), run_logits, atol=1e-6)
-    assert not torch.allclose(base_logits, run_logits, atol=1e-6), (
-        "the adapter and head must change the output"
-    )
+    assert not torch.allclose(base_logits, run_logits, atol=1e-6), "the adapter and head must change the output"
     card = (out / "README.md").read_text()
     assert "library_name: peft" in card and "rebuild_base_model" in card and "random:tiny" in card
 

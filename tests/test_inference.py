@@ -143,9 +143,7 @@ def test_predict_files_folders_real_footage_and_unreadable_videos(
     out = tmp_path / "preds.csv"
 
     videos = [str(folder), *map(str, real), str(tmp_path / "missing.mp4")]
-    code, stdout, stderr = _run_cli(
-        capsys, "predict", str(lora_run), *videos, "--top_k", "2", "--out", str(out)
-    )
+    code, stdout, stderr = _run_cli(capsys, "predict", str(lora_run), *videos, "--top_k", "2", "--out", str(out))
     assert code == 0
     assert "broken.mp4" in stderr and "missing.mp4" in stderr and "no such file" in stderr
     rows = list(csv.DictReader(out.open()))
@@ -181,12 +179,9 @@ def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
     segments = long_result["segments"]
     assert segments[0]["start_s"] == 0 and segments[-1]["end_s"] == pytest.approx(4.8)
     assert all(
-        a["end_s"] == b["start_s"] and a["label"] != b["label"]
-        for a, b in zip(segments, segments[1:], strict=False)
+        a["end_s"] == b["start_s"] and a["label"] != b["label"] for a, b in zip(segments, segments[1:], strict=False)
     )
-    assert sum(s["num_windows"] for s in segments) == len(windows), (
-        "min_score 0: every window is in a segment"
-    )
+    assert sum(s["num_windows"] for s in segments) == len(windows), "min_score 0: every window is in a segment"
     assert [w["whole_video"] for w in short_result["windows"]] == [True]
     assert short_result["windows"][0]["end_s"] == pytest.approx(1.28)
     assert "shorter than one window" in stdout
@@ -234,9 +229,7 @@ def test_the_tiny_demo_run_labels_at_least_80_percent_of_a_long_video_correctly(
 
     # Windows as long as a training video (32 frames at 25 fps), a quarter of one apart.
     window_s = DEMO_FRAMES / fps
-    result = load_run(tiny_demo_run).predict_windows(
-        video, window_s=window_s, stride_s=window_s / 4, min_score=0
-    )
+    result = load_run(tiny_demo_run).predict_windows(video, window_s=window_s, stride_s=window_s / 4, min_score=0)
     predicted = result.label_at((i + 0.5) / fps for i in range(len(truth)))
     correct = sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
     assert correct >= 0.8, f"{correct:.1%} of the time labelled correctly; segments: {result.segments}"

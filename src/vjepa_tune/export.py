@@ -70,9 +70,7 @@ def rebuild_base_model(run_dir: str | Path) -> torch.nn.Module:
 
     meta = _run_meta(Path(run_dir))
     # head_only adds no adapters: build_model then returns the plain base model the run started from.
-    model = build_model(
-        meta["model"], "head_only", None, list(meta["classes"]), meta["init_seed"], lambda _: None
-    )
+    model = build_model(meta["model"], "head_only", None, list(meta["classes"]), meta["init_seed"], lambda _: None)
     return model.requires_grad_(False).eval()
 
 
@@ -129,9 +127,7 @@ def export_run(
     if not strategy.uses_lora:
         kind = "merged"
         if not merge:
-            notes.append(
-                f"{strategy.name} trains no adapters: the whole model is exported (nothing to merge)."
-            )
+            notes.append(f"{strategy.name} trains no adapters: the whole model is exported (nothing to merge).")
     elif strategy.train_pooler and not merge:
         kind = "merged"
         notes.append(
@@ -269,11 +265,7 @@ def model_card(
         f"- data set: `{data.root}` (format {data.format}), split {metrics.get('split_method', '-')}: "
         f"{metrics.get('num_train', '-')} train / {metrics.get('num_val', '-')} val / "
         f"{metrics.get('num_test', '-')} test videos"
-        + (
-            f", {metrics['skipped_videos']} unreadable videos left out"
-            if metrics.get("skipped_videos")
-            else ""
-        ),
+        + (f", {metrics['skipped_videos']} unreadable videos left out" if metrics.get("skipped_videos") else ""),
         f"- classes ({len(classes)}): {', '.join(classes)}",
         f"- clips: {data.frames_per_clip} frames ({data.sampling} sampling"
         + (f", every {data.frame_step} frames" if data.sampling == "random_window" else "")

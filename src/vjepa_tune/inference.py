@@ -198,9 +198,7 @@ def _check_window(window_s: float, stride_s: float) -> None:
         )
 
 
-def window_spans(
-    windows: Sequence[WindowPrediction], duration_s: float | None = None
-) -> list[tuple[float, float]]:
+def window_spans(windows: Sequence[WindowPrediction], duration_s: float | None = None) -> list[tuple[float, float]]:
     """The part of the video each window speaks for: the times nearer its centre than any other's.
 
     Windows overlap when the stride is shorter than the window; splitting time at the midpoints between
@@ -397,8 +395,7 @@ class Predictor:
             progress=progress,
         )
         predictions = [
-            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i))
-            for i, p in enumerate(paths)
+            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i)) for i, p in enumerate(paths)
         ]
         return _single_or_list(predictions, single)
 
@@ -507,9 +504,7 @@ def load_run(
 
     run_dir = Path(run_dir)
     model, cfg, classes = load_run_model(run_dir, log=log)
-    return Predictor(
-        model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision
-    )
+    return Predictor(model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision)
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -537,18 +532,14 @@ def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -
         raise BadInput(f"--split must be val, test or train, got {split!r}.")
     path = run_dir / SPLITS_FILE
     if not path.is_file():
-        raise BadInput(
-            f"{run_dir} has no {SPLITS_FILE}: it is not a vjepa-tune run folder, or it is unfinished."
-        )
+        raise BadInput(f"{run_dir} has no {SPLITS_FILE}: it is not a vjepa-tune run folder, or it is unfinished.")
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInput(f"cannot read {path}: {exc}") from None
     base = root if root is not None else cfg.data.root
     if base is None:
-        raise BadInput(
-            f"{run_dir}/config.yaml names no data.root; pass --split_root DIR, where the data set is."
-        )
+        raise BadInput(f"{run_dir}/config.yaml names no data.root; pass --split_root DIR, where the data set is.")
     splits = splits_from_json(recorded, Path(base), source=str(path))
     samples = dict(splits.items())[split]
     if not samples:
@@ -622,9 +613,7 @@ def evaluate_run(
         if recorded != classes:
             raise BadInput(f"{run_dir}: splits.json classes {recorded} differ from the model's {classes}.")
         evaluated_on, name = f"{split} split", split
-    out_dir = (
-        Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
-    )
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
 
     dataset = ViewDataset([ClipRequest(s.path) for s in samples], spec)
     result = predict_views(
@@ -638,9 +627,7 @@ def evaluate_run(
     )
     scored = sorted(result.probs)
     if not scored:
-        raise BadInput(
-            f"none of the {len(samples)} videos could be read; check them with `vjepa-tune data check`."
-        )
+        raise BadInput(f"none of the {len(samples)} videos could be read; check them with `vjepa-tune data check`.")
     for i, reason in sorted(result.errors.items()):
         log(f"skipping unreadable video {samples[i].path}: {reason}")
     labels = [samples[i].label for i in scored]
@@ -674,9 +661,7 @@ def _write_eval_csv(
 ) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(
-            ["id", "path", "label", "predicted", "score", "correct", "error", *(f"p_{c}" for c in classes)]
-        )
+        writer.writerow(["id", "path", "label", "predicted", "score", "correct", "error", *(f"p_{c}" for c in classes)])
         for i, sample in enumerate(samples):
             truth = classes[sample.label]
             if i in probs:
@@ -695,9 +680,7 @@ def _write_eval_csv(
                     ]
                 )
             else:
-                writer.writerow(
-                    [sample.id, sample.path, truth, "", "", "", errors.get(i, ""), *([""] * len(classes))]
-                )
+                writer.writerow([sample.id, sample.path, truth, "", "", "", errors.get(i, ""), *([""] * len(classes))])
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -826,9 +809,7 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
         )
     seg_ax.set(yticks=[], xlabel="time (s)", ylabel="segments")
     if not prediction.segments:
-        seg_ax.legend(
-            handles=[Patch(color="white", label="no segment above the minimum score")], loc="center"
-        )
+        seg_ax.legend(handles=[Patch(color="white", label="no segment above the minimum score")], loc="center")
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -898,13 +879,9 @@ def _build_predict(p: Any) -> None:
         help="A window joins a segment only when its top label has at least this probability.",
     )
     p.add_argument("--min_length", type=float, default=0.0, help="Drop segments shorter than this (seconds).")
-    p.add_argument(
-        "--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows)."
-    )
+    p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
     p.add_argument("--num_crops", type=int, default=1, help="Spatial crops averaged per clip: 1 or 3.")
-    p.add_argument(
-        "--out", type=Path | None, default=None, help="Write the predictions to FILE.csv or FILE.json."
-    )
+    p.add_argument("--out", type=Path | None, default=None, help="Write the predictions to FILE.csv or FILE.json.")
     p.add_argument("--plot", type=bool, default=False, help="With --window: a timeline PNG per video.")
     p.add_argument(
         "--plot_dir",
@@ -915,9 +892,7 @@ def _build_predict(p: Any) -> None:
     p.add_argument("--json", type=bool, default=False, help="Print the predictions as JSON.")
     p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
     p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
-    p.add_argument(
-        "--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)."
-    )
+    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
     p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
 
 
@@ -966,9 +941,7 @@ def _run_predict(a: Any) -> int:
         else:
             write_predictions_csv(out, predictions, a.top_k)
     if a.plot:
-        folder = (
-            Path(a.plot_dir) if a.plot_dir is not None else (out.parent if out is not None else Path.cwd())
-        )
+        folder = Path(a.plot_dir) if a.plot_dir is not None else (out.parent if out is not None else Path.cwd())
         for i, png in _timeline_paths(predictions, folder).items():
             plot_timeline(predictions[i], png, a.min_score)
     failed = [p for p in predictions if p.error is not None]
@@ -989,9 +962,7 @@ def _run_predict(a: Any) -> int:
 
 def _build_evaluate(p: Any) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
-    p.add_argument(
-        "--split", type=str, default="test", help="The run's own split to score: val, test or train."
-    )
+    p.add_argument("--split", type=str, default="test", help="The run's own split to score: val, test or train.")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips per video.")
     p.add_argument("--num_crops", type=int, default=1, help="Spatial crops per clip: 1 (centre) or 3.")
     p.add_argument(
@@ -1010,9 +981,7 @@ def _build_evaluate(p: Any) -> None:
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
     p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
     p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
-    p.add_argument(
-        "--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any)."
-    )
+    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
     p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
 
 

@@ -41,9 +41,7 @@ def landscape_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "random_window"])
-def test_one_clip_one_crop_is_exactly_the_clip_training_evaluated_on(
-    landscape_video: Path, sampling: str
-) -> None:
+def test_one_clip_one_crop_is_exactly_the_clip_training_evaluated_on(landscape_video: Path, sampling: str) -> None:
     spec = ViewSpec(frames_per_clip=8, sampling=sampling, frame_step=3, crop_size=CROP)
     sample = Sample(path=landscape_video, label=0, id="wave.mp4")
     dataset = ClipDataset(
@@ -94,9 +92,7 @@ def test_window_clips_are_cut_inside_the_window_like_training_clips() -> None:
 
 
 def test_three_crops_per_clip_are_the_ends_and_middle_of_the_long_side(landscape_video: Path) -> None:
-    spec = ViewSpec(
-        frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2, num_crops=3
-    )
+    spec = ViewSpec(frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2, num_crops=3)
     views = read_views(ClipRequest(landscape_video), spec)
     assert views.shape == (6, 8, 3, CROP, CROP)
     info = probe_video(landscape_video)
@@ -118,13 +114,10 @@ def test_probabilities_are_averaged_per_video_and_do_not_depend_on_the_batch_siz
 ) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    spec = ViewSpec(
-        frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2, num_crops=3
-    )
+    spec = ViewSpec(frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2, num_crops=3)
     requests = [ClipRequest(landscape_video), ClipRequest(broken), ClipRequest(landscape_video, (0.2, 1.0))]
     results = [
-        predict_views(_mean_forward, ViewDataset(requests, spec), batch_size=b, progress=False)
-        for b in (1, 4, 64)
+        predict_views(_mean_forward, ViewDataset(requests, spec), batch_size=b, progress=False) for b in (1, 4, 64)
     ]
     first = results[0]
     assert sorted(first.probs) == [0, 2] and list(first.errors) == [1]

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from vjepa_tune.training import distributed
@@ -76,13 +77,15 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(synth_root
     victim = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vjepa_tune",
          *common, "--out", str(killed)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 600
     while not list(killed.glob("*/checkpoint/state.pt")):
         assert victim.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    os.killpg(victim.pid, signal.SIGKILL)  # the launcher and both workers, mid-epoch 2
+    launcher = psutil.Process(victim.pid)
+    for proc in [*launcher.children(recursive=True), launcher]:  # both workers and torchrun, mid-epoch 2
+        proc.send_signal(signal.SIGKILL)
     victim.wait()
     assert not list(killed.glob("*/metrics.json"))
 

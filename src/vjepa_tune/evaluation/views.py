@@ -65,8 +65,7 @@ class ViewSpec:
             raise BadInput(f"sampling {self.sampling!r} is not one of {', '.join(SAMPLINGS)}.")
         if self.frames_per_clip < 1 or self.frame_step < 1:
             raise BadInput(
-                f"frames per clip and frame step must be >= 1, got {self.frames_per_clip} and "
-                f"{self.frame_step}."
+                f"frames per clip and frame step must be >= 1, got {self.frames_per_clip} and {self.frame_step}."
             )
 
     @classmethod
@@ -90,9 +89,7 @@ def clip_indices(info: VideoInfo, spec: ViewSpec) -> list[list[int]]:
         return [sample_frame_indices(info, n, spec.sampling, spec.frame_step)]
     if spec.sampling == "uniform":
         step = info.duration_s / n
-        return [
-            frames_at_times(info, ((k + (j + 0.5) / count) * step for k in range(n))) for j in range(count)
-        ]
+        return [frames_at_times(info, ((k + (j + 0.5) / count) * step for k in range(n))) for j in range(count)]
     span = (n - 1) * spec.frame_step + 1
     room = max(0, info.num_frames - span)
     last = info.num_frames - 1
