@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import vjepa_tune  # noqa: F401 - first, so its OMP_WAIT_POLICY=PASSIVE default is set before torch loads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare_cost.md"
 
@@ -51,13 +51,15 @@ class EncoderCounter:
         self.handle = None
 
     def __enter__(self) -> EncoderCounter:
-        self.handle = torch.nn.modules.module.register_module_forward_hook(self._count)
+        from torch.nn.modules.module import register_module_forward_hook
+
+        self.handle = register_module_forward_hook(self._count)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.handle.remove()
 
-    def _count(self, module: torch.nn.Module, args: object, output: object) -> None:
+    def _count(self, module: object, args: object, output: object) -> None:
         if isinstance(module, self.encoder_class):
             self.passes += 1
             self.clips += int(output.last_hidden_state.shape[0])
@@ -141,6 +143,8 @@ def main() -> None:
                         help="torch intra-op threads (default: torch's own choice). On a machine shared with "
                         "other jobs, 1 keeps threads from spinning against each other.")
     args = parser.parse_args()
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -164,8 +168,8 @@ def main() -> None:
     setup = (
         f"The guide's four strategies x 5 epochs (default flags) on `{model}`, {4 * args.videos_per_class} "
         f"synthetic videos ({args.videos_per_class} per class, {args.size}, {args.frames} frames), one "
-        f"process, store in a fresh folder. Machine: {platform.machine()}, {torch.get_num_threads()} torch "
-        "threads, "
+        f"process, store in a fresh folder. Machine: {platform.machine()}, torch threads: "
+        f"{torch.get_num_threads()}, "
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; "
         f"torch {torch.__version__}, Python {platform.python_version()}."
     )

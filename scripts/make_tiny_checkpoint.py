@@ -1,14 +1,17 @@
 """Make the bundled `tiny` checkpoint: pretrain the `random:tiny` V-JEPA 2 on the synthetic pretext task.
 
-    .venv/bin/python scripts/make_tiny_checkpoint.py            # writes src/vjepa_tune/assets/tiny/
+    .venv/bin/python scripts/make_tiny_checkpoint.py     # writes src/vjepa_tune/assets/tiny/ and docs/tiny_model/
 
-Every weight (backbone, pooler, classifier) trains from scratch on fresh clips rendered for each step by
-DataLoader workers while the model trains on the previous batch (vjepa_tune.data.pretext: figure and shape
-motions, forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a cosine schedule and
-a curriculum from easy to varied visuals. It prints its progress and saves its training curve (loss and
-accuracy on a fixed held-out set of pretext clips) as CSV and PNG. The weights are stored in bfloat16 (half
-the size; the config says float32, so `from_pretrained` loads them back as float32). Same seed, same thread
-count, same machine type: the same checkpoint.
+Every weight (backbone, pooler, classifier) trains from scratch on fresh clips that DataLoader workers render
+for each step while the model trains on the previous batch (vjepa_tune.data.pretext: figure and shape motions,
+forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a cosine schedule and a
+curriculum from easy to varied visuals. Two losses: the clip's pretext class (pooler, then classifier), and,
+from every backbone token, which token holds each body part (or the shape) at that token's time step; the
+second loss's linear head is scaffolding and is not saved.
+
+It prints its progress and saves its training curve (losses and accuracies on a fixed held-out set of pretext
+clips) as CSV and PNG. The weights are stored in bfloat16 (half the size; the config says float32, so
+`from_pretrained` loads them back as float32). Same seed, thread count and machine type: the same checkpoint.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import argparse
 import csv
 import json
 import math
+import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,7 +34,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from transformers import VJEPA2ForVideoClassification
 
-from vjepa_tune.data.pretext import PRETEXT_CLASSES, PRETEXT_ID2LABEL, PretextBatches, heldout_example
+from vjepa_tune.data.pretext import (
+    IGNORE,
+    PARTS,
+    PRETEXT_CLASSES,
+    PRETEXT_ID2LABEL,
+    PretextBatches,
+    heldout_example,
+)
 from vjepa_tune.models.loading import build_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "src/vjepa_tune/assets/tiny", help="Checkpoint folder.")
     p.add_argument("--curve_dir", type=Path, default=REPO / "docs/tiny_model", help="Training curve folder.")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=700, help="Optimizer steps, one fresh batch each.")
+    p.add_argument("--steps", type=int, default=800, help="Optimizer steps, one fresh batch each.")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=0.05)
     p.add_argument("--warmup_steps", type=int, default=100)
-    p.add_argument("--ramp_steps", type=int, default=350, help="Steps of the easy-to-varied curriculum.")
+    p.add_argument("--easy_steps", type=int, default=150, help="Curriculum: steps on easy clips only.")
+    p.add_argument("--ramp_steps", type=int, default=350, help="Curriculum: steps from easy to full variety.")
+    p.add_argument("--part_weight", type=float, default=1.0, help="Weight of the part-location loss.")
     p.add_argument("--eval_every", type=int, default=50, help="Steps between held-out evaluations.")
     p.add_argument("--heldout_per_class", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="Processes rendering clips ahead of training.")
@@ -53,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def warmup_cosine(warmup: int, total: int):
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     """Learning-rate factor: linear from 0 over `warmup` steps, then a cosine down to 0 at `total`."""
 
     def factor(step: int) -> float:
@@ -66,32 +80,63 @@ def warmup_cosine(warmup: int, total: int):
 
 
 class Heldout(Dataset):
-    """The fixed held-out pretext clips, rendered by the same workers."""
+    """The fixed held-out pretext clips (full variety, evaluation crop), rendered by the same workers."""
 
-    def __init__(self, seed: int, count: int) -> None:
-        self.seed, self.count = seed, count
+    def __init__(self, seed: int, count: int, patch: int) -> None:
+        self.seed, self.count, self.patch = seed, count, patch
 
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return heldout_example(self.seed, index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        example = heldout_example(self.seed, index, patch=self.patch)
+        return example.clip, example.label, example.parts
+
+
+def forward(
+    model: VJEPA2ForVideoClassification, part_head: torch.nn.Linear, clips: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class logits (B, classes), as VJEPA2ForVideoClassification computes them, and part logits
+    (B, cells, time steps, parts) from every token of the backbone (tokens are time-major, then row-major)."""
+    tokens = model.vjepa2(pixel_values_videos=clips, skip_predictor=True).last_hidden_state
+    logits = model.classifier(model.pooler(tokens))
+    cells = (model.config.crop_size // model.config.patch_size) ** 2
+    parts = part_head(tokens).view(len(clips), -1, cells, len(PARTS)).transpose(1, 2)
+    return logits, parts
+
+
+def losses(
+    logits: torch.Tensor, parts: torch.Tensor, labels: torch.Tensor, part_targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return F.cross_entropy(logits, labels), F.cross_entropy(parts, part_targets, ignore_index=IGNORE)
+
+
+def part_accuracy(parts: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
+    """(parts placed in the right token cell, parts present)."""
+    present = targets != IGNORE
+    return int(((parts.argmax(1) == targets) & present).sum()), int(present.sum())
 
 
 @torch.no_grad()
-def evaluate(
-    model: VJEPA2ForVideoClassification, clips: torch.Tensor, labels: torch.Tensor
-) -> tuple[float, float]:
-    """(mean loss, accuracy) on the held-out clips."""
+def evaluate(model, part_head, clips, labels, targets) -> dict[str, float]:
+    """Losses and accuracies on the held-out clips."""
     model.eval()
-    logits = torch.cat([model(pixel_values_videos=batch).logits for batch in clips.split(32)])
+    outputs = [forward(model, part_head, batch) for batch in clips.split(32)]
     model.train()
-    loss = F.cross_entropy(logits, labels).item()
-    return loss, (logits.argmax(-1) == labels).float().mean().item()
+    logits = torch.cat([o[0] for o in outputs])
+    parts = torch.cat([o[1] for o in outputs])
+    class_loss, part_loss = losses(logits, parts, labels, targets)
+    hits, present = part_accuracy(parts, targets)
+    return {
+        "heldout_loss": class_loss.item(),
+        "heldout_acc": (logits.argmax(-1) == labels).float().mean().item(),
+        "heldout_part_loss": part_loss.item(),
+        "heldout_part_acc": hits / max(1, present),
+    }
 
 
 def save_curve(rows: list[dict], curve_dir: Path) -> None:
-    """The curve as CSV and as a two-panel PNG (loss; accuracy)."""
+    """The curve as CSV and as a two-panel PNG (losses; accuracies)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,18 +148,27 @@ def save_curve(rows: list[dict], curve_dir: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     steps = [r["step"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(steps, [r["train_loss"] for r in rows], label="training batches")
-    ax_loss.plot(steps, [r["heldout_loss"] for r in rows], label="held-out clips")
-    ax_loss.set(xlabel="step", ylabel="cross-entropy", title="loss")
-    ax_acc.plot(steps, [r["train_acc"] for r in rows], label="training batches")
-    ax_acc.plot(steps, [r["heldout_acc"] for r in rows], label="held-out clips (full variety)")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in [
+        ("train_loss", "class, training batches"),
+        ("heldout_loss", "class, held-out clips"),
+        ("train_part_loss", "parts, training batches"),
+        ("heldout_part_loss", "parts, held-out clips"),
+    ]:
+        ax_loss.plot(steps, [r[key] for r in rows], "--" if "part" in key else "-", label=label)
+    ax_loss.set(xlabel="step", ylabel="cross-entropy", title="losses")
+    for key, label in [
+        ("train_acc", "class, training batches"),
+        ("heldout_acc", "class, held-out clips (full variety)"),
+        ("heldout_part_acc", "part in the right token, held-out"),
+    ]:
+        ax_acc.plot(steps, [r[key] for r in rows], "--" if "part" in key else "-", label=label)
     ax_acc.plot(steps, [r["difficulty"] for r in rows], ":", color="gray", label="curriculum difficulty")
     ax_acc.set(xlabel="step", ylabel="accuracy", title=f"pretext accuracy ({len(PRETEXT_CLASSES)} classes)")
     ax_acc.set_ylim(0, 1)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(curve_dir / "training_curve.png", dpi=110)
     plt.close(fig)
@@ -123,10 +177,8 @@ def save_curve(rows: list[dict], curve_dir: Path) -> None:
 def save_checkpoint(model: VJEPA2ForVideoClassification, out: Path) -> int:
     """config.json + model.safetensors with bfloat16 weights; returns the weights' size in bytes."""
     out.mkdir(parents=True, exist_ok=True)
-    state = {
-        name: tensor.detach().to(torch.bfloat16).contiguous() for name, tensor in model.state_dict().items()
-    }
-    model.save_pretrained(out, state_dict=state)  # pops from the dict it is given; ours is a copy
+    state = {name: t.detach().to(torch.bfloat16).contiguous() for name, t in model.state_dict().items()}
+    model.save_pretrained(out, state_dict=state)  # it pops entries from the dict it is given: ours is a copy
     return (out / "model.safetensors").stat().st_size
 
 
@@ -137,84 +189,83 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     config = build_config("tiny", num_labels=len(PRETEXT_CLASSES), id2label=PRETEXT_ID2LABEL)
     model = VJEPA2ForVideoClassification(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    part_head = torch.nn.Linear(config.hidden_size, len(PARTS))
+    params = [*model.parameters(), *part_head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup_steps, args.steps))
     loader_kwargs = {"num_workers": args.workers, "prefetch_factor": 3} if args.workers else {}
 
-    heldout = list(
-        DataLoader(
-            Heldout(args.seed, args.heldout_per_class * len(PRETEXT_CLASSES)), batch_size=32, **loader_kwargs
-        )
-    )
-    held_clips = torch.cat([clips for clips, _ in heldout])
-    held_labels = torch.cat([labels for _, labels in heldout])
+    count = args.heldout_per_class * len(PRETEXT_CLASSES)
+    heldout = list(DataLoader(Heldout(args.seed, count, config.patch_size), batch_size=32, **loader_kwargs))
+    held = [torch.cat([batch[i] for batch in heldout]) for i in range(3)]
     print(
-        f"{len(PRETEXT_CLASSES)} pretext classes, {len(held_labels)} held-out clips, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters; rendering took "
-        f"{time.perf_counter() - started:.0f} s",
+        f"{len(PRETEXT_CLASSES)} pretext classes, {count} held-out clips, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"{time.perf_counter() - started:.0f} s to set up",
         flush=True,
     )
 
-    batches = PretextBatches(args.seed, args.steps, args.batch_size, args.ramp_steps)
+    batches = PretextBatches(
+        args.seed,
+        args.steps,
+        args.batch_size,
+        easy_steps=args.easy_steps,
+        ramp_steps=args.ramp_steps,
+        patch=config.patch_size,
+    )
     loader = DataLoader(batches, batch_size=None, shuffle=False, **loader_kwargs)
     rows: list[dict] = []
-    window_loss, window_correct, window_count = 0.0, 0, 0
+    window = {"loss": 0.0, "part_loss": 0.0, "correct": 0, "count": 0}
     bar = tqdm(loader, total=args.steps, desc="pretrain tiny", unit="step", disable=None)
-    for step, (clips, labels) in enumerate(bar, start=1):
-        logits = model(pixel_values_videos=clips).logits
-        loss = F.cross_entropy(logits, labels)
+    for step, (clips, labels, targets) in enumerate(bar, start=1):
+        logits, parts = forward(model, part_head, clips)
+        class_loss, part_loss = losses(logits, parts, labels, targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (class_loss + args.part_weight * part_loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        window_loss += loss.item() * len(labels)
-        window_correct += int((logits.argmax(-1) == labels).sum())
-        window_count += len(labels)
+        window["loss"] += class_loss.item() * len(labels)
+        window["part_loss"] += part_loss.item() * len(labels)
+        window["correct"] += int((logits.argmax(-1) == labels).sum())
+        window["count"] += len(labels)
         elapsed = time.perf_counter() - started
-        bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{step * args.batch_size / elapsed:.1f}")
+        bar.set_postfix(loss=f"{class_loss.item():.3f}", clips_s=f"{step * args.batch_size / elapsed:.1f}")
         if step % args.eval_every == 0 or step == args.steps:
-            held_loss, held_acc = evaluate(model, held_clips, held_labels)
-            rows.append(
-                {
-                    "step": step,
-                    "clips_seen": step * args.batch_size,
-                    "learning_rate": round(schedule.get_last_lr()[0], 8),
-                    "difficulty": round(batches.difficulty(step - 1), 4),
-                    "train_loss": round(window_loss / window_count, 4),
-                    "train_acc": round(window_correct / window_count, 4),
-                    "heldout_loss": round(held_loss, 4),
-                    "heldout_acc": round(held_acc, 4),
-                    "elapsed_s": round(elapsed, 1),
-                }
-            )
-            window_loss, window_correct, window_count = 0.0, 0, 0
-            row = rows[-1]
+            n = window["count"]
+            row = {
+                "step": step,
+                "clips_seen": step * args.batch_size,
+                "learning_rate": round(schedule.get_last_lr()[0], 8),
+                "difficulty": round(batches.difficulty(step - 1), 4),
+                "train_loss": round(window["loss"] / n, 4),
+                "train_part_loss": round(window["part_loss"] / n, 4),
+                "train_acc": round(window["correct"] / n, 4),
+            }
+            row.update({k: round(v, 4) for k, v in evaluate(model, part_head, *held).items()})
+            row["elapsed_s"] = round(elapsed, 1)
+            rows.append(row)
+            window = {"loss": 0.0, "part_loss": 0.0, "correct": 0, "count": 0}
             tqdm.write(
-                f"step {step:4d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
-                f"held-out loss {held_loss:.3f} acc {held_acc:.3f}  difficulty {row['difficulty']:.2f}  "
-                f"{elapsed:.0f} s"
+                f"step {step:4d}  class loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
+                f"held-out acc {row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f}  "
+                f"difficulty {row['difficulty']:.2f}  {elapsed:.0f} s",
+                file=sys.stdout,
             )
+            sys.stdout.flush()
     bar.close()
     model.eval()
     size = save_checkpoint(model, args.out)
     save_curve(rows, args.curve_dir)
     total = time.perf_counter() - started
     summary = {
-        "seed": args.seed,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
+        **{k: v for k, v in vars(args).items() if k not in ("out", "curve_dir")},
         "clips_seen": args.steps * args.batch_size,
-        "learning_rate": args.learning_rate,
-        "weight_decay": args.weight_decay,
-        "warmup_steps": args.warmup_steps,
-        "ramp_steps": args.ramp_steps,
-        "workers": args.workers,
-        "threads": args.threads,
-        "final_heldout_acc": rows[-1]["heldout_acc"],
+        "final": rows[-1],
         "weights_bytes": size,
         "wall_time_s": round(total, 1),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -222,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.curve_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"saved {args.out} ({size / 1e6:.1f} MB of weights); held-out pretext accuracy "
-        f"{rows[-1]['heldout_acc']:.3f}; {total / 60:.1f} min in all"
+        f"{rows[-1]['heldout_acc']:.3f}, parts {rows[-1]['heldout_part_acc']:.3f}; {total / 60:.1f} min in all"
     )
     return 0
 

@@ -181,20 +181,25 @@ def _build_info(p: ArgumentParser) -> None:
     from vjepa_tune.config import LoraConfig
 
     p.add_argument("--model", type=str, default="random:vitl", help="Model spec (see `train --help`).")
-    p.add_argument("--strategy", type=str, default="lora", help="Strategy whose trainable set to count.")
+    p.add_argument("--strategy", type=str | None, default=None,
+                   help="Strategy whose trainable set to count (default: a table of every strategy).")
     p.add_argument("--num_labels", type=int, default=4, help="Number of classes of the classifier.")
     p.add_class_arguments(LoraConfig, "lora", sub_configs=True)
     p.add_argument("--json", type=bool, default=False, help="Print JSON.")
 
 
 def _run_info(a: Any) -> int:
-    from vjepa_tune.models.info import format_info, model_info
+    from vjepa_tune.models.info import all_strategies_info, format_info, format_strategies, model_info
 
     if a.num_labels < 1:
         raise BadInput(f"--num_labels must be >= 1, got {a.num_labels}.")
     lora = _instantiate(a).lora
-    info = model_info(a.model, a.strategy, a.num_labels, lora)
-    print(json.dumps(info, indent=2) if a.json else format_info(info))
+    if a.strategy is None:
+        infos = all_strategies_info(a.model, a.num_labels, lora)
+        print(json.dumps(infos, indent=2) if a.json else format_strategies(infos))
+    else:
+        info = model_info(a.model, a.strategy, a.num_labels, lora)
+        print(json.dumps(info, indent=2) if a.json else format_info(info))
     return 0
 
 

@@ -7,22 +7,29 @@ import random
 import numpy as np
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from vjepa_tune.data import pretext
 from vjepa_tune.data.motions import CLASS_MOTIONS, MOTIONS
 from vjepa_tune.data.pretext import (
+    IGNORE,
+    PARTS,
     PRETEXT_CLASSES,
     PRETEXT_ID2LABEL,
     PRETEXT_MOTIONS,
     SHAPE_MOTIONS,
     PretextBatches,
+    PretextClip,
+    difficulty_at,
     ease_figure_spec,
+    part_targets,
     pretext_example,
     render_pretext_clip,
+    transform_clip,
 )
 from vjepa_tune.data.synthetic import Look, draw_clip_spec, skeleton
 from vjepa_tune.errors import BadInput
-from vjepa_tune.randomness import keyed_random
+from vjepa_tune.randomness import keyed_random, seeded_torch_rng
 
 DEMO_MOTIONS = {motion for motions in CLASS_MOTIONS.values() for motion in motions}
 LABEL = {c.name: i for i, c in enumerate(PRETEXT_CLASSES)}
@@ -65,8 +72,9 @@ def test_no_pretext_motion_replays_a_demo_motion_forwards_or_backwards():
 def test_a_reversed_class_is_its_forward_clip_played_backwards(name):
     forward = render_pretext_clip(LABEL[name], keyed_random(5), num_frames=8, size=32)
     backward = render_pretext_clip(LABEL[f"{name}_reversed"], keyed_random(5), num_frames=8, size=32)
-    np.testing.assert_array_equal(backward, forward[::-1])
-    assert not np.array_equal(forward, forward[::-1])  # the motion has a direction in time
+    np.testing.assert_array_equal(backward.frames, forward.frames[::-1])
+    np.testing.assert_array_equal(backward.tracks, forward.tracks[::-1])
+    assert not np.array_equal(forward.frames, forward.frames[::-1])  # the motion has a direction in time
 
 
 def test_only_time_asymmetric_motions_get_a_reversed_class():
@@ -79,33 +87,76 @@ def test_only_time_asymmetric_motions_get_a_reversed_class():
 @pytest.mark.parametrize("difficulty", [0.0, 1.0])
 def test_every_class_renders_and_moves_except_the_still_shape(difficulty):
     for label, cls in enumerate(PRETEXT_CLASSES):
-        frames = render_pretext_clip(
+        clip = render_pretext_clip(
             label, keyed_random(1, label), num_frames=16, size=32, difficulty=difficulty
         )
-        assert frames.shape == (16, 32, 32, 3) and frames.dtype == np.uint8
-        change = np.abs(frames[1:].astype(int) - frames[:-1].astype(int)).max(axis=(1, 2, 3))
+        assert clip.frames.shape == (16, 32, 32, 3) and clip.frames.dtype == np.uint8
+        assert clip.tracks.shape == (16, len(PARTS), 2)
+        change = np.abs(clip.frames[1:].astype(int) - clip.frames[:-1].astype(int)).max(axis=(1, 2, 3))
         if cls.source == "shape_still":
             assert change.max() == 0, cls.name
         else:
             assert change.max() > 40, cls.name
 
 
+@pytest.mark.parametrize("motion", ["kick", "throw", "jumping_jacks"])
+def test_figure_tracks_lie_on_the_drawn_figure(motion):
+    """Hip, hands and feet are line ends or joints of the drawing: their pixels are not the flat background."""
+    clip = render_pretext_clip(LABEL[motion], keyed_random(3), num_frames=8, size=64, difficulty=0.0)
+    background = clip.frames[0, 0, 0].astype(int)
+    for frame, tracks in zip(clip.frames, clip.tracks, strict=True):
+        for part in ("hip", "hand_r", "hand_l", "foot_r", "foot_l"):
+            x, y = np.clip(np.round(tracks[PARTS.index(part)]).astype(int), 0, 63)
+            assert np.abs(frame[y, x].astype(int) - background).max() > 30, (part, x, y)
+        assert np.isnan(tracks[PARTS.index("shape")]).all()
+
+
+def test_part_targets_name_the_token_cell_of_each_part_per_tubelet():
+    tracks = torch.full((4, len(PARTS), 2), float("nan"))
+    tracks[:, 0] = torch.tensor([5.0, 5.0])  # top-left cell
+    tracks[:, 1] = torch.tensor([63.0, 20.0])  # row 1, column 3
+    tracks[0, 2], tracks[1, 2] = torch.tensor([10.0, 40.0]), torch.tensor([22.0, 40.0])  # mean x 16: column 1
+    tracks[2:, 2] = torch.tensor([40.0, 40.0])
+    tracks[:, 3] = torch.tensor([-3.0, 10.0])  # left of the frame
+    targets = part_targets(tracks, size=64, patch=16, tubelet=2)
+    assert targets.shape == (2, len(PARTS))
+    assert targets[:, 0].tolist() == [0, 0] and targets[:, 1].tolist() == [7, 7]
+    assert targets[:, 2].tolist() == [9, 10]
+    assert (targets[:, 3:] == IGNORE).all()
+
+
+def test_training_crop_moves_the_tracks_with_the_frames():
+    frames = np.zeros((2, 64, 64, 3), np.uint8)
+    frames[:, 40:44, 12:16] = 255  # a bright block whose centre is the tracked point (14, 42)
+    tracks = np.full((2, len(PARTS), 2), np.nan, np.float32)
+    tracks[:, 0] = (14.0, 42.0)
+    crop = v2.RandomResizedCrop(64, scale=(0.4, 0.6), antialias=True)
+    with seeded_torch_rng("crop-test"):
+        video, moved = transform_clip(PretextClip(frames, tracks), [crop])
+    brightest = np.unravel_index(int(video[0].sum(0).argmax()), (64, 64))
+    x, y = moved[0, 0].tolist()
+    assert abs(brightest[0] - y) <= 3 and abs(brightest[1] - x) <= 3
+
+
 def test_examples_are_deterministic_for_a_seed_and_differ_across_seeds():
-    clip, label = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
-    again, label_again = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
-    assert label == label_again and torch.equal(clip, again)
-    other = [pretext_example(8, step=3, index=i, difficulty=0.5, num_frames=8, size=32) for i in range(2)]
-    assert not any(torch.equal(clip, c) for c, _ in other)
+    first = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
+    again = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
+    assert first.label == again.label and torch.equal(first.clip, again.clip)
+    assert torch.equal(first.parts, again.parts)
+    others = [pretext_example(8, step=3, index=i, difficulty=0.5, num_frames=8, size=32) for i in range(2)]
+    assert not any(torch.equal(first.clip, other.clip) for other in others)
 
 
-def test_batches_are_normalised_clips_keyed_by_step():
-    batches = PretextBatches(seed=0, steps=4, batch_size=3, ramp_steps=2, num_frames=8, size=32)
-    clips, labels = batches[1]
+def test_batches_are_normalised_clips_with_labels_and_part_targets_keyed_by_step():
+    batches = PretextBatches(seed=0, steps=4, batch_size=3, easy_steps=1, ramp_steps=2, num_frames=8, size=32)
+    clips, labels, parts = batches[1]
     assert clips.shape == (3, 8, 3, 32, 32) and clips.dtype == torch.float32
     assert labels.shape == (3,) and int(labels.min()) >= 0 and int(labels.max()) < len(PRETEXT_CLASSES)
+    assert parts.shape == (3, 4, len(PARTS)) and int(parts.max()) < 4
     assert clips.min() < -1.0 and clips.max() > 1.0  # ImageNet mean/std normalisation, not [0, 1]
     assert torch.equal(batches[1][0], clips)
-    assert [batches.difficulty(s) for s in range(4)] == [0.0, 0.5, 1.0, 1.0]
+    assert [batches.difficulty(s) for s in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert difficulty_at(10, easy_steps=0, ramp_steps=0) == 1.0
 
 
 def test_easy_end_of_the_curriculum_centres_and_enlarges_the_figure():

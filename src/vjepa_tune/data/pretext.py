@@ -31,12 +31,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from vjepa_tune.data.motions import Motion, Params, Pose, register_motion, smoothstep
-from vjepa_tune.data.synthetic import ClipSpec, draw_clip_spec, render_spec
-from vjepa_tune.data.transforms import ClipTransform
+from vjepa_tune.data.synthetic import (
+    STANDING_HEIGHT,
+    ClipSpec,
+    clip_poses,
+    draw_clip_spec,
+    render_spec,
+    skeleton,
+)
+from vjepa_tune.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize_size
 from vjepa_tune.errors import BadInput
-from vjepa_tune.randomness import keyed_random
+from vjepa_tune.randomness import keyed_random, seeded_torch_rng
 
 # --- figure motions -----------------------------------------------------------------------------------------
 # Angles follow motions.py: 0 hangs straight down, positive swings toward the way the figure faces (+x).
@@ -273,6 +282,24 @@ PRETEXT_MOTIONS: tuple[str, ...] = tuple(m.name for m in FIGURE_MOTIONS)
 """The stick-figure motions of the pretext task (registered in `motions.MOTIONS`)."""
 
 
+# --- what a clip shows besides its class ---------------------------------------------------------------------
+
+FIGURE_PARTS: tuple[str, ...] = ("head", "hip", "hand_r", "hand_l", "foot_r", "foot_l")
+PARTS: tuple[str, ...] = (*FIGURE_PARTS, "shape")
+"""The parts the part targets locate: a figure's head, hip, hands and feet, and a shape's centre."""
+
+IGNORE = -100
+"""Target of a part that is absent or out of the frame (cross-entropy's default ignore index)."""
+
+
+@dataclass(frozen=True)
+class PretextClip:
+    frames: np.ndarray
+    """(T, H, W, 3) uint8."""
+    tracks: np.ndarray
+    """(T, len(PARTS), 2) float32 pixel (x, y) of each part per frame; NaN where the clip has no such part."""
+
+
 # --- shapes -------------------------------------------------------------------------------------------------
 
 
@@ -418,9 +445,8 @@ def _phases(rng: random.Random, frames: int) -> list[float]:
 
 def render_shape_clip(
     motion: str, rng: random.Random, num_frames: int, size: int, difficulty: float = 1.0
-) -> np.ndarray:
-    """One shape doing `motion` over a background, as (T, H, W, 3) uint8 frames (drawn at 2x, box-filtered
-    down)."""
+) -> PretextClip:
+    """One shape doing `motion` over a background (drawn at 2x, box-filtered down), with its centre's track."""
     if motion not in SHAPE_MOTIONS:
         raise BadInput(f"unknown shape motion {motion!r}; known: {', '.join(SHAPE_MOTIONS)}.")
     easy = 1.0 - difficulty
@@ -442,6 +468,7 @@ def render_shape_clip(
     ]
     mirror = rng.random() < 0.5 and motion != "shape_spin"
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    tracks = np.full((num_frames, len(PARTS), 2), np.nan, dtype=np.float32)
     px = size * scale
     for i, t in enumerate(_phases(rng, num_frames)):
         canvas = Image.fromarray(background.copy())
@@ -460,7 +487,8 @@ def render_shape_clip(
             points = [(cx + r * (u * c - v * s), cy + r * (u * s + v * c)) for u, v in _OUTLINES[outline]]
             draw.polygon(points, fill=color)
         frames[i] = np.asarray(canvas.resize((size, size), Image.Resampling.BOX))
-    return frames
+        tracks[i, PARTS.index("shape")] = (cx / scale, cy / scale)
+    return PretextClip(frames, tracks)
 
 
 # --- figures with a curriculum ------------------------------------------------------------------------------
@@ -488,6 +516,26 @@ def ease_figure_spec(spec: ClipSpec, easy: float, rng: random.Random) -> ClipSpe
     if rng.random() < easy:
         backdrop = dataclasses.replace(backdrop, kind="flat", floor_color=None)
     return dataclasses.replace(spec, camera=camera, look=look, backdrop=backdrop)
+
+
+def figure_tracks(spec: ClipSpec) -> np.ndarray:
+    """Pixel (x, y) of the figure's parts in every frame, (T, len(PARTS), 2), NaN for the shape slot.
+
+    The same placement as `synthetic.render_spec` (feet on the floor line at the camera's centre, one figure
+    height = figure_height / STANDING_HEIGHT of the frame), without the camera shake's pixel or two.
+    """
+    width, height = spec.size
+    cam = spec.camera
+    figure_px = cam.figure_height * height / STANDING_HEIGHT
+    origin = np.array([cam.center_x * width, cam.floor_y * height])
+    flip = np.array([-figure_px if cam.mirror else figure_px, -figure_px])
+    tracks = np.full((spec.num_frames, len(PARTS), 2), np.nan, dtype=np.float32)
+    for i, pose in enumerate(clip_poses(spec)):
+        seen = min(1.0, max(0.05, pose.width * cam.width_gain + cam.width_offset))
+        joints = skeleton(dataclasses.replace(pose, width=seen), spec.look)
+        for k, part in enumerate(FIGURE_PARTS):
+            tracks[i, k] = origin + joints[part] * flip
+    return tracks
 
 
 # --- the pretext classes ------------------------------------------------------------------------------------
@@ -528,33 +576,76 @@ PRETEXT_ID2LABEL: dict[int, str] = {i: c.name for i, c in enumerate(PRETEXT_CLAS
 
 def render_pretext_clip(
     label: int, rng: random.Random, *, num_frames: int = 16, size: int = 64, difficulty: float = 1.0
-) -> np.ndarray:
-    """A fresh clip of pretext class `label` as (T, H, W, 3) uint8; a reversed class is the same clip as its
-    forward class (same rng state) with the frames in the opposite order."""
+) -> PretextClip:
+    """A fresh clip of pretext class `label` with its part tracks; a reversed class is the same clip as its
+    forward class (same rng state) with the frames, and the tracks, in the opposite order."""
     if not 0 <= label < len(PRETEXT_CLASSES):
         raise BadInput(f"pretext label must be in 0..{len(PRETEXT_CLASSES) - 1}, got {label!r}.")
     if not 0.0 <= difficulty <= 1.0:
         raise BadInput(f"difficulty must be in [0, 1], got {difficulty!r}.")
     cls = PRETEXT_CLASSES[label]
     if cls.is_shape:
-        frames = render_shape_clip(cls.source, rng, num_frames, size, difficulty)
+        clip = render_shape_clip(cls.source, rng, num_frames, size, difficulty)
     else:
         spec = draw_clip_spec(cls.source, rng, num_frames, (size, size))
-        spec = dataclasses.replace(spec, chair=None)
-        frames = render_spec(ease_figure_spec(spec, 1.0 - difficulty, rng))
-    return np.ascontiguousarray(frames[::-1]) if cls.reversed else frames
+        spec = ease_figure_spec(dataclasses.replace(spec, chair=None), 1.0 - difficulty, rng)
+        clip = PretextClip(render_spec(spec), figure_tracks(spec))
+    if cls.reversed:
+        return PretextClip(np.ascontiguousarray(clip.frames[::-1]), np.ascontiguousarray(clip.tracks[::-1]))
+    return clip
+
+
+def part_targets(tracks: torch.Tensor, size: int, patch: int = 16, tubelet: int = 2) -> torch.Tensor:
+    """Which token cell holds each part at each tubelet: (T // tubelet, len(PARTS)) cell indices (row-major
+    over the size // patch grid, the order of the model's tokens), IGNORE where a part is absent or outside
+    the frame. `tracks` are pixel (x, y) per frame, (T, len(PARTS), 2)."""
+    steps = tracks.shape[0] // tubelet
+    mean = tracks[: steps * tubelet].reshape(steps, tubelet, *tracks.shape[1:]).mean(dim=1)
+    grid = size // patch
+    cells = torch.floor(mean / patch)
+    inside = torch.isfinite(mean).all(-1) & (cells >= 0).all(-1) & (cells < grid).all(-1)
+    index = (cells[..., 1] * grid + cells[..., 0]).nan_to_num(0).long()
+    return torch.where(inside, index, torch.full_like(index, IGNORE))
+
+
+_NORMALIZE = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def transform_clip(clip: PretextClip, steps: list[v2.Transform]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply torchvision transforms to the frames and the tracks together; normalise the frames."""
+    video = tv_tensors.Video(torch.from_numpy(clip.frames).permute(0, 3, 1, 2))
+    size = clip.frames.shape[1:3]
+    points = tv_tensors.KeyPoints(torch.from_numpy(clip.tracks), canvas_size=size)
+    video, points = v2.Compose([*steps, _NORMALIZE])(video, points)
+    return video.as_subclass(torch.Tensor).contiguous(), points.as_subclass(torch.Tensor)
 
 
 def crop_scale_for(difficulty: float) -> tuple[float, float]:
-    """Area range of the random resized crop: gentle for easy clips, down to a third of the frame at full
-    difficulty, so the features survive the demo's training crops."""
-    return (1.0 - 0.65 * difficulty, 1.0)
+    """Area range of the random resized crop: none for easy clips, down to half the frame at full difficulty,
+    so the features survive the demo's training crops."""
+    return (1.0 - 0.5 * difficulty, 1.0)
+
+
+@dataclass(frozen=True)
+class PretextExample:
+    clip: torch.Tensor
+    """Normalised (T, 3, size, size) float32, as the model takes it."""
+    label: int
+    parts: torch.Tensor
+    """`part_targets` of the clip: (T // tubelet, len(PARTS)) token-cell indices."""
 
 
 def pretext_example(
-    seed: int, step: int, index: int, difficulty: float, *, num_frames: int = 16, size: int = 64
-) -> tuple[torch.Tensor, int]:
-    """Example `index` of training step `step`: a normalised (T, 3, size, size) clip and its label.
+    seed: int,
+    step: int,
+    index: int,
+    difficulty: float,
+    *,
+    num_frames: int = 16,
+    size: int = 64,
+    patch: int = 16,
+) -> PretextExample:
+    """Example `index` of training step `step`: a fresh clip, its class and where its parts are.
 
     Its class, its clip, its own difficulty (uniform up to 1.5x the schedule's, capped at 1) and its crop are
     keyed by (seed, step, index) alone.
@@ -562,53 +653,82 @@ def pretext_example(
     rng = keyed_random(seed, "pretext", step, index)
     label = rng.randrange(len(PRETEXT_CLASSES))
     own = min(1.0, difficulty * rng.uniform(0.0, 1.5))
-    frames = render_pretext_clip(label, rng, num_frames=num_frames, size=size, difficulty=own)
-    transform = ClipTransform(size, train=True, hflip=False, crop_scale=crop_scale_for(own))
-    clip = transform(torch.from_numpy(frames), key=(seed, "pretext-crop", step, index))
-    return clip, label
+    clip = render_pretext_clip(label, rng, num_frames=num_frames, size=size, difficulty=own)
+    crop = v2.RandomResizedCrop(size, scale=crop_scale_for(own), antialias=True)
+    with seeded_torch_rng(seed, "pretext-crop", step, index):
+        video, tracks = transform_clip(clip, [crop])
+    return PretextExample(video, label, part_targets(tracks, size, patch))
 
 
 def heldout_example(
-    seed: int, index: int, *, num_frames: int = 16, size: int = 64
-) -> tuple[torch.Tensor, int]:
-    """A fixed evaluation clip at full difficulty, through the evaluation transform; classes in turn."""
+    seed: int, index: int, *, num_frames: int = 16, size: int = 64, patch: int = 16
+) -> PretextExample:
+    """A fixed evaluation clip at full difficulty, through the evaluation resize and centre crop (the
+    demo's test transform); classes in turn."""
     label = index % len(PRETEXT_CLASSES)
-    rng = keyed_random(seed, "pretext-heldout", index)
-    frames = render_pretext_clip(label, rng, num_frames=num_frames, size=size, difficulty=1.0)
-    return ClipTransform(size, train=False)(torch.from_numpy(frames)), label
+    clip = render_pretext_clip(
+        label, keyed_random(seed, "pretext-heldout", index), num_frames=num_frames, size=size
+    )
+    video, tracks = transform_clip(clip, [v2.Resize(eval_resize_size(size), antialias=True), v2.CenterCrop(size)])
+    return PretextExample(video, label, part_targets(tracks, size, patch))
 
 
-def difficulty_at(step: int, ramp_steps: int) -> float:
-    """The curriculum: from 0 (all easy) at step 0 to 1 (the demo's full variety) after `ramp_steps`."""
+def difficulty_at(step: int, easy_steps: int, ramp_steps: int) -> float:
+    """The curriculum: all easy (0) for `easy_steps`, then rising to the demo's full variety (1) over
+    `ramp_steps`."""
+    if step < easy_steps:
+        return 0.0
     if ramp_steps <= 0:
         return 1.0
-    return min(1.0, step / ramp_steps)
+    return min(1.0, (step - easy_steps) / ramp_steps)
 
 
 class PretextBatches(Dataset):
-    """Item s is training batch s: (clips (B, T, 3, H, W) float32, labels (B,)); for a DataLoader with
-    batch_size=None, whose workers then render batches ahead of the training step."""
+    """Item s is training batch s: clips (B, T, 3, H, W) float32, labels (B,) and part targets (B, T', P);
+    for a DataLoader with batch_size=None, whose workers then render batches ahead of the training step."""
 
     def __init__(
-        self, seed: int, steps: int, batch_size: int, ramp_steps: int, *, num_frames: int = 16, size: int = 64
+        self,
+        seed: int,
+        steps: int,
+        batch_size: int,
+        *,
+        easy_steps: int = 0,
+        ramp_steps: int = 0,
+        num_frames: int = 16,
+        size: int = 64,
+        patch: int = 16,
     ) -> None:
         self.seed = seed
         self.steps = steps
         self.batch_size = batch_size
+        self.easy_steps = easy_steps
         self.ramp_steps = ramp_steps
         self.num_frames = num_frames
         self.size = size
+        self.patch = patch
 
     def __len__(self) -> int:
         return self.steps
 
     def difficulty(self, step: int) -> float:
-        return difficulty_at(step, self.ramp_steps)
+        return difficulty_at(step, self.easy_steps, self.ramp_steps)
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         difficulty = self.difficulty(step)
         examples = [
-            pretext_example(self.seed, step, i, difficulty, num_frames=self.num_frames, size=self.size)
+            pretext_example(
+                self.seed, step, i, difficulty, num_frames=self.num_frames, size=self.size, patch=self.patch
+            )
             for i in range(self.batch_size)
         ]
-        return torch.stack([c for c, _ in examples]), torch.tensor([label for _, label in examples])
+        return collate_examples(examples)
+
+
+def collate_examples(examples: list[PretextExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(clips, labels, parts) stacked."""
+    return (
+        torch.stack([e.clip for e in examples]),
+        torch.tensor([e.label for e in examples]),
+        torch.stack([e.parts for e in examples]),
+    )

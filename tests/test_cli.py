@@ -1,0 +1,58 @@
+"""The command-line contract of CLI.md: every command answers --help, the spellings it promises parse, and the
+parameter counts `info` prints for ViT-L equal the guide's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vjepa_tune.cli import COMMANDS, _normalize_argv, _parser, main
+from vjepa_tune.models.info import format_pct
+
+CONTRACT_COMMANDS = ["synth", "data check", "data prepare", "info", "train", "compare", "evaluate", "predict",
+                     "export", "cache", "demo"]
+
+
+@pytest.mark.parametrize("command", CONTRACT_COMMANDS)
+def test_every_contract_command_has_a_complete_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert command in COMMANDS
+    assert main([*command.split(), "--help"]) == 0
+    assert "usage: vjepa-tune " + command in capsys.readouterr().out
+
+
+def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fly"]) == 2
+    assert "unknown command 'fly'" in capsys.readouterr().err
+
+
+def test_bare_switches_and_comma_lists_are_rewritten_for_the_parser() -> None:
+    parser = _parser("vjepa-tune train", "")
+    COMMANDS["train"].build(parser)
+    argv = ["--gradient_checkpointing", "--data.split_ratios", "0.8,0.1,0.1", "--cache.enabled", "false",
+            "--data.hflip=false", "--data.crop_scale=0.5,1"]
+    assert _normalize_argv(parser, argv) == [
+        "--gradient_checkpointing", "true", "--data.split_ratios", "[0.8,0.1,0.1]", "--cache.enabled", "false",
+        "--data.hflip=false", "--data.crop_scale", "[0.5,1]",
+    ]
+
+
+def test_info_prints_the_guides_parameter_counts_for_vitl(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--model", "random:vitl", "--num_labels", "4", "--json"]) == 0
+    rows = {r["strategy"]: r for r in json.loads(capsys.readouterr().out)}
+    expected = {
+        "head_only": (4_100, 375_311_748, "0.001"),
+        "pooler_and_head": (49_340_420, 375_311_748, "13.15"),
+        "lora": (495_620, 375_803_268, "0.13"),
+        "pooler_head_and_lora": (49_831_940, 375_803_268, "13.26"),
+    }
+    for name, (trainable, total, pct) in expected.items():
+        assert (rows[name]["trainable_params"], rows[name]["total_params"]) == (trainable, total)
+        assert format_pct(rows[name]["trainable_pct"]) == pct
+    assert main(["info", "--model", "random:vitl", "--strategy", "lora"]) == 0
+    assert "495,620" in capsys.readouterr().out
+
+
+def test_info_refuses_an_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--model", "random:tiny", "--strategy", "everything"]) == 2
+    assert "everything" in capsys.readouterr().err
