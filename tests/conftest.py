@@ -47,3 +47,16 @@ def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> C
         return runs[strategy]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def demo_result(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vjepa-tune demo` run once per session (the guide's four strategies on the bundled `tiny`): its compare
+    folder. The demo test checks its table and records; the detection test predicts with its best run."""
+    from vjepa_tune.cli import main
+
+    work = tmp_path_factory.mktemp("demo")
+    argv = ["demo", "--out", str(work / "runs"), "--data_dir", str(work / "data"), "--cache.dir", str(work / "store")]
+    assert main(argv) == 0
+    (compare_dir,) = (work / "runs").glob("compare-*")
+    return compare_dir
