@@ -5,9 +5,14 @@
 Every weight (backbone, pooler, classifier) trains from scratch on fresh clips that DataLoader workers render
 for each step while the model trains on the previous batch (vjepa_tune.data.pretext: figure and shape motions,
 forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a cosine schedule and a
-curriculum from easy to varied visuals. Two losses: the clip's pretext class (pooler, then classifier), and,
-from every backbone token, which token holds each body part (or the shape) at that token's time step; the
-second loss's linear head is scaffolding and is not saved.
+curriculum from easy to varied visuals. Three losses:
+
+- class: the clip's pretext class, from the pooler through the classifier (saved, with the pretext labels);
+- parts: from every backbone token, which token holds each body part (or the shape) at that token's time
+  step, and, from the token that holds it, where the part moves next (which only the direction of time tells);
+- path: from the pooler's output, each part's path through the clip, relative to its mean place.
+
+The linear heads of the last two are scaffolding and are not saved.
 
 It prints its progress and saves its training curve (losses and accuracies on a fixed held-out set of pretext
 clips) as CSV and PNG. The weights are stored in bfloat16 (half the size; the config says float32, so
@@ -40,7 +45,9 @@ from vjepa_tune.data.pretext import (
     PRETEXT_CLASSES,
     PRETEXT_ID2LABEL,
     PretextBatches,
+    centred_paths,
     heldout_example,
+    part_velocities,
 )
 from vjepa_tune.models.loading import build_config
 
@@ -54,12 +61,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=800, help="Optimizer steps, one fresh batch each.")
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--frames", type=int, default=16, help="Frames per clip (the demo's frames_per_clip).")
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=0.05)
     p.add_argument("--warmup_steps", type=int, default=100)
     p.add_argument("--easy_steps", type=int, default=150, help="Curriculum: steps on easy clips only.")
     p.add_argument("--ramp_steps", type=int, default=350, help="Curriculum: steps from easy to full variety.")
     p.add_argument("--part_weight", type=float, default=1.0, help="Weight of the part-location loss.")
+    p.add_argument("--velocity_weight", type=float, default=4.0, help="Weight of the part-velocity loss.")
+    p.add_argument("--path_weight", type=float, default=2.0, help="Weight of the part-path loss.")
     p.add_argument("--eval_every", type=int, default=50, help="Steps between held-out evaluations.")
     p.add_argument("--heldout_per_class", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="Processes rendering clips ahead of training.")
@@ -88,50 +98,89 @@ class Heldout(Dataset):
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
         example = heldout_example(self.seed, index, patch=self.patch)
-        return example.clip, example.label, example.parts
+        return example.clip, example.label, example.parts, example.positions
+
+
+VELOCITY_SCALE = 8.0
+"""Velocities (frame fractions per time step) times this are about unit size, as are paths times PATH_SCALE."""
+PATH_SCALE = 8.0
+
+
+class Scaffolding(torch.nn.Module):
+    """The training-only heads: from each token, part cell logits and part velocities; from the pooled clip,
+    part paths."""
+
+    def __init__(self, hidden: int, cells: int, steps: int) -> None:
+        super().__init__()
+        self.cells, self.steps = cells, steps
+        self.parts = torch.nn.Linear(hidden, 3 * len(PARTS))
+        self.path = torch.nn.Linear(hidden, steps * len(PARTS) * 2)
+
+    def forward(
+        self, tokens: torch.Tensor, pooled: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Part cell logits (B, cells, time steps, parts) (tokens are time-major, then row-major), part
+        velocities per token (B, time steps, cells, parts, 2) and paths (B, time steps, parts, 2)."""
+        batch, parts = len(tokens), len(PARTS)
+        out = self.parts(tokens).view(batch, -1, self.cells, 3 * parts)
+        cells = out[..., :parts].transpose(1, 2)
+        velocities = out[..., parts:].reshape(batch, -1, self.cells, parts, 2)
+        return cells, velocities, self.path(pooled).view(batch, self.steps, parts, 2)
 
 
 def forward(
-    model: VJEPA2ForVideoClassification, part_head: torch.nn.Linear, clips: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class logits (B, classes), as VJEPA2ForVideoClassification computes them, and part logits
-    (B, cells, time steps, parts) from every token of the backbone (tokens are time-major, then row-major)."""
+    model: VJEPA2ForVideoClassification, heads: Scaffolding, clips: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """Class logits, as VJEPA2ForVideoClassification computes them, then the scaffolding's outputs."""
     tokens = model.vjepa2(pixel_values_videos=clips, skip_predictor=True).last_hidden_state
-    logits = model.classifier(model.pooler(tokens))
-    cells = (model.config.crop_size // model.config.patch_size) ** 2
-    parts = part_head(tokens).view(len(clips), -1, cells, len(PARTS)).transpose(1, 2)
-    return logits, parts
+    pooled = model.pooler(tokens)
+    return (model.classifier(pooled), *heads(tokens, pooled))
 
 
-def losses(
-    logits: torch.Tensor, parts: torch.Tensor, labels: torch.Tensor, part_targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    return F.cross_entropy(logits, labels), F.cross_entropy(parts, part_targets, ignore_index=IGNORE)
+def _masked_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    present = torch.isfinite(target)
+    return F.mse_loss(prediction[present], target[present]) if present.any() else prediction.sum() * 0
 
 
-def part_accuracy(parts: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
-    """(parts placed in the right token cell, parts present)."""
+def losses(outputs: tuple[torch.Tensor, ...], batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    logits, cells, velocities, paths = outputs
+    _, labels, targets, positions = batch
+    # The velocity of a part is read at the token that holds it: (B, T', P, cells, 2) gathered at its cell.
+    index = targets.clamp(min=0)[..., None, None].expand(*targets.shape, 1, 2)
+    at_part = torch.gather(velocities.permute(0, 1, 3, 2, 4), 3, index).squeeze(3)
+    moves = part_velocities(positions)
+    moves[targets == IGNORE] = float("nan")
+    return {
+        "class": F.cross_entropy(logits, labels),
+        "parts": F.cross_entropy(cells, targets, ignore_index=IGNORE),
+        "velocity": _masked_mse(at_part, moves * VELOCITY_SCALE),
+        "path": _masked_mse(paths, centred_paths(positions) * PATH_SCALE),
+    }
+
+
+def part_accuracy(cells: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of present parts placed in the right token cell."""
     present = targets != IGNORE
-    return int(((parts.argmax(1) == targets) & present).sum()), int(present.sum())
+    return int(((cells.argmax(1) == targets) & present).sum()) / max(1, int(present.sum()))
 
 
 @torch.no_grad()
-def evaluate(model, part_head, clips, labels, targets) -> dict[str, float]:
+def evaluate(model, heads, held: list[torch.Tensor]) -> dict[str, float]:
     """Losses and accuracies on the held-out clips."""
     model.eval()
-    outputs = [forward(model, part_head, batch) for batch in clips.split(32)]
+    chunks = [forward(model, heads, clips) for clips in held[0].split(32)]
     model.train()
-    logits = torch.cat([o[0] for o in outputs])
-    parts = torch.cat([o[1] for o in outputs])
-    class_loss, part_loss = losses(logits, parts, labels, targets)
-    hits, present = part_accuracy(parts, targets)
+    outputs = tuple(torch.cat([chunk[i] for chunk in chunks]) for i in range(len(chunks[0])))
+    values = losses(outputs, tuple(held))
     return {
-        "heldout_loss": class_loss.item(),
-        "heldout_acc": (logits.argmax(-1) == labels).float().mean().item(),
-        "heldout_part_loss": part_loss.item(),
-        "heldout_part_acc": hits / max(1, present),
+        "heldout_loss": values["class"].item(),
+        "heldout_acc": (outputs[0].argmax(-1) == held[1]).float().mean().item(),
+        "heldout_part_loss": values["parts"].item(),
+        "heldout_part_acc": part_accuracy(outputs[1], held[2]),
+        "heldout_velocity_loss": values["velocity"].item(),
+        "heldout_path_loss": values["path"].item(),
     }
 
 
@@ -154,9 +203,11 @@ def save_curve(rows: list[dict], curve_dir: Path) -> None:
         ("heldout_loss", "class, held-out clips"),
         ("train_part_loss", "parts, training batches"),
         ("heldout_part_loss", "parts, held-out clips"),
+        ("heldout_velocity_loss", "velocity (MSE), held-out clips"),
+        ("heldout_path_loss", "path (MSE), held-out clips"),
     ]:
         ax_loss.plot(steps, [r[key] for r in rows], "--" if "part" in key else "-", label=label)
-    ax_loss.set(xlabel="step", ylabel="cross-entropy", title="losses")
+    ax_loss.set(xlabel="step", ylabel="loss", title="losses")
     for key, label in [
         ("train_acc", "class, training batches"),
         ("heldout_acc", "class, held-out clips (full variety)"),
@@ -189,15 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     config = build_config("tiny", num_labels=len(PRETEXT_CLASSES), id2label=PRETEXT_ID2LABEL)
     model = VJEPA2ForVideoClassification(config).train()
-    part_head = torch.nn.Linear(config.hidden_size, len(PARTS))
-    params = [*model.parameters(), *part_head.parameters()]
+    steps_per_clip = args.frames // config.tubelet_size
+    heads = Scaffolding(config.hidden_size, (config.crop_size // config.patch_size) ** 2, steps_per_clip)
+    params = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup_steps, args.steps))
     loader_kwargs = {"num_workers": args.workers, "prefetch_factor": 3} if args.workers else {}
+    weights = {
+        "class": 1.0,
+        "parts": args.part_weight,
+        "velocity": args.velocity_weight,
+        "path": args.path_weight,
+    }
 
     count = args.heldout_per_class * len(PRETEXT_CLASSES)
     heldout = list(DataLoader(Heldout(args.seed, count, config.patch_size), batch_size=32, **loader_kwargs))
-    held = [torch.cat([batch[i] for batch in heldout]) for i in range(3)]
+    held = [torch.cat([batch[i] for batch in heldout]) for i in range(4)]
     print(
         f"{len(PRETEXT_CLASSES)} pretext classes, {count} held-out clips, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters; "
@@ -211,44 +269,51 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_size,
         easy_steps=args.easy_steps,
         ramp_steps=args.ramp_steps,
+        num_frames=args.frames,
+        size=config.crop_size,
         patch=config.patch_size,
     )
     loader = DataLoader(batches, batch_size=None, shuffle=False, **loader_kwargs)
     rows: list[dict] = []
-    window = {"loss": 0.0, "part_loss": 0.0, "correct": 0, "count": 0}
+    sums: dict[str, float] = {}
     bar = tqdm(loader, total=args.steps, desc="pretrain tiny", unit="step", disable=None)
-    for step, (clips, labels, targets) in enumerate(bar, start=1):
-        logits, parts = forward(model, part_head, clips)
-        class_loss, part_loss = losses(logits, parts, labels, targets)
+    for step, batch in enumerate(bar, start=1):
+        outputs = forward(model, heads, batch[0])
+        values = losses(outputs, batch)
         optimizer.zero_grad(set_to_none=True)
-        (class_loss + args.part_weight * part_loss).backward()
+        sum(weights[name] * value for name, value in values.items()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        window["loss"] += class_loss.item() * len(labels)
-        window["part_loss"] += part_loss.item() * len(labels)
-        window["correct"] += int((logits.argmax(-1) == labels).sum())
-        window["count"] += len(labels)
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value.item()
+        sums["acc"] = sums.get("acc", 0.0) + (outputs[0].argmax(-1) == batch[1]).float().mean().item()
+        sums["batches"] = sums.get("batches", 0) + 1
         elapsed = time.perf_counter() - started
-        bar.set_postfix(loss=f"{class_loss.item():.3f}", clips_s=f"{step * args.batch_size / elapsed:.1f}")
+        bar.set_postfix(
+            loss=f"{values['class'].item():.3f}", clips_s=f"{step * args.batch_size / elapsed:.1f}"
+        )
         if step % args.eval_every == 0 or step == args.steps:
-            n = window["count"]
+            n = sums.pop("batches")
             row = {
                 "step": step,
                 "clips_seen": step * args.batch_size,
                 "learning_rate": round(schedule.get_last_lr()[0], 8),
                 "difficulty": round(batches.difficulty(step - 1), 4),
-                "train_loss": round(window["loss"] / n, 4),
-                "train_part_loss": round(window["part_loss"] / n, 4),
-                "train_acc": round(window["correct"] / n, 4),
+                "train_loss": round(sums["class"] / n, 4),
+                "train_acc": round(sums["acc"] / n, 4),
+                "train_part_loss": round(sums["parts"] / n, 4),
+                "train_velocity_loss": round(sums["velocity"] / n, 4),
+                "train_path_loss": round(sums["path"] / n, 4),
             }
-            row.update({k: round(v, 4) for k, v in evaluate(model, part_head, *held).items()})
+            row.update({k: round(v, 4) for k, v in evaluate(model, heads, held).items()})
             row["elapsed_s"] = round(elapsed, 1)
             rows.append(row)
-            window = {"loss": 0.0, "part_loss": 0.0, "correct": 0, "count": 0}
+            sums = {}
             tqdm.write(
-                f"step {step:4d}  class loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
-                f"held-out acc {row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f}  "
+                f"step {step:4d}  class loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  held-out acc "
+                f"{row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f} velocity loss "
+                f"{row['heldout_velocity_loss']:.3f} path loss {row['heldout_path_loss']:.3f}  "
                 f"difficulty {row['difficulty']:.2f}  {elapsed:.0f} s",
                 file=sys.stdout,
             )

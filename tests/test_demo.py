@@ -27,8 +27,3 @@ def test_demo_trains_the_four_guide_strategies_and_writes_the_guides_table(demo_
     assert sorted(r["approach"] for r in rows) == sorted(GUIDE_STRATEGIES)
     assert (demo_result / "training_curves.png").exists() and (demo_result / "confusion_best.png").exists()
 
-
-def test_the_best_demo_strategy_reaches_80_percent_on_the_four_actions(demo_result: Path) -> None:
-    accuracies = {json.loads(p.read_text())["approach"]: json.loads(p.read_text())["test_acc"]
-                  for p in demo_result.glob("*/metrics.json")}
-    assert max(accuracies.values()) >= 0.80, accuracies

@@ -190,43 +190,6 @@ def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-DEMO_SEQUENCE = ["sitting_down", "waving", "standing_up", "other"] * 2
-"""Eight synthetic clips of 2 s, every class twice, joined into one video (a new scene at each cut)."""
-
-
-@pytest.fixture(scope="module")
-def tiny_demo_run(demo_result: Path) -> Path:
-    """The demo's best run by validation accuracy (bundled pretrained `tiny`, the demo's data and settings)."""
-    runs = [json.loads(p.read_text()) | {"dir": p.parent} for p in demo_result.glob("*/metrics.json")]
-    return max(runs, key=lambda m: m["best_val_acc"])["dir"]
-
-
-def test_the_tiny_demo_run_labels_at_least_80_percent_of_a_long_video_correctly(
-    tiny_demo_run: Path, tmp_path: Path
-) -> None:
-    from vjepa_tune import load_run
-    from vjepa_tune.data.synthetic import draw_class_spec, render_spec
-    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE
-    from vjepa_tune.randomness import keyed_random
-
-    fps, clip_frames = DEMO_FPS, 2 * DEMO_FPS
-    clips = [
-        render_spec(draw_class_spec(name, keyed_random("long video", i), clip_frames, DEMO_SIZE))
-        for i, name in enumerate(DEMO_SEQUENCE)
-    ]
-    video = tmp_path / "actions.mp4"
-    write_video(video, np.concatenate(clips), fps=fps)
-    truth = [name for name in DEMO_SEQUENCE for _ in range(clip_frames)]
-
-    # Windows as long as a training video (32 frames at 25 fps), a quarter of one apart.
-    window_s = DEMO_FRAMES / fps
-    result = load_run(tiny_demo_run).predict_windows(video, window_s=window_s, stride_s=window_s / 4, min_score=0)
-    predicted = result.label_at((i + 0.5) / fps for i in range(len(truth)))
-    correct = sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
-    assert correct >= 0.8, f"{correct:.1%} of the time labelled correctly; segments: {result.segments}"
-    assert {s.label for s in result.segments} == set(CLASSES)
-
-
 # ------------------------------------------------------------------------------------------------ evaluate
 def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
     lora_run: Path, capsys: pytest.CaptureFixture

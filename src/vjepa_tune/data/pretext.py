@@ -1,4 +1,5 @@
-"""The pretext task that pretrains the bundled `tiny` model: name the motion in a fresh synthetic clip.
+"""The pretext task that pretrains the bundled `tiny` model: name the motion in a fresh synthetic clip and
+say where the body parts go.
 
 A small video model trained from scratch on a few hundred labelled clips memorises them; one that has first
 learnt what actions are made of generalises. The pretext classes teach exactly those ingredients and share no
@@ -13,6 +14,11 @@ Every asymmetric motion comes twice, as played and time-reversed (`kick` and `ki
 with its frames in the opposite order), so only the direction of time tells the pair apart: what a model needs
 for sitting down versus standing up. Motions that look the same backwards (jumping jacks, arm circles, a
 slide in a random direction, a still shape) come once.
+
+Besides its class, a clip says where its parts are: the tracks of a figure's head, hip, hands and feet (or a
+shape's centre) in every frame, which the renderer knows. They become dense targets (which token holds each
+part, now and one time step later) and a path to regress from the pooled clip: far more to learn from per
+clip than one label, and the very things an action classifier needs from a frozen backbone.
 
 `difficulty` runs the curriculum: 0 draws large, centred, thick figures and shapes on flat backgrounds; 1
 keeps the full variety of the demo videos (small, off-centre, thin figures, textured backgrounds, camera
@@ -595,17 +601,39 @@ def render_pretext_clip(
     return clip
 
 
+def part_positions(tracks: torch.Tensor, size: int, tubelet: int = 2) -> torch.Tensor:
+    """Where each part is at each tubelet (the model's time step): (T // tubelet, len(PARTS), 2) as (x, y)
+    fractions of the frame, the mean over the tubelet's frames; NaN where a part is absent or outside the
+    frame. `tracks` are pixel (x, y) per frame, (T, len(PARTS), 2)."""
+    steps = tracks.shape[0] // tubelet
+    mean = tracks[: steps * tubelet].reshape(steps, tubelet, *tracks.shape[1:]).mean(dim=1) / size
+    inside = torch.isfinite(mean).all(-1) & (mean >= 0).all(-1) & (mean < 1).all(-1)
+    return torch.where(inside[..., None], mean, torch.full_like(mean, float("nan")))
+
+
 def part_targets(tracks: torch.Tensor, size: int, patch: int = 16, tubelet: int = 2) -> torch.Tensor:
     """Which token cell holds each part at each tubelet: (T // tubelet, len(PARTS)) cell indices (row-major
     over the size // patch grid, the order of the model's tokens), IGNORE where a part is absent or outside
     the frame. `tracks` are pixel (x, y) per frame, (T, len(PARTS), 2)."""
-    steps = tracks.shape[0] // tubelet
-    mean = tracks[: steps * tubelet].reshape(steps, tubelet, *tracks.shape[1:]).mean(dim=1)
     grid = size // patch
-    cells = torch.floor(mean / patch)
-    inside = torch.isfinite(mean).all(-1) & (cells >= 0).all(-1) & (cells < grid).all(-1)
-    index = (cells[..., 1] * grid + cells[..., 0]).nan_to_num(0).long()
-    return torch.where(inside, index, torch.full_like(index, IGNORE))
+    cells = torch.floor(part_positions(tracks, size, tubelet) * grid)
+    index = (cells[..., 1] * grid + cells[..., 0]).nan_to_num(IGNORE).long()
+    return torch.where(torch.isfinite(cells).all(-1), index, torch.full_like(index, IGNORE))
+
+
+def part_velocities(positions: torch.Tensor) -> torch.Tensor:
+    """How far each part moves to the next time step, (..., T', P, 2) in frame fractions from
+    `part_positions`; NaN at the last step and where the part is missing at either end. Its sign is the
+    direction of time."""
+    step = positions[..., 1:, :, :] - positions[..., :-1, :, :]
+    return torch.cat([step, torch.full_like(positions[..., :1, :, :], float("nan"))], dim=-3)
+
+
+def centred_paths(positions: torch.Tensor) -> torch.Tensor:
+    """Each part's path relative to its mean place over the clip, (..., T', P, 2): the motion without where
+    in the frame it happens; NaN where the part is missing."""
+    mean = positions.nanmean(dim=-3, keepdim=True)
+    return positions - mean
 
 
 _NORMALIZE = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -621,9 +649,9 @@ def transform_clip(clip: PretextClip, steps: list[v2.Transform]) -> tuple[torch.
 
 
 def crop_scale_for(difficulty: float) -> tuple[float, float]:
-    """Area range of the random resized crop: none for easy clips, down to half the frame at full difficulty,
-    so the features survive the demo's training crops."""
-    return (1.0 - 0.5 * difficulty, 1.0)
+    """Area range of the random resized crop: none for easy clips, down to 30% of the frame at full
+    difficulty, so the features survive the demo's training crops."""
+    return (1.0 - 0.7 * difficulty, 1.0)
 
 
 @dataclass(frozen=True)
@@ -633,6 +661,12 @@ class PretextExample:
     label: int
     parts: torch.Tensor
     """`part_targets` of the clip: (T // tubelet, len(PARTS)) token-cell indices."""
+    positions: torch.Tensor
+    """`part_positions` of the clip: (T // tubelet, len(PARTS), 2) frame fractions, NaN where absent."""
+
+
+def _example(video: torch.Tensor, label: int, tracks: torch.Tensor, size: int, patch: int) -> PretextExample:
+    return PretextExample(video, label, part_targets(tracks, size, patch), part_positions(tracks, size))
 
 
 def pretext_example(
@@ -657,7 +691,7 @@ def pretext_example(
     crop = v2.RandomResizedCrop(size, scale=crop_scale_for(own), antialias=True)
     with seeded_torch_rng(seed, "pretext-crop", step, index):
         video, tracks = transform_clip(clip, [crop])
-    return PretextExample(video, label, part_targets(tracks, size, patch))
+    return _example(video, label, tracks, size, patch)
 
 
 def heldout_example(
@@ -669,8 +703,10 @@ def heldout_example(
     clip = render_pretext_clip(
         label, keyed_random(seed, "pretext-heldout", index), num_frames=num_frames, size=size
     )
-    video, tracks = transform_clip(clip, [v2.Resize(eval_resize_size(size), antialias=True), v2.CenterCrop(size)])
-    return PretextExample(video, label, part_targets(tracks, size, patch))
+    video, tracks = transform_clip(
+        clip, [v2.Resize(eval_resize_size(size), antialias=True), v2.CenterCrop(size)]
+    )
+    return _example(video, label, tracks, size, patch)
 
 
 def difficulty_at(step: int, easy_steps: int, ramp_steps: int) -> float:
@@ -684,8 +720,8 @@ def difficulty_at(step: int, easy_steps: int, ramp_steps: int) -> float:
 
 
 class PretextBatches(Dataset):
-    """Item s is training batch s: clips (B, T, 3, H, W) float32, labels (B,) and part targets (B, T', P);
-    for a DataLoader with batch_size=None, whose workers then render batches ahead of the training step."""
+    """Item s is training batch s, `collate_examples` of its examples; for a DataLoader with
+    batch_size=None, whose workers then render batches ahead of the training step."""
 
     def __init__(
         self,
@@ -714,7 +750,7 @@ class PretextBatches(Dataset):
     def difficulty(self, step: int) -> float:
         return difficulty_at(step, self.easy_steps, self.ramp_steps)
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, ...]:
         difficulty = self.difficulty(step)
         examples = [
             pretext_example(
@@ -725,10 +761,11 @@ class PretextBatches(Dataset):
         return collate_examples(examples)
 
 
-def collate_examples(examples: list[PretextExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(clips, labels, parts) stacked."""
+def collate_examples(examples: list[PretextExample]) -> tuple[torch.Tensor, ...]:
+    """(clips (B, T, 3, H, W), labels (B,), parts (B, T', P), positions (B, T', P, 2)) stacked."""
     return (
         torch.stack([e.clip for e in examples]),
         torch.tensor([e.label for e in examples]),
         torch.stack([e.parts for e in examples]),
+        torch.stack([e.positions for e in examples]),
     )
