@@ -284,6 +284,10 @@ def compare_folder(out: Path, identity: dict[str, Any], log: Log = print) -> Pat
 
 
 # --------------------------------------------------------------------------------------------- running
+def _silent(_: str) -> None:
+    """The log of processes other than the main one."""
+
+
 def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> CompareResult:
     """Train every grid point not finished yet, then write report.md and its plots; returns what happened.
 
@@ -292,15 +296,21 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     raises BadInput at once; so does bad input met by a run, since it would stop the others too.
     """
     from vjepa_tune.tracking.report import write_report
+    from vjepa_tune.training import distributed
     from vjepa_tune.training.features import BackboneCounter
+    from vjepa_tune.training.loop import make_accelerator
 
+    make_accelerator(base.precision)  # starts the process group under torchrun / accelerate launch
+    if not distributed.is_main():
+        log = _silent
     grid = resolve_grid(base, grid)
     points = grid_points(grid)
     configs = [validate(point.config(base)) for point in points]
     split_seed = _axis(grid.seeds)[0]
     sizes = _axis(grid.videos_per_class)
     splits_by_size, index = grid_splits(base, sizes, split_seed)
-    compare_dir = compare_folder(base.out, grid_identity(base, grid), log)
+    compare_dir = compare_folder(base.out, grid_identity(base, grid), log) if distributed.is_main() else None
+    compare_dir = distributed.broadcast(compare_dir)
     experiments_csv = Path(base.out) / "experiments.csv"
     calls_before, clips_before = BackboneCounter.calls, BackboneCounter.clips
 
@@ -319,7 +329,8 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     clips = BackboneCounter.clips - clips_before
     notes = _notes(base, grid, splits_by_size, index, split_seed, calls, clips)
     entries = [r.as_report_entry() for r in records]
-    report = write_report(compare_dir, entries, notes=notes)
+    report = write_report(compare_dir, entries, notes=notes) if distributed.is_main() else compare_dir / "report.md"
+    distributed.barrier()
     from vjepa_tune.tracking.report import results_table
 
     log("\n" + results_table(entries))
@@ -337,7 +348,10 @@ def _run_point(
     log: Log,
 ) -> RunRecord:
     from vjepa_tune.training import checkpoint as ckpt
+    from vjepa_tune.training import distributed
     from vjepa_tune.training.loop import train
+
+    distributed.barrier()  # every process sees the same finished / unfinished state
 
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
@@ -349,8 +363,9 @@ def _run_point(
             log(f"{header}: continuing from its checkpoint")
             result = train(cfg, resume=str(run_dir), log=log, experiments_csv=experiments_csv)
         else:
-            if run_dir.exists():  # started, but killed before its first epoch ended: nothing worth keeping
+            if run_dir.exists() and distributed.is_main():  # killed before its first epoch ended: nothing to keep
                 shutil.rmtree(run_dir)
+            distributed.barrier()
             log(f"{header}: training")
             result = train(cfg, log=log, run_dir=run_dir, splits=splits, experiments_csv=experiments_csv)
     except BadInput:

@@ -595,9 +595,16 @@ def evaluate_run(
     import torch
 
     from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
-    from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, predict_views
+    from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, ViewPredictions, predict_views
     from vjepa_tune.tracking.records import versions, write_json_atomic
+    from vjepa_tune.training import distributed
+    from vjepa_tune.training.loop import make_accelerator
 
+    accelerator = make_accelerator("auto")  # starts the process group under torchrun / accelerate launch
+    if device is None and accelerator.num_processes > 1:
+        device = accelerator.device
+    if not distributed.is_main():
+        log, progress = (lambda _: None), False
     run_dir = Path(run_dir)
     predictor = load_run(run_dir, device=device, precision=precision)
     spec = predictor.view_spec(num_clips, num_crops)
@@ -615,8 +622,9 @@ def evaluate_run(
         evaluated_on, name = f"{split} split", split
     out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
 
-    dataset = ViewDataset([ClipRequest(s.path) for s in samples], spec)
-    result = predict_views(
+    mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
+    dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec)
+    local = predict_views(
         predictor.logits,
         dataset,
         batch_size=batch_size,
@@ -625,6 +633,11 @@ def evaluate_run(
         unit="video",
         progress=progress,
     )
+    result = ViewPredictions(probs={}, errors={})
+    for probs, errors in distributed.gather(({mine[k]: v.cpu() for k, v in local.probs.items()},
+                                             {mine[k]: r for k, r in local.errors.items()})):
+        result.probs.update(probs)
+        result.errors.update(errors)
     scored = sorted(result.probs)
     if not scored:
         raise BadInput(f"none of the {len(samples)} videos could be read; check them with `vjepa-tune data check`.")
@@ -645,10 +658,12 @@ def evaluate_run(
         **scores,
         "versions": versions(),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    write_confusion(out_dir, scores["confusion"], classes)
-    _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes)
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_confusion(out_dir, scores["confusion"], classes)
+        _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes)
+    distributed.barrier()
     return Evaluation(metrics, out_dir)
 
 

@@ -103,3 +103,30 @@ def test_shard_splits_contiguously_and_covers_everything() -> None:
     parts = [distributed.shard(items, i, 3) for i in range(3)]
     assert parts == [[0, 1, 2], [3, 4], [5, 6]]
     assert distributed.shard(items[:1], 1, 2) == []
+
+
+def test_compare_and_evaluate_with_two_processes_match_one(synth_root: Path, tmp_path: Path) -> None:
+    common = ["--model", "random:tiny", "--data.root", str(synth_root), "--strategies", "head_only,lora",
+              "--lora.dropout", "0", "--num_epochs", "1", "--accumulation_steps", "2"]
+    _run(["compare", *common, "--batch_size", "2", "--out", str(tmp_path / "one"),
+          "--cache.dir", str(tmp_path / "s1")], 1)
+    _run(["compare", *common, "--batch_size", "1", "--out", str(tmp_path / "two"),
+          "--cache.dir", str(tmp_path / "s2")], 2)
+    (one,) = (tmp_path / "one").glob("compare-*")
+    (two,) = (tmp_path / "two").glob("compare-*")
+    assert (two / "report.md").exists() and len(list((tmp_path / "two").glob("compare-*"))) == 1
+    for name in ("head_only", "lora"):
+        a = json.loads((one / name / "metrics.json").read_text())
+        b = json.loads((two / name / "metrics.json").read_text())
+        assert b["history"][0]["train_loss"] == pytest.approx(a["history"][0]["train_loss"], abs=1e-5)
+        assert b["test"]["confusion"] == a["test"]["confusion"]
+    assert len(list(csv.DictReader((tmp_path / "two" / "experiments.csv").open()))) == 2
+
+    _run(["evaluate", str(two / "lora"), "--num_clips", "2", "--json"], 1)
+    single = json.loads((two / "lora" / "evaluation" / "test-2x1" / "metrics.json").read_text())
+    (two / "lora" / "evaluation" / "test-2x1" / "metrics.json").unlink()
+    _run(["evaluate", str(two / "lora"), "--num_clips", "2", "--json"], 2)
+    double = json.loads((two / "lora" / "evaluation" / "test-2x1" / "metrics.json").read_text())
+    assert double["num_videos"] == single["num_videos"] == b["num_test"]
+    assert double["confusion"] == single["confusion"]
+    assert double["top1"] == single["top1"]
