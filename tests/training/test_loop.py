@@ -223,3 +223,31 @@ def test_schedules_warm_up_and_decay() -> None:
     assert cosine(55) == pytest.approx(0.5, abs=0.02) and cosine(99) < 0.01
     constant = lr_lambda(TrainConfig(), 100)
     assert constant(0) == constant(99) == 1.0
+
+
+def test_early_stopping_ends_the_run_after_epochs_without_improvement(
+    synth_root: Path, store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_train_args(synth_root, tmp_path, "--strategy", "head_only", "--num_epochs", "6",
+                            "--learning_rate", "1e-12", "--early_stopping", "2", "--cache.dir", str(store_dir)))
+    assert code == 0
+    history = json.loads((_only_run(tmp_path) / "metrics.json").read_text())["history"]
+    assert len(history) == 3, "epoch 1 sets the best; epochs 2 and 3 do not beat it; the run stops"
+    assert "early stopping: no better validation accuracy for 2 epochs" in capsys.readouterr().out
+
+
+def test_loss_weights_balance_classes_by_inverse_frequency() -> None:
+    from vjepa_tune.training.loop import _class_weights
+
+    weights = _class_weights(TrainConfig(class_balance="loss"), [0, 0, 0, 1], 3)
+    assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
+    assert _class_weights(TrainConfig(), [0, 1], 2) is None
+
+
+def test_smoothing_clipping_and_cosine_options_train(synth_root: Path, store_dir: Path, tmp_path: Path) -> None:
+    code = main(_train_args(synth_root, tmp_path, "--strategy", "lora", "--num_epochs", "2", "--label_smoothing",
+                            "0.1", "--max_grad_norm", "0.5", "--scheduler", "cosine", "--warmup_ratio", "0.2",
+                            "--class_balance", "loss", "--cache.dir", str(store_dir)))
+    assert code == 0
+    metrics = json.loads((_only_run(tmp_path) / "metrics.json").read_text())
+    assert metrics["history"][-1]["lr"] < 2e-4, "the cosine schedule has decayed the learning rate"
