@@ -31,19 +31,11 @@ def best_demo_run(work: Path) -> Path:
 
 
 def labelled_fraction(run_dir: Path, work: Path) -> float:
-    import numpy as np
-
     from vjepa_tune import load_run
-    from vjepa_tune.data.synthetic import draw_class_spec, render_spec, write_video
-    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE
-    from vjepa_tune.randomness import keyed_random
+    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, write_long_demo_video
 
-    clip_frames = 2 * DEMO_FPS
-    clips = [render_spec(draw_class_spec(name, keyed_random("long video", i), clip_frames, DEMO_SIZE))
-             for i, name in enumerate(SEQUENCE)]
     video = work / "actions.mp4"
-    write_video(video, np.concatenate(clips), fps=DEMO_FPS)
-    truth = [name for name in SEQUENCE for _ in range(clip_frames)]
+    truth = write_long_demo_video(video, SEQUENCE)
     window_s = DEMO_FRAMES / DEMO_FPS
     result = load_run(run_dir).predict_windows(video, window_s=window_s, stride_s=window_s / 4, min_score=0)
     predicted = result.label_at((i + 0.5) / DEMO_FPS for i in range(len(truth)))

@@ -1,18 +1,18 @@
-"""Make the bundled `tiny` checkpoint: pretrain the `random:tiny` V-JEPA 2 on the synthetic pretext task.
+"""One cycle of pretraining the bundled `tiny` checkpoint: the `random:tiny` V-JEPA 2 on the synthetic pretext task.
 
-    .venv/bin/python scripts/make_tiny_checkpoint.py     # writes src/vjepa_tune/assets/tiny/ and docs/tiny_model/
+    bash scripts/make_tiny_checkpoint.sh      # the bundled checkpoint: four cycles of this script, about 45 min
 
-Every weight (backbone, pooler, classifier) trains from scratch on fresh clips that DataLoader workers render
-for each step while the model trains on the previous batch (vjepa_tune.data.pretext: figure and shape motions,
-forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a cosine schedule and a
-curriculum from easy to varied visuals. Three losses:
+One cycle trains every weight (backbone, pooler, classifier), from scratch or from `--init`, on clips that
+DataLoader workers render for each step while the model trains on the previous batch (vjepa_tune.data.pretext:
+figure and shape motions, forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a
+cosine schedule and a curriculum from easy to varied visuals (by default easy throughout: large, centred, thick
+figures on flat backgrounds, where the motion target is learnt; docs/tiny_model.md). Three losses:
 
 - class: the clip's pretext class, from the pooler through the classifier (saved, with the pretext labels);
-- parts: from every backbone token, which token holds each body part (or the shape) at that token's time
-  step, and, from the token that holds it, where the part moves next (which only the direction of time tells);
-- path: from the pooler's output, each part's path through the clip, relative to its mean place.
+- parts: from every backbone token, which token holds each body part (or the shape) at that token's time step;
+- motion: from the token that holds it, how the part moves between the two frames that token sees.
 
-The linear heads of the last two are scaffolding and are not saved.
+The linear head of the last two is scaffolding and is not saved.
 
 It prints its progress and saves its training curve (losses and accuracies on a fixed held-out set of pretext
 clips) as CSV and PNG. The weights are stored in bfloat16 (half the size; the config says float32, so
@@ -45,9 +45,7 @@ from vjepa_tune.data.pretext import (
     PRETEXT_CLASSES,
     PRETEXT_ID2LABEL,
     PretextBatches,
-    centred_paths,
     heldout_example,
-    part_velocities,
 )
 from vjepa_tune.models.loading import build_config
 
@@ -59,17 +57,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "src/vjepa_tune/assets/tiny", help="Checkpoint folder.")
     p.add_argument("--curve_dir", type=Path, default=REPO / "docs/tiny_model", help="Training curve folder.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None, help="Continue from this checkpoint instead of from scratch.")
     p.add_argument("--steps", type=int, default=800, help="Optimizer steps, one fresh batch each.")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--frames", type=int, default=16, help="Frames per clip (the demo's frames_per_clip).")
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--weight_decay", type=float, default=0.05)
     p.add_argument("--warmup_steps", type=int, default=100)
-    p.add_argument("--easy_steps", type=int, default=150, help="Curriculum: steps on easy clips only.")
+    p.add_argument("--easy_steps", type=int, default=800, help="Curriculum: steps on easy clips only.")
     p.add_argument("--ramp_steps", type=int, default=350, help="Curriculum: steps from easy to full variety.")
     p.add_argument("--part_weight", type=float, default=1.0, help="Weight of the part-location loss.")
-    p.add_argument("--velocity_weight", type=float, default=4.0, help="Weight of the part-velocity loss.")
-    p.add_argument("--path_weight", type=float, default=2.0, help="Weight of the part-path loss.")
+    p.add_argument("--motion_weight", type=float, default=8.0, help="Weight of the part-motion loss.")
     p.add_argument("--eval_every", type=int, default=50, help="Steps between held-out evaluations.")
     p.add_argument("--heldout_per_class", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="Processes rendering clips ahead of training.")
@@ -100,34 +98,30 @@ class Heldout(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
         example = heldout_example(self.seed, index, patch=self.patch)
-        return example.clip, example.label, example.parts, example.positions
+        return example.clip, example.label, example.parts, example.motion
 
 
-VELOCITY_SCALE = 8.0
-"""Velocities (frame fractions per time step) times this are about unit size, as are paths times PATH_SCALE."""
-PATH_SCALE = 8.0
+MOTION_SCALE = 0.5
+"""Pixels per frame at which the motion target is half way to its bound: the target is m / (|m| + scale) per
+axis, so the direction of a slow limb counts as much as a fast shape's, and a still part is 0."""
 
 
 class Scaffolding(torch.nn.Module):
-    """The training-only heads: from each token, part cell logits and part velocities; from the pooled clip,
-    part paths."""
+    """The training-only head: from each token, which token holds each part and how each part moves there."""
 
-    def __init__(self, hidden: int, cells: int, steps: int) -> None:
+    def __init__(self, hidden: int, cells: int) -> None:
         super().__init__()
-        self.cells, self.steps = cells, steps
-        self.parts = torch.nn.Linear(hidden, 3 * len(PARTS))
-        self.path = torch.nn.Linear(hidden, steps * len(PARTS) * 2)
+        self.cells = cells
+        self.head = torch.nn.Linear(hidden, 3 * len(PARTS))
 
-    def forward(
-        self, tokens: torch.Tensor, pooled: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Part cell logits (B, cells, time steps, parts) (tokens are time-major, then row-major), part
-        velocities per token (B, time steps, cells, parts, 2) and paths (B, time steps, parts, 2)."""
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Part cell logits (B, cells, time steps, parts) (tokens are time-major, then row-major) and part
+        motion per token (B, time steps, parts, cells, 2)."""
         batch, parts = len(tokens), len(PARTS)
-        out = self.parts(tokens).view(batch, -1, self.cells, 3 * parts)
+        out = self.head(tokens).view(batch, -1, self.cells, 3 * parts)
         cells = out[..., :parts].transpose(1, 2)
-        velocities = out[..., parts:].reshape(batch, -1, self.cells, parts, 2)
-        return cells, velocities, self.path(pooled).view(batch, self.steps, parts, 2)
+        motion = out[..., parts:].reshape(batch, -1, self.cells, parts, 2).transpose(2, 3)
+        return cells, motion
 
 
 def forward(
@@ -135,28 +129,20 @@ def forward(
 ) -> tuple[torch.Tensor, ...]:
     """Class logits, as VJEPA2ForVideoClassification computes them, then the scaffolding's outputs."""
     tokens = model.vjepa2(pixel_values_videos=clips, skip_predictor=True).last_hidden_state
-    pooled = model.pooler(tokens)
-    return (model.classifier(pooled), *heads(tokens, pooled))
-
-
-def _masked_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    present = torch.isfinite(target)
-    return F.mse_loss(prediction[present], target[present]) if present.any() else prediction.sum() * 0
+    return (model.classifier(model.pooler(tokens)), *heads(tokens))
 
 
 def losses(outputs: tuple[torch.Tensor, ...], batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    logits, cells, velocities, paths = outputs
-    _, labels, targets, positions = batch
-    # The velocity of a part is read at the token that holds it: (B, T', P, cells, 2) gathered at its cell.
+    logits, cells, motion = outputs
+    _, labels, targets, moves = batch
+    # A part's motion is read at the token that holds it.
     index = targets.clamp(min=0)[..., None, None].expand(*targets.shape, 1, 2)
-    at_part = torch.gather(velocities.permute(0, 1, 3, 2, 4), 3, index).squeeze(3)
-    moves = part_velocities(positions)
-    moves[targets == IGNORE] = float("nan")
+    at_part = torch.gather(motion, 3, index).squeeze(3)
+    present = torch.isfinite(moves)
     return {
         "class": F.cross_entropy(logits, labels),
         "parts": F.cross_entropy(cells, targets, ignore_index=IGNORE),
-        "velocity": _masked_mse(at_part, moves * VELOCITY_SCALE),
-        "path": _masked_mse(paths, centred_paths(positions) * PATH_SCALE),
+        "motion": F.mse_loss(at_part[present], moves[present] / (moves[present].abs() + MOTION_SCALE)),
     }
 
 
@@ -179,8 +165,7 @@ def evaluate(model, heads, held: list[torch.Tensor]) -> dict[str, float]:
         "heldout_acc": (outputs[0].argmax(-1) == held[1]).float().mean().item(),
         "heldout_part_loss": values["parts"].item(),
         "heldout_part_acc": part_accuracy(outputs[1], held[2]),
-        "heldout_velocity_loss": values["velocity"].item(),
-        "heldout_path_loss": values["path"].item(),
+        "heldout_motion_loss": values["motion"].item(),
     }
 
 
@@ -203,8 +188,8 @@ def save_curve(rows: list[dict], curve_dir: Path) -> None:
         ("heldout_loss", "class, held-out clips"),
         ("train_part_loss", "parts, training batches"),
         ("heldout_part_loss", "parts, held-out clips"),
-        ("heldout_velocity_loss", "velocity (MSE), held-out clips"),
-        ("heldout_path_loss", "path (MSE), held-out clips"),
+        ("train_motion_loss", "motion, training batches"),
+        ("heldout_motion_loss", "motion, held-out clips"),
     ]:
         ax_loss.plot(steps, [r[key] for r in rows], "--" if "part" in key else "-", label=label)
     ax_loss.set(xlabel="step", ylabel="loss", title="losses")
@@ -239,19 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = build_config("tiny", num_labels=len(PRETEXT_CLASSES), id2label=PRETEXT_ID2LABEL)
-    model = VJEPA2ForVideoClassification(config).train()
-    steps_per_clip = args.frames // config.tubelet_size
-    heads = Scaffolding(config.hidden_size, (config.crop_size // config.patch_size) ** 2, steps_per_clip)
+    if args.init is not None:
+        model = VJEPA2ForVideoClassification.from_pretrained(args.init, torch_dtype=torch.float32).train()
+    else:
+        model = VJEPA2ForVideoClassification(config).train()
+    heads = Scaffolding(config.hidden_size, (config.crop_size // config.patch_size) ** 2)
     params = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup_steps, args.steps))
     loader_kwargs = {"num_workers": args.workers, "prefetch_factor": 3} if args.workers else {}
-    weights = {
-        "class": 1.0,
-        "parts": args.part_weight,
-        "velocity": args.velocity_weight,
-        "path": args.path_weight,
-    }
+    weights = {"class": 1.0, "parts": args.part_weight, "motion": args.motion_weight}
 
     count = args.heldout_per_class * len(PRETEXT_CLASSES)
     heldout = list(DataLoader(Heldout(args.seed, count, config.patch_size), batch_size=32, **loader_kwargs))
@@ -303,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_loss": round(sums["class"] / n, 4),
                 "train_acc": round(sums["acc"] / n, 4),
                 "train_part_loss": round(sums["parts"] / n, 4),
-                "train_velocity_loss": round(sums["velocity"] / n, 4),
-                "train_path_loss": round(sums["path"] / n, 4),
+                "train_motion_loss": round(sums["motion"] / n, 4),
             }
             row.update({k: round(v, 4) for k, v in evaluate(model, heads, held).items()})
             row["elapsed_s"] = round(elapsed, 1)
@@ -312,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             sums = {}
             tqdm.write(
                 f"step {step:4d}  class loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  held-out acc "
-                f"{row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f} velocity loss "
-                f"{row['heldout_velocity_loss']:.3f} path loss {row['heldout_path_loss']:.3f}  "
+                f"{row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f} motion loss "
+                f"{row['heldout_motion_loss']:.3f}  "
                 f"difficulty {row['difficulty']:.2f}  {elapsed:.0f} s",
                 file=sys.stdout,
             )
@@ -324,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     save_curve(rows, args.curve_dir)
     total = time.perf_counter() - started
     summary = {
-        **{k: v for k, v in vars(args).items() if k not in ("out", "curve_dir")},
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "curve_dir")},
         "clips_seen": args.steps * args.batch_size,
         "final": rows[-1],
         "weights_bytes": size,

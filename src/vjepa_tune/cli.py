@@ -116,6 +116,9 @@ def _build_synth(p: ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=32, help="Frames per video.")
     p.add_argument("--fps", type=int, default=25, help="Frames per second.")
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw; same seed, same videos.")
+    p.add_argument("--variety", type=float, default=1.0,
+                   help="Visual variety from 0 (large, centred, thick figures on flat backgrounds, still camera) "
+                        "to 1 (small, off-centre, thin figures, textures, camera shake).")
     p.add_argument("--workers", type=int | None, default=None, help="Encoding processes (default: CPU count).")
 
 
@@ -130,6 +133,7 @@ def _run_synth(a: Any) -> int:
         frames=a.frames,
         fps=a.fps,
         seed=a.seed,
+        variety=a.variety,
         workers=a.workers,
     )
     print(summary.describe())

@@ -20,12 +20,10 @@ from vjepa_tune.data.pretext import (
     SHAPE_MOTIONS,
     PretextBatches,
     PretextClip,
-    centred_paths,
     difficulty_at,
     ease_figure_spec,
-    part_positions,
+    part_motion,
     part_targets,
-    part_velocities,
     pretext_example,
     render_pretext_clip,
     transform_clip,
@@ -126,16 +124,21 @@ def test_part_targets_name_the_token_cell_of_each_part_per_tubelet():
     assert targets[:, 0].tolist() == [0, 0] and targets[:, 1].tolist() == [7, 7]
     assert targets[:, 2].tolist() == [9, 10]
     assert (targets[:, 3:] == IGNORE).all()
-    positions = part_positions(tracks, size=64, tubelet=2)
-    assert positions[0, 2].tolist() == [0.25, 0.625] and torch.isnan(positions[:, 3:]).all()
-    moves = part_velocities(positions)
-    assert (
-        moves[0, 2].tolist() == [0.375, 0.0]
-        and torch.isnan(moves[1]).all()
-        and torch.isnan(moves[0, 3]).all()
+    motion = part_motion(tracks, size=64, tubelet=2)
+    assert motion.shape == (2, len(PARTS), 2)
+    assert motion[0, 2].tolist() == [12.0, 0.0] and motion[1, 2].tolist() == [0.0, 0.0]
+    assert torch.isnan(motion[:, 3:]).all() and not torch.isnan(motion[:, :3]).any()
+
+
+def test_part_motion_of_a_reversed_clip_is_negated_and_reversed():
+    forward = render_pretext_clip(LABEL["kick"], keyed_random(4), num_frames=8, size=64, difficulty=0.0)
+    backward = render_pretext_clip(
+        LABEL["kick_reversed"], keyed_random(4), num_frames=8, size=64, difficulty=0.0
     )
-    paths = centred_paths(positions)
-    assert paths[:, 2, 0].tolist() == [-0.1875, 0.1875] and paths[:, 0].abs().max() == 0
+    ahead = part_motion(torch.from_numpy(forward.tracks), 64)
+    back = part_motion(torch.from_numpy(backward.tracks), 64)
+    torch.testing.assert_close(back, -ahead.flip(0), equal_nan=True)
+    assert ahead.nan_to_num(0).abs().max() > 1.0  # the kick moves the foot by more than a pixel per frame
 
 
 def test_training_crop_moves_the_tracks_with_the_frames():
@@ -155,21 +158,20 @@ def test_examples_are_deterministic_for_a_seed_and_differ_across_seeds():
     first = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
     again = pretext_example(7, step=3, index=1, difficulty=0.5, num_frames=8, size=32)
     assert first.label == again.label and torch.equal(first.clip, again.clip)
-    assert torch.equal(first.parts, again.parts) and torch.equal(
-        first.positions.nan_to_num(-1), again.positions.nan_to_num(-1)
-    )
+    assert torch.equal(first.parts, again.parts)
+    torch.testing.assert_close(first.motion, again.motion, equal_nan=True, rtol=0, atol=0)
     others = [pretext_example(8, step=3, index=i, difficulty=0.5, num_frames=8, size=32) for i in range(2)]
     assert not any(torch.equal(first.clip, other.clip) for other in others)
 
 
 def test_batches_are_normalised_clips_with_labels_and_part_targets_keyed_by_step():
     batches = PretextBatches(seed=0, steps=4, batch_size=3, easy_steps=1, ramp_steps=2, num_frames=8, size=32)
-    clips, labels, parts, positions = batches[1]
+    clips, labels, parts, motion = batches[1]
     assert clips.shape == (3, 8, 3, 32, 32) and clips.dtype == torch.float32
     assert labels.shape == (3,) and int(labels.min()) >= 0 and int(labels.max()) < len(PRETEXT_CLASSES)
     assert parts.shape == (3, 4, len(PARTS)) and int(parts.max()) < 4
-    assert positions.shape == (3, 4, len(PARTS), 2)
-    assert torch.equal(torch.isnan(positions).any(-1), parts == IGNORE)
+    assert motion.shape == (3, 4, len(PARTS), 2)
+    assert torch.equal(torch.isnan(motion).any(-1), parts == IGNORE)
     assert clips.min() < -1.0 and clips.max() > 1.0  # ImageNet mean/std normalisation, not [0, 1]
     assert torch.equal(batches[1][0], clips)
     assert [batches.difficulty(s) for s in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]

@@ -301,6 +301,8 @@ def test_render_sequence_joins_segments_and_reports_their_spans() -> None:
         ({"frames": 1}, "--frames"),
         ({"videos_per_class": 0}, "--videos_per_class"),
         ({"fps": 0}, "--fps"),
+        ({"variety": 1.5}, "--variety"),
+        ({"variety": -0.1}, "--variety"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(tmp_path: Path, kwargs: dict, flag: str) -> None:
@@ -316,6 +318,32 @@ def test_parse_size() -> None:
     for text in ("", "x", "96x", "320x240x3", "-96", "96.5", "31", "97"):
         with pytest.raises(BadInput, match="--size"):
             parse_size(text)
+
+
+def test_lower_variety_eases_how_videos_look_but_not_what_happens(tmp_path: Path) -> None:
+    full = synthesize(tmp_path / "full", videos_per_class=2, workers=1, **SMALL)
+    assert "variety" not in (full.out_dir / synthetic.MANIFEST).read_text()  # old folders still match
+    plain = synthetic._plan("folder", 0, 2, (64, 48), 6)
+    assert synthetic._plan("folder", 0, 2, (64, 48), 6, variety=1.0) == plain
+    eased = synthetic._plan("folder", 0, 2, (64, 48), 6, variety=0.0)
+    for before, after in zip(plain, eased, strict=True):
+        assert before.relpath == after.relpath and before.spec.segments == after.spec.segments
+        assert after.spec.camera.figure_height == pytest.approx(0.8) and after.spec.camera.shake == 0
+        assert after.spec.look.line >= before.spec.look.line
+    half = synthetic._plan("folder", 0, 2, (64, 48), 6, variety=0.5)
+    assert all(
+        min(a.spec.camera.figure_height, b.spec.camera.figure_height)
+        <= h.spec.camera.figure_height
+        <= max(a.spec.camera.figure_height, b.spec.camera.figure_height)
+        for a, h, b in zip(plain, half, eased, strict=True)
+    )
+    easy = synthesize(tmp_path / "easy", videos_per_class=2, variety=0.0, workers=1, **SMALL)
+    assert '"variety": 0.0' in (easy.out_dir / synthetic.MANIFEST).read_text()
+    first = "waving/waving_0000.mp4"
+    assert decode(tmp_path / "easy" / first)[0].shape == decode(tmp_path / "full" / first)[0].shape
+    assert not np.array_equal(decode(tmp_path / "easy" / first)[0], decode(tmp_path / "full" / first)[0])
+    with pytest.raises(BadInput, match="variety"):
+        synthesize(tmp_path / "easy", videos_per_class=2, variety=0.5, workers=1, **SMALL)
 
 
 def test_rerun_skips_existing_files_and_refuses_other_settings(tmp_path: Path) -> None:

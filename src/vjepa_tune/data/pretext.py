@@ -16,12 +16,13 @@ for sitting down versus standing up. Motions that look the same backwards (jumpi
 slide in a random direction, a still shape) come once.
 
 Besides its class, a clip says where its parts are: the tracks of a figure's head, hip, hands and feet (or a
-shape's centre) in every frame, which the renderer knows. They become dense targets (which token holds each
-part, now and one time step later) and a path to regress from the pooled clip: far more to learn from per
-clip than one label, and the very things an action classifier needs from a frozen backbone.
+shape's centre) in every frame, which the renderer knows. They become dense targets for every token: which
+token holds each part, and how that part moves between the two frames the token sees. That is far more to
+learn from per clip than one label, and the direction of motion it asks for is local: the V-JEPA 2 pooler has no
+positions and ignores token order, so whatever separates sitting down from standing up must sit in the tokens.
 
 `difficulty` runs the curriculum: 0 draws large, centred, thick figures and shapes on flat backgrounds; 1
-keeps the full variety of the demo videos (small, off-centre, thin figures, textured backgrounds, camera
+keeps the full variety of `synth` videos (small, off-centre, thin figures, textured backgrounds, camera
 shake). Every clip is a pure function of its keys (seed, step, index), never of worker count or order.
 """
 
@@ -46,6 +47,7 @@ from vjepa_tune.data.synthetic import (
     ClipSpec,
     clip_poses,
     draw_clip_spec,
+    ease_figure_spec,
     render_spec,
     skeleton,
 )
@@ -500,30 +502,6 @@ def render_shape_clip(
 # --- figures with a curriculum ------------------------------------------------------------------------------
 
 
-def ease_figure_spec(spec: ClipSpec, easy: float, rng: random.Random) -> ClipSpec:
-    """Move a drawn figure clip `easy` of the way toward a large, centred, thick figure on a flat background
-    with a still camera (easy = 0 leaves it as drawn)."""
-    if easy <= 0:
-        return spec
-    cam, look = spec.camera, spec.look
-
-    def toward(value: float, target: float) -> float:
-        return value + (target - value) * easy
-
-    camera = dataclasses.replace(
-        cam,
-        figure_height=toward(cam.figure_height, 0.8),
-        center_x=toward(cam.center_x, 0.5),
-        floor_y=toward(cam.floor_y, 0.93),
-        shake=cam.shake * (1 - easy),
-    )
-    look = dataclasses.replace(look, line=toward(look.line, 0.085))
-    backdrop = spec.backdrop
-    if rng.random() < easy:
-        backdrop = dataclasses.replace(backdrop, kind="flat", floor_color=None)
-    return dataclasses.replace(spec, camera=camera, look=look, backdrop=backdrop)
-
-
 def figure_tracks(spec: ClipSpec) -> np.ndarray:
     """Pixel (x, y) of the figure's parts in every frame, (T, len(PARTS), 2), NaN for the shape slot.
 
@@ -594,46 +572,45 @@ def render_pretext_clip(
         clip = render_shape_clip(cls.source, rng, num_frames, size, difficulty)
     else:
         spec = draw_clip_spec(cls.source, rng, num_frames, (size, size))
-        spec = ease_figure_spec(dataclasses.replace(spec, chair=None), 1.0 - difficulty, rng)
+        spec = ease_figure_spec(spec, 1.0 - difficulty, rng)
         clip = PretextClip(render_spec(spec), figure_tracks(spec))
     if cls.reversed:
         return PretextClip(np.ascontiguousarray(clip.frames[::-1]), np.ascontiguousarray(clip.tracks[::-1]))
     return clip
 
 
-def part_positions(tracks: torch.Tensor, size: int, tubelet: int = 2) -> torch.Tensor:
-    """Where each part is at each tubelet (the model's time step): (T // tubelet, len(PARTS), 2) as (x, y)
-    fractions of the frame, the mean over the tubelet's frames; NaN where a part is absent or outside the
-    frame. `tracks` are pixel (x, y) per frame, (T, len(PARTS), 2)."""
+def _tubelets(tracks: torch.Tensor, tubelet: int) -> torch.Tensor:
+    """(T // tubelet, tubelet, P, 2): the frames of each of the model's time steps."""
     steps = tracks.shape[0] // tubelet
-    mean = tracks[: steps * tubelet].reshape(steps, tubelet, *tracks.shape[1:]).mean(dim=1) / size
-    inside = torch.isfinite(mean).all(-1) & (mean >= 0).all(-1) & (mean < 1).all(-1)
-    return torch.where(inside[..., None], mean, torch.full_like(mean, float("nan")))
+    return tracks[: steps * tubelet].reshape(steps, tubelet, *tracks.shape[1:])
+
+
+def _places(tracks: torch.Tensor, size: int, tubelet: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each part's mean place over each time step's frames, and whether it is in the frame there."""
+    mean = _tubelets(tracks, tubelet).mean(dim=1)
+    return mean, torch.isfinite(mean).all(-1) & (mean >= 0).all(-1) & (mean < size).all(-1)
 
 
 def part_targets(tracks: torch.Tensor, size: int, patch: int = 16, tubelet: int = 2) -> torch.Tensor:
-    """Which token cell holds each part at each tubelet: (T // tubelet, len(PARTS)) cell indices (row-major
-    over the size // patch grid, the order of the model's tokens), IGNORE where a part is absent or outside
-    the frame. `tracks` are pixel (x, y) per frame, (T, len(PARTS), 2)."""
+    """Which token holds each part at each time step: (T // tubelet, len(PARTS)) cell indices (row-major over
+    the size // patch grid, the order of the model's tokens) of the part's mean place over the time step's
+    frames; IGNORE where a part is absent or outside the frame. `tracks` are pixel (x, y) per frame,
+    (T, len(PARTS), 2)."""
+    mean, inside = _places(tracks, size, tubelet)
     grid = size // patch
-    cells = torch.floor(part_positions(tracks, size, tubelet) * grid)
-    index = (cells[..., 1] * grid + cells[..., 0]).nan_to_num(IGNORE).long()
-    return torch.where(torch.isfinite(cells).all(-1), index, torch.full_like(index, IGNORE))
+    cells = torch.floor(mean.nan_to_num(0) / patch).long()
+    index = cells[..., 1] * grid + cells[..., 0]
+    return torch.where(inside, index, torch.full_like(index, IGNORE))
 
 
-def part_velocities(positions: torch.Tensor) -> torch.Tensor:
-    """How far each part moves to the next time step, (..., T', P, 2) in frame fractions from
-    `part_positions`; NaN at the last step and where the part is missing at either end. Its sign is the
-    direction of time."""
-    step = positions[..., 1:, :, :] - positions[..., :-1, :, :]
-    return torch.cat([step, torch.full_like(positions[..., :1, :, :], float("nan"))], dim=-3)
-
-
-def centred_paths(positions: torch.Tensor) -> torch.Tensor:
-    """Each part's path relative to its mean place over the clip, (..., T', P, 2): the motion without where
-    in the frame it happens; NaN where the part is missing."""
-    mean = positions.nanmean(dim=-3, keepdim=True)
-    return positions - mean
+def part_motion(tracks: torch.Tensor, size: int, tubelet: int = 2) -> torch.Tensor:
+    """How far each part moves per frame within each time step, (T // tubelet, len(PARTS), 2) in pixels;
+    NaN where `part_targets` ignores the part. It is what one token sees (the model's tubelet spans these
+    frames), and its sign is the direction of time."""
+    frames = _tubelets(tracks, tubelet)
+    motion = (frames[:, -1] - frames[:, 0]) / max(1, tubelet - 1)
+    _, inside = _places(tracks, size, tubelet)
+    return motion.masked_fill(~inside[..., None], float("nan"))
 
 
 _NORMALIZE = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -661,12 +638,12 @@ class PretextExample:
     label: int
     parts: torch.Tensor
     """`part_targets` of the clip: (T // tubelet, len(PARTS)) token-cell indices."""
-    positions: torch.Tensor
-    """`part_positions` of the clip: (T // tubelet, len(PARTS), 2) frame fractions, NaN where absent."""
+    motion: torch.Tensor
+    """`part_motion` of the clip: (T // tubelet, len(PARTS), 2) pixels per frame, NaN where absent."""
 
 
 def _example(video: torch.Tensor, label: int, tracks: torch.Tensor, size: int, patch: int) -> PretextExample:
-    return PretextExample(video, label, part_targets(tracks, size, patch), part_positions(tracks, size))
+    return PretextExample(video, label, part_targets(tracks, size, patch), part_motion(tracks, size))
 
 
 def pretext_example(
@@ -762,10 +739,10 @@ class PretextBatches(Dataset):
 
 
 def collate_examples(examples: list[PretextExample]) -> tuple[torch.Tensor, ...]:
-    """(clips (B, T, 3, H, W), labels (B,), parts (B, T', P), positions (B, T', P, 2)) stacked."""
+    """(clips (B, T, 3, H, W), labels (B,), parts (B, T', P), motion (B, T', P, 2)) stacked."""
     return (
         torch.stack([e.clip for e in examples]),
         torch.tensor([e.label for e in examples]),
         torch.stack([e.parts for e in examples]),
-        torch.stack([e.positions for e in examples]),
+        torch.stack([e.motion for e in examples]),
     )

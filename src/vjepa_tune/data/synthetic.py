@@ -319,6 +319,30 @@ def draw_class_spec(class_name: str, rng: random.Random, num_frames: int, size: 
     return draw_clip_spec(motion, rng, num_frames, size)
 
 
+def ease_figure_spec(spec: ClipSpec, easy: float, rng: random.Random) -> ClipSpec:
+    """Move a drawn figure clip `easy` of the way toward a large, centred, thick figure on a flat background
+    with a still camera (easy = 0 leaves it as drawn)."""
+    if easy <= 0:
+        return spec
+    cam, look = spec.camera, spec.look
+
+    def toward(value: float, target: float) -> float:
+        return value + (target - value) * easy
+
+    camera = dataclasses.replace(
+        cam,
+        figure_height=toward(cam.figure_height, 0.8),
+        center_x=toward(cam.center_x, 0.5),
+        floor_y=toward(cam.floor_y, 0.93),
+        shake=cam.shake * (1 - easy),
+    )
+    look = dataclasses.replace(look, line=toward(look.line, 0.085))
+    backdrop = spec.backdrop
+    if rng.random() < easy:
+        backdrop = dataclasses.replace(backdrop, kind="flat", floor_color=None)
+    return dataclasses.replace(spec, camera=camera, look=look, backdrop=backdrop)
+
+
 # --- poses to joints to pixels ------------------------------------------------------------------------------
 
 
@@ -859,7 +883,7 @@ def _ucf_split_files(out_dir: Path, jobs: list[_Job]) -> None:
         _write_text(lists / f"testlist0{fold}.txt", test, "\r\n")
 
 
-def _plan(layout: str, seed: int, n: int, size: tuple[int, int], frames: int) -> list[_Job]:
+def _plan_layout(layout: str, seed: int, n: int, size: tuple[int, int], frames: int) -> list[_Job]:
     if layout == "folder":
         return _plan_folder(seed, n, size, frames, None)
     if layout == "list":
@@ -867,6 +891,20 @@ def _plan(layout: str, seed: int, n: int, size: tuple[int, int], frames: int) ->
     if layout == "ntu":
         return _plan_ntu(seed, n, size, frames)
     return _plan_ucf101(seed, n, size, frames)
+
+
+def _plan(layout: str, seed: int, n: int, size: tuple[int, int], frames: int, variety: float = 1.0) -> list[_Job]:
+    """Every video's spec; below full `variety` each is eased by its own keyed draw, so variety 1 leaves the
+    specs exactly as drawn and a lower variety changes how the videos look, never what happens in them."""
+    jobs = _plan_layout(layout, seed, n, size, frames)
+    if variety >= 1.0:
+        return jobs
+    return [
+        dataclasses.replace(
+            job, spec=ease_figure_spec(job.spec, 1.0 - variety, keyed_random(seed, job.relpath, "ease"))
+        )
+        for job in jobs
+    ]
 
 
 # --- the entry point ----------------------------------------------------------------------------------------
@@ -967,12 +1005,16 @@ def synthesize(
     frames: int = 32,
     fps: int = 25,
     seed: int = 0,
+    variety: float = 1.0,
     workers: int | None = None,
     progress: bool = True,
 ) -> SynthSummary:
     """Write `videos_per_class` stick-figure videos of each class in `layout`; files already there are kept.
 
-    `size` is (width, height) or text for `parse_size`. `workers` processes render and encode (default: one
+    `size` is (width, height) or text for `parse_size`. `variety` 1 draws the full visual variety (small,
+    off-centre, thin figures, textured backgrounds, camera shake); 0 moves every video to a large, centred,
+    thick figure on a flat background with a still camera (`ease_figure_spec`); the motions are the same.
+    `workers` processes render and encode (default: one
     per CPU; 0 or 1 = in this process); the output does not depend on it.
     """
     started = time.perf_counter()
@@ -991,6 +1033,8 @@ def synthesize(
     size = parse_size(size) if isinstance(size, str) else _check_size(size)
     if workers is not None:
         _check_whole("--workers", workers, 0)
+    if not (isinstance(variety, int | float) and 0.0 <= variety <= 1.0):
+        raise BadInput(f"--variety must be a number from 0 to 1, got {variety!r}.")
     out_dir = Path(out_dir)
     manifest = {
         "generator": GENERATOR_VERSION,
@@ -1001,8 +1045,10 @@ def synthesize(
         "fps": fps,
         "seed": seed,
     }
+    if variety < 1.0:  # recorded only when used, so folders written before the option still match
+        manifest["variety"] = variety
     _claim_out_dir(out_dir, manifest)
-    jobs = _plan(layout, seed, videos_per_class, size, frames)
+    jobs = _plan(layout, seed, videos_per_class, size, frames, variety)
     todo = [job for job in jobs if not (out_dir / job.relpath).exists()]
     for folder in {(out_dir / job.relpath).parent for job in todo}:
         folder.mkdir(parents=True, exist_ok=True)
