@@ -30,12 +30,31 @@ def best_demo_run(work: Path) -> Path:
     return max(runs, key=lambda m: m["best_val_acc"])["dir"]
 
 
+def write_long_video(path: Path, classes: list[str], seconds_per_clip: float = 2.0) -> list[str]:
+    """Join one fresh clip per entry of `classes`, each looking like the demo's videos (its size and variety) with
+    a new scene at each cut, into one video at the demo's frame rate; returns the true class of every frame."""
+    import numpy as np
+
+    from vjepa_tune.data.synthetic import draw_class_spec, ease_figure_spec, render_spec, write_video
+    from vjepa_tune.demo import DEMO_FPS, DEMO_SIZE, DEMO_VARIETY
+    from vjepa_tune.randomness import keyed_random
+
+    frames = max(2, round(seconds_per_clip * DEMO_FPS))
+    clips = []
+    for i, name in enumerate(classes):
+        rng = keyed_random("long video", i)
+        spec = ease_figure_spec(draw_class_spec(name, rng, frames, DEMO_SIZE), 1.0 - DEMO_VARIETY, rng)
+        clips.append(render_spec(spec))
+    write_video(path, np.concatenate(clips), fps=DEMO_FPS)
+    return [name for name in classes for _ in range(frames)]
+
+
 def labelled_fraction(run_dir: Path, work: Path) -> float:
     from vjepa_tune import load_run
-    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, write_long_demo_video
+    from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES
 
     video = work / "actions.mp4"
-    truth = write_long_demo_video(video, SEQUENCE)
+    truth = write_long_video(video, SEQUENCE)
     window_s = DEMO_FRAMES / DEMO_FPS
     result = load_run(run_dir).predict_windows(video, window_s=window_s, stride_s=window_s / 4, min_score=0)
     predicted = result.label_at((i + 0.5) / DEMO_FPS for i in range(len(truth)))

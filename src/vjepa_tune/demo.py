@@ -10,15 +10,11 @@ draws another one of the same kind (BENCHMARKS.md records the figures for seeds 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vjepa_tune.cli import Command, register
 from vjepa_tune.config import CacheConfig, DataConfig, TrainConfig
-
-if TYPE_CHECKING:
-    from vjepa_tune.data.synthetic import ClipSpec
 
 DEMO_VIDEOS_PER_CLASS = 40
 DEMO_SIZE = (64, 64)
@@ -33,29 +29,6 @@ DEMO_CROP_SCALE = [1.0, 1.0]
 """`--data.crop_scale` of the demo's training crops: the whole frame (RandomResizedCrop then only varies the aspect
 ratio; flips stay). The guide's (torchvision's) 0.08-1 at 64 px often crops an 18-pixel patch with no figure in
 it, a wrong label for that epoch's view. Everything else is the guide's. docs/tiny_model.md has the figures."""
-
-
-def demo_clip_spec(class_name: str, rng: random.Random, num_frames: int) -> ClipSpec:
-    """A clip of one demo class that looks like the demo's videos (for long test videos made of them)."""
-    from vjepa_tune.data.synthetic import draw_class_spec, ease_figure_spec
-
-    spec = draw_class_spec(class_name, rng, num_frames, DEMO_SIZE)
-    return ease_figure_spec(spec, 1.0 - DEMO_VARIETY, rng)
-
-
-def write_long_demo_video(path: Path, classes: list[str], seconds_per_clip: float = 2.0,
-                          key: object = "long video") -> list[str]:
-    """Join one fresh demo-looking clip per entry of `classes` (a new scene at each cut) into one video at the
-    demo's frame rate; returns the true class of every frame. The long-video detection check uses it."""
-    import numpy as np
-
-    from vjepa_tune.data.synthetic import render_spec, write_video
-    from vjepa_tune.randomness import keyed_random
-
-    frames = max(2, round(seconds_per_clip * DEMO_FPS))
-    clips = [render_spec(demo_clip_spec(name, keyed_random(key, i), frames)) for i, name in enumerate(classes)]
-    write_video(path, np.concatenate(clips), fps=DEMO_FPS)
-    return [name for name in classes for _ in range(frames)]
 
 
 def demo_data_dir(data_seed: int) -> Path:
