@@ -11,12 +11,18 @@ Measured, each after warm-up, timed per call with CUDA events (the host clock on
   each batch size, default SDPA;
 - `attention`: the same at the largest batch by attention path: eager, SDPA forced to its flash, memory-efficient
   and cuDNN kernels, and `flash_attention_2` where the flash_attn package is installed;
-- `bf16_weights`: the same with the weights cast to bf16 instead of autocast;
+- `fast`: the store's and predict's own path, `FastEncoder` (models/fast_encoder.py: one q/k/v product, RoPE tables
+  built once, a bf16 copy of the weights under autocast), at each batch size; at the largest, also over the fp32
+  weights and with SDPA forced to flash and to cuDNN;
+- `kernels`: one layer's attention alone (SDPA on random bf16 q, k, v of the model's shape, per backend) and its
+  four matrix products alone, so the figures above can be read against what their parts reach;
+- `bf16_weights`: transformers' forward with the weights cast to bf16 instead of autocast;
 - `pooler`: the pooler_and_head training step on stored features (float32 in, as the store returns them) at each
   batch size;
 - `guide`: the guide-style step: fp32, batch 1, strategy lora, the backbone run every step;
 - `backbone_lora`: its training step at `--train_batch` under bf16 autocast, without and with gradient checkpointing;
-- `compile`: extraction at the largest batch through `torch.compile` (only with `--compile MODES`; about 50 s each).
+- `compile`: extraction at the largest batch through `torch.compile` of `FastEncoder`, then of transformers' encoder
+  (only with `--compile MODES`; about 50 s each).
 
 FLOP per clip are counted analytically from the model's configuration (every matrix product, plus 4*N^2*D per
 attention layer for QK^T and AV); `flop_check` in the JSON repeats the count with torch's FlopCounterMode on the meta
@@ -54,7 +60,8 @@ REFERENCE_VITL_FLOP = 1.65e12
 """FACTS.md: the ViT-L backbone forward on 16 frames at 256 px (2048 tokens), per clip."""
 EXTRACTION_GOAL = 0.55
 """Issue 8: feature extraction at 55% or more of the bf16 matrix-product ceiling."""
-GROUPS = ("extraction", "attention", "bf16_weights", "pooler", "guide", "backbone_lora", "compile")
+GROUPS = ("extraction", "fast", "attention", "kernels", "bf16_weights", "pooler", "guide", "backbone_lora", "compile")
+EXTRACTION_GROUPS = frozenset({"extraction", "fast", "attention", "bf16_weights", "compile"})
 NUM_LABELS = 4
 Step = Callable[[], object]
 
@@ -267,17 +274,29 @@ def random_clips(config: Any, batch: int, frames: int, device: torch.device) -> 
 
 
 def extraction_step(model: torch.nn.Module, clips: torch.Tensor, dtype: torch.dtype | None,
-                    encoder: Callable[..., Any] | None = None) -> Step:
-    """What the feature store's `_encode` runs: the encoder only, inference mode, autocast where `dtype` is set."""
+                    forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Step:
+    """The encoder only, inference mode, autocast where `dtype` is set: transformers' forward, or `forward` (what
+    the feature store's `_encode` runs: FastEncoder, compiled or not)."""
     from vjepa_tune.models.strategies import backbone_features
 
     def step() -> object:
         with torch.inference_mode(), autocast(clips.device, dtype):
-            if encoder is not None:
-                return encoder(pixel_values_videos=clips).last_hidden_state
+            if forward is not None:
+                return forward(clips)
             return backbone_features(model, clips)
 
     return step
+
+
+def fast_forward(model: torch.nn.Module, dtype: torch.dtype | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """FastEncoder over the model's encoder, on a copy of its weights in `dtype` as the store makes it."""
+    from vjepa_tune.models.fast_encoder import fast_encoder
+    from vjepa_tune.models.strategies import unwrap
+
+    fast = fast_encoder(unwrap(model).vjepa2.encoder, dtype)
+    if fast is None:
+        raise RuntimeError("FastEncoder refused this encoder")
+    return fast
 
 
 def training_step(model: torch.nn.Module, forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
@@ -484,6 +503,21 @@ def measure_extraction(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -
             bench.run(measurement("extract sdpa", "extraction", batch),
                       lambda b=batch: extraction_step(model, random_clips(config, b, s.frames, device), dtype))
     largest = max(s.batch_sizes)
+    if bench.wanted("fast"):
+        for batch in s.batch_sizes:
+            bench.run(Measurement("extract fast", "fast", batch, precision, flops.backbone, basis),
+                      lambda b=batch: extraction_step(model, random_clips(config, b, s.frames, device), dtype,
+                                                      fast_forward(model, dtype)))
+        bench.run(Measurement("extract fast, fp32 weights", "fast", largest, precision, flops.backbone, basis),
+                  lambda: extraction_step(model, random_clips(config, largest, s.frames, device), dtype,
+                                          fast_forward(model, None)))
+        for name, backend in (("flash", "FLASH_ATTENTION"), ("cudnn", "CUDNN_ATTENTION")):
+            m = Measurement(f"extract fast, forced {name}", "fast", largest, precision, flops.backbone, basis)
+            if device.type != "cuda":
+                bench.skip(m, "CUDA only")
+                continue
+            bench.run(m, lambda backend=backend: with_backend(extraction_step(
+                model, random_clips(config, largest, s.frames, device), dtype, fast_forward(model, dtype)), backend))
     if bench.wanted("attention"):
         for path in ATTENTION_PATHS:
             m = measurement(f"extract {path.name}", "attention", largest)
@@ -504,6 +538,42 @@ def measure_extraction(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -
             set_attention(model, "sdpa")
 
 
+def measure_kernels(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:
+    """One encoder layer's parts alone, at the largest batch: what the whole forward can at best add up to."""
+    device, s = bench.device, bench.settings
+    config = model.config
+    largest, n, d = max(s.batch_sizes), flops.tokens, config.hidden_size
+    heads, mlp = config.num_attention_heads, int(d * config.mlp_ratio)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    layers = config.num_hidden_layers
+    basis = "per clip: the part's FLOP in one layer x the layers"
+    backends = [("default", None)] + ([("flash", "FLASH_ATTENTION"), ("cudnn", "CUDNN_ATTENTION"),
+                                       ("mem-efficient", "EFFICIENT_ATTENTION")] if device.type == "cuda" else [])
+    for name, backend in backends:
+        def make(backend: str | None = backend) -> Step:
+            q, k, v = (torch.randn(largest, heads, n, d // heads, device=device, dtype=dtype) for _ in range(3))
+
+            def step() -> object:
+                with torch.inference_mode():
+                    return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+            return with_backend(step, backend)
+
+        bench.run(Measurement(f"kernel: attention, sdpa {name}", "kernels", largest, precision,
+                              layers * 4.0 * n * n * d, basis), make)
+    for name, k_dim, n_dim in (("q/k/v product", d, 3 * d), ("out projection", d, d), ("mlp fc1", d, mlp),
+                               ("mlp fc2", mlp, d)):
+        def make(k_dim: int = k_dim, n_dim: int = n_dim) -> Step:
+            x = torch.randn(largest * n, k_dim, device=device, dtype=dtype)
+            weight = torch.randn(n_dim, k_dim, device=device, dtype=dtype) / k_dim**0.5
+            bias = torch.randn(n_dim, device=device, dtype=dtype)
+            return lambda: torch.nn.functional.linear(x, weight, bias)
+
+        bench.run(Measurement(f"kernel: {name}", "kernels", largest, precision, layers * 2.0 * n * k_dim * n_dim,
+                              basis), make)
+
+
 def measure_bf16_weights(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:
     """Extraction with the weights themselves in bf16 (no per-call casts); converts `model` in place."""
     device, s = bench.device, bench.settings
@@ -519,7 +589,8 @@ def measure_bf16_weights(bench: Bench, model: torch.nn.Module, flops: ClipFlops)
 
 
 def measure_compile(bench: Bench, flops: ClipFlops) -> None:
-    """Extraction through torch.compile of the encoder, on a fresh model; the first call's time is the compile."""
+    """Extraction through torch.compile of FastEncoder, then of transformers' encoder, on a fresh model; the first
+    call's time is the compile."""
     from vjepa_tune.models.strategies import unwrap
 
     device, s = bench.device, bench.settings
@@ -527,16 +598,22 @@ def measure_compile(bench: Bench, flops: ClipFlops) -> None:
     largest = max(s.batch_sizes)
     model = new_model(s.model, device)
     for mode in s.compile_modes:
-        torch._dynamo.reset()
-        m = Measurement(f"extract sdpa, compile {mode}", "compile", largest, "bf16" if dtype else "fp32",
-                        flops.backbone, "backbone forward")
+        for path in ("fast", "sdpa"):
+            torch._dynamo.reset()
+            m = Measurement(f"extract {path}, compile {mode}", "compile", largest, "bf16" if dtype else "fp32",
+                            flops.backbone, "backbone forward")
 
-        def make(mode: str = mode) -> Step:
-            encoder = torch.compile(unwrap(model).vjepa2.encoder, mode=None if mode == "default" else mode)
-            clips = random_clips(model.config, largest, s.frames, device)
-            return extraction_step(model, clips, dtype, encoder=encoder)
+            def make(mode: str = mode, path: str = path) -> Step:
+                if path == "fast":
+                    module: Any = fast_forward(model, dtype)
+                else:
+                    encoder = unwrap(model).vjepa2.encoder
+                    module = lambda clips: encoder(pixel_values_videos=clips).last_hidden_state  # noqa: E731
+                compiled = torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
+                clips = random_clips(model.config, largest, s.frames, device)
+                return extraction_step(model, clips, dtype, compiled)
 
-        bench.run(m, make, first_call_is_compile=True)
+            bench.run(m, make, first_call_is_compile=True)
 
 
 def measure_pooler(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:
@@ -597,7 +674,7 @@ def measure_backbone_lora(bench: Bench, flops: ClipFlops) -> None:
 # ------------------------------------------------------------------------------------------------ report
 def extraction_summary(report: dict[str, Any]) -> dict[str, Any] | None:
     """The fastest extraction path and how far it is from the goal."""
-    rows = [r for r in report["results"] if r["group"] in {"extraction", "attention", "bf16_weights", "compile"}
+    rows = [r for r in report["results"] if r["group"] in EXTRACTION_GROUPS
             and r["status"] == "ok" and r["fraction_of_ceiling"] is not None]
     if not rows:
         return None
@@ -703,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     # One fp32 model serves extraction, the pooler step, then bf16 weights (which converts it); the training
     # steps and compile get fresh ones, so no measurement's peak memory holds another's model.
     measure_extraction(bench, model, flops)
+    if bench.wanted("kernels"):
+        measure_kernels(bench, model, flops)
     if bench.wanted("pooler"):
         measure_pooler(bench, model, flops)
     if bench.wanted("bf16_weights"):

@@ -83,11 +83,16 @@ def test_throughput_measures_every_path_or_says_why_not(throughput_run: tuple[di
     rows = {(r["name"], r["batch"]): r for r in report["results"]}
     for batch in (1, 2):
         assert rows[("extract sdpa", batch)]["status"] == "ok"
+        assert rows[("extract fast", batch)]["status"] == "ok"
         assert rows[("pooler_and_head step, stored features", batch)]["status"] == "ok"
-    for name in ("extract eager", "extract sdpa, bf16 weights", "extract sdpa forced flash"):
+    for name in ("extract eager", "extract sdpa, bf16 weights", "extract fast, fp32 weights",
+                 "extract sdpa forced flash"):
         assert rows[(name, 2)]["status"] == "ok", rows[(name, 2)]["note"]
-    for name in ("extract sdpa forced mem-efficient", "extract sdpa forced cudnn", "extract flash_attention_2"):
+    for name in ("extract sdpa forced mem-efficient", "extract sdpa forced cudnn", "extract flash_attention_2",
+                 "extract fast, forced flash", "extract fast, forced cudnn"):
         assert rows[(name, 2)]["status"] == "skipped" and rows[(name, 2)]["note"] == "CUDA only"
+    for name in ("kernel: attention, sdpa default", "kernel: q/k/v product", "kernel: mlp fc2"):
+        assert rows[(name, 2)]["status"] == "ok", rows[(name, 2)]["note"]
     guide = rows[("guide step: lora, fp32, backbone", 1)]
     assert guide["status"] == "ok" and guide["precision"] == "fp32"
     assert rows[("backbone_lora step", 1)]["status"] == "ok"
@@ -96,7 +101,8 @@ def test_throughput_measures_every_path_or_says_why_not(throughput_run: tuple[di
     assert report["environment"]["torch"] and report["environment"]["transformers"]
 
 
-def test_throughput_figures_agree_with_each_other(throughput_run: tuple[dict, str]) -> None:
+def test_throughput_figures_agree_with_each_other(throughput: types.ModuleType, throughput_run: tuple[dict, str]
+                                                  ) -> None:
     report, text = throughput_run
     flops, ceilings = report["flops"], report["ceilings_tflops"]
     assert flops["backbone"] == pytest.approx(flops["counted_backbone"], rel=1e-9)
@@ -105,10 +111,10 @@ def test_throughput_figures_agree_with_each_other(throughput_run: tuple[dict, st
         assert r["clips_per_s"] == pytest.approx(r["batch"] * 1e3 / r["ms_per_call"], rel=2e-3)
         assert r["tflops"] == pytest.approx(r["clips_per_s"] * r["flop_per_clip"] / 1e12, rel=2e-3)
         assert r["fraction_of_ceiling"] == pytest.approx(r["tflops"] / ceilings[r["precision"]], rel=2e-3)
-        if r["group"] in {"extraction", "attention", "bf16_weights"}:
+        if r["group"] in throughput.EXTRACTION_GROUPS:
             assert r["flop_per_clip"] == flops["backbone"]
         assert f"| {r['name']} | {r['batch']} |" in text
-    extraction = [r for r in ok if r["group"] in {"extraction", "attention", "bf16_weights"}]
+    extraction = [r for r in ok if r["group"] in throughput.EXTRACTION_GROUPS]
     best = max(extraction, key=lambda r: r["fraction_of_ceiling"])
     assert (report["extraction_best"]["name"], report["extraction_best"]["batch"]) == (best["name"], best["batch"])
     assert "Fastest extraction:" in text

@@ -15,6 +15,7 @@ libraries are imported where they are used, so registering them costs the comman
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import json
 import os
@@ -327,7 +328,9 @@ class Predictor:
         device: str | torch.device | None = None,
         precision: str = "auto",
     ) -> None:
+        from vjepa_tune.models.fast_encoder import fast_encoder
         from vjepa_tune.models.loading import check_crop_size
+        from vjepa_tune.models.strategies import unwrap
 
         self.device = _pick_device(device)
         self.model = model.to(self.device).eval()
@@ -338,6 +341,20 @@ class Predictor:
         """The run's full configuration, when loaded from a run folder."""
         self.crop_size = check_crop_size(model, data.crop_size)
         self._autocast = _autocast_dtype(precision, self.device)
+        self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder, self._autocast)
+        """The frozen backbone's fast forward (models/fast_encoder.py), with its weights in the autocast dtype; None
+        where the backbone has LoRA."""
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def prepare(self, clips: int) -> None:
+        """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`); `predict`,
+        `predict_windows` and `evaluate_run` call it with their clip count."""
+        import torch
+
+        from vjepa_tune.models.fast_encoder import should_compile
+
+        if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
+            self._compiled = torch.compile(self._encoder, dynamic=False)
 
     def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""
@@ -349,13 +366,17 @@ class Predictor:
         """Logits (B, classes) as float32 on the CPU for normalised clips (B, T, 3, crop, crop)."""
         import torch
 
+        from vjepa_tune.models.strategies import classify_features
+
         inputs = pixel_values_videos.to(self.device)
-        with torch.no_grad():
-            if self._autocast is not None:
-                with torch.autocast(self.device.type, dtype=self._autocast):
-                    out = self.model(pixel_values_videos=inputs).logits
-            else:
+        autocast = (torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None
+                    else contextlib.nullcontext())
+        with torch.no_grad(), autocast:
+            encoder = self._compiled or self._encoder
+            if encoder is None:
                 out = self.model(pixel_values_videos=inputs).logits
+            else:
+                out = classify_features(self.model, encoder(inputs))
         return out.float().cpu()
 
     def predict_frames(self, frames: torch.Tensor) -> Prediction:
@@ -385,6 +406,7 @@ class Predictor:
         paths, single = _expand(videos)
         requests = [ClipRequest(p) for p in paths]
         dataset = ViewDataset(requests, self.view_spec(num_clips, num_crops))
+        self.prepare(len(requests) * num_clips * num_crops)
         result = predict_views(
             self.logits,
             dataset,
@@ -438,6 +460,7 @@ class Predictor:
                 owners.append(n)
                 flags.append(whole)
         dataset = ViewDataset(requests, self.view_spec(1, num_crops), infos)
+        self.prepare(len(requests) * num_crops)
         result = predict_views(
             self.logits,
             dataset,
@@ -624,6 +647,7 @@ def evaluate_run(
 
     mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
     dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec)
+    predictor.prepare(len(mine) * num_clips * num_crops)
     local = predict_views(
         predictor.logits,
         dataset,

@@ -22,6 +22,7 @@ a killed extraction never leaves a half-written entry and concurrent processes c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -181,13 +182,11 @@ class _ViewsDataset(Dataset):
 
 
 @torch.inference_mode()
-def _encode(model: torch.nn.Module, clips: torch.Tensor, device: torch.device, dtype: str) -> torch.Tensor:
+def _encode(forward: Callable[[torch.Tensor], torch.Tensor], clips: torch.Tensor, device: torch.device,
+            dtype: str) -> torch.Tensor:
     """Backbone features, rounded to the store's dtype (so features pooled from them now or later agree)."""
-    from vjepa_tune.models.strategies import backbone_features
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
-    with autocast:
-        feats = backbone_features(model, clips.to(device))
+    with _autocast(device):
+        feats = forward(clips.to(device))
     BackboneCounter.calls += 1
     BackboneCounter.clips += clips.shape[0]
     return feats.to(_DTYPES[dtype]).float()
@@ -197,17 +196,18 @@ def _encode(model: torch.nn.Module, clips: torch.Tensor, device: torch.device, d
 def _pool(model: torch.nn.Module, feats: torch.Tensor, device: torch.device) -> torch.Tensor:
     from vjepa_tune.models.strategies import pooled_features
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
-    with autocast:
+    with _autocast(device):
         return pooled_features(model, feats.to(device)).float()
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on a GPU (what the GPU figures in BENCHMARKS.md were measured with), full precision else."""
+    return torch.bfloat16 if device.type == "cuda" else None
 
-    def __exit__(self, *exc: Any) -> None:
-        return None
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    dtype = _autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def extract(
@@ -223,6 +223,8 @@ def extract(
     """
     from tqdm.auto import tqdm
 
+    from vjepa_tune.models.fast_encoder import encoder_forward
+    from vjepa_tune.models.strategies import unwrap
     from vjepa_tune.training import distributed
 
     todo: list[tuple[int, list[int | str]]] = []
@@ -266,10 +268,12 @@ def extract(
                         num_workers=cfg.num_workers)
     pending: list[tuple[Path, torch.Tensor]] = []
 
+    forward = encoder_forward(unwrap(model).vjepa2.encoder, device, count, _autocast_dtype(device))
+
     def flush() -> None:
         if not pending:
             return
-        feats = _encode(model, torch.stack([t for _, _, t in pending]), device, spec.dtype)
+        feats = _encode(forward, torch.stack([t for _, _, t in pending]), device, spec.dtype)
         if spec.output == "pooler":
             if backbone_spec is not None:
                 for (_, key, _), feat in zip(pending, feats, strict=True):
