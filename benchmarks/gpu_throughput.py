@@ -546,8 +546,7 @@ def measure_kernels(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> N
     heads, mlp = config.num_attention_heads, int(d * config.mlp_ratio)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     precision = "bf16" if device.type == "cuda" else "fp32"
-    layers = config.num_hidden_layers
-    basis = "per clip: the part's FLOP in one layer x the layers"
+    basis = "per clip: the part's FLOP in one layer (one call is one layer's part for the batch)"
     backends = [("default", None)] + ([("flash", "FLASH_ATTENTION"), ("cudnn", "CUDNN_ATTENTION"),
                                        ("mem-efficient", "EFFICIENT_ATTENTION")] if device.type == "cuda" else [])
     for name, backend in backends:
@@ -561,7 +560,7 @@ def measure_kernels(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> N
             return with_backend(step, backend)
 
         bench.run(Measurement(f"kernel: attention, sdpa {name}", "kernels", largest, precision,
-                              layers * 4.0 * n * n * d, basis), make)
+                              4.0 * n * n * d, basis), make)
     for name, k_dim, n_dim in (("q/k/v product", d, 3 * d), ("out projection", d, d), ("mlp fc1", d, mlp),
                                ("mlp fc2", mlp, d)):
         def make(k_dim: int = k_dim, n_dim: int = n_dim) -> Step:
@@ -570,8 +569,8 @@ def measure_kernels(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> N
             bias = torch.randn(n_dim, device=device, dtype=dtype)
             return lambda: torch.nn.functional.linear(x, weight, bias)
 
-        bench.run(Measurement(f"kernel: {name}", "kernels", largest, precision, layers * 2.0 * n * k_dim * n_dim,
-                              basis), make)
+        bench.run(Measurement(f"kernel: {name}", "kernels", largest, precision, 2.0 * n * k_dim * n_dim, basis),
+                  make)
 
 
 def measure_bf16_weights(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:

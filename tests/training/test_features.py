@@ -106,3 +106,51 @@ def test_cache_list_and_clear_commands(synth_root: Path, tmp_path: Path, capsys:
     assert "freed" in capsys.readouterr().out
     assert cache_list(store) == []
     assert main(["cache", "prune", "--cache.dir", str(store)]) == 2
+
+
+def test_the_store_key_follows_the_weights_that_make_the_feature_and_nothing_else() -> None:
+    """The predictor, which classification skips, must not split one store into two (it did, on a GPU machine
+    whose transformers left it uninitialised); a changed encoder or pooler weight must give a new key."""
+    import torch
+
+    from vjepa_tune.config import TrainConfig
+    from vjepa_tune.training.features import store_spec
+    from vjepa_tune.training.setup import build_model
+
+    cfg = TrainConfig(model="random:tiny")
+    cfg.data.crop_size = 64
+
+    def keys(model: torch.nn.Module) -> tuple[str, str]:
+        return store_spec(cfg, model, "backbone").model_key, store_spec(cfg, model, "pooler").model_key
+
+    model = build_model("random:tiny", "pooler_and_head", cfg.lora, ["a", "b"], 0, lambda _: None)
+    before = keys(model)
+    assert before == keys(build_model("random:tiny", "head_only", cfg.lora, ["a", "b"], 0, lambda _: None))
+    with torch.no_grad():
+        model.vjepa2.predictor.embeddings.mask_tokens.add_(1.0)
+        assert keys(model) == before
+        model.pooler.query_tokens.add_(1.0)
+        assert keys(model)[0] == before[0] and keys(model)[1] != before[1]
+        model.vjepa2.encoder.layer[0].mlp.fc1.weight.add_(1.0)
+        assert keys(model)[0] != before[0]
+
+
+def test_entry_writer_writes_everything_before_close_returns_and_raises_a_failed_write(tmp_path: Path) -> None:
+    import torch
+
+    from vjepa_tune.training.features import _EntryWriter, load_entry
+
+    writer = _EntryWriter(threads=2, limit=3)
+    features = torch.randn(10, 4, 8).bfloat16()
+    for i, feature in enumerate(features):
+        writer.put(tmp_path / "ab" / f"{i}.npy", feature, "bf16")
+    writer.close()
+    for i, feature in enumerate(features):
+        assert torch.equal(load_entry(tmp_path / "ab" / f"{i}.npy", "bf16"), feature.float())
+    assert not list(tmp_path.rglob("*.tmp"))
+
+    (tmp_path / "file").write_text("not a folder")
+    writer = _EntryWriter(threads=1, limit=2)
+    writer.put(tmp_path / "file" / "x.npy", features[0], "bf16")  # its folder cannot be made
+    with pytest.raises(OSError):
+        writer.close()

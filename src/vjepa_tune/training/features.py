@@ -29,7 +29,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,10 +108,11 @@ def store_spec(cfg: TrainConfig, model: torch.nn.Module, output: str) -> StoreSp
     config = base.config
     tokens = (cfg.data.frames_per_clip // config.tubelet_size) * (cfg.data.crop_size // config.patch_size) ** 2
     shape = (tokens, config.hidden_size) if output == "backbone" else (config.hidden_size,)
-    parts = [base.vjepa2] if output == "backbone" else [base.vjepa2, base.pooler]
+    # Only what produces the feature: the predictor (which classification skips) does not belong in the key.
+    parts = [base.vjepa2.encoder] if output == "backbone" else [base.vjepa2.encoder, base.pooler]
     fingerprint = "".join(_weights_fingerprint(p) for p in parts)
     model_key = _hash({"model": cfg.model, "weights": fingerprint, "output": output, "dtype": cfg.cache.dtype,
-                       "shape": shape, "format": 1})
+                       "shape": shape, "format": 2})
     root = Path(cfg.cache.dir) if cfg.cache.dir else default_store_dir()
     return StoreSpec(root=root, model_key=model_key, output=output, dtype=cfg.cache.dtype, shape=shape)
 
@@ -152,6 +155,31 @@ def load_entry(path: Path, dtype: str) -> torch.Tensor:
     if dtype == "bf16":
         t = t.view(torch.bfloat16)
     return t.float()
+
+
+class _EntryWriter:
+    """Writes entries on background threads, so the disk works while clips decode and the backbone runs.
+
+    At most `limit` entries wait in memory (one clip's features each); a failed write is raised in the caller's
+    thread at the next `put` or at `close`, and `close` returns only once every entry is on disk.
+    """
+
+    def __init__(self, threads: int = 4, limit: int = 64):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feature-store-writer")
+        self.waiting: deque[Future] = deque()
+        self.limit = limit
+
+    def put(self, path: Path, feature: torch.Tensor, dtype: str) -> None:
+        while len(self.waiting) >= self.limit or (self.waiting and self.waiting[0].done()):
+            self.waiting.popleft().result()
+        self.waiting.append(self.pool.submit(_save_entry, path, feature, dtype))
+
+    def close(self) -> None:
+        try:
+            while self.waiting:
+                self.waiting.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------------ extraction
@@ -266,9 +294,9 @@ def extract(
     unreadable: dict[str, str] = {}
     loader = DataLoader(_ViewsDataset(clips, eval_clips, todo), batch_size=None, shuffle=False,
                         num_workers=cfg.num_workers)
-    pending: list[tuple[Path, torch.Tensor]] = []
-
+    pending: list[tuple[Path, str, torch.Tensor]] = []
     forward = encoder_forward(unwrap(model).vjepa2.encoder, device, count, _autocast_dtype(device))
+    writer = _EntryWriter()
 
     def flush() -> None:
         if not pending:
@@ -276,16 +304,18 @@ def extract(
         feats = _encode(forward, torch.stack([t for _, _, t in pending]), device, spec.dtype)
         if spec.output == "pooler":
             if backbone_spec is not None:
-                for (_, key, _), feat in zip(pending, feats, strict=True):
+                on_cpu = feats.to("cpu", _DTYPES[backbone_spec.dtype])  # one copy per batch, in storage dtype
+                for (_, key, _), feat in zip(pending, on_cpu, strict=True):
                     if not backbone_spec.entry_path(key).exists():
-                        _save_entry(backbone_spec.entry_path(key), feat, backbone_spec.dtype)
+                        writer.put(backbone_spec.entry_path(key), feat, backbone_spec.dtype)
             feats = _pool(model, feats, device)
-        for (path, _, _), feat in zip(pending, feats, strict=True):
-            _save_entry(path, feat, spec.dtype)
+        for (path, _, _), feat in zip(pending, feats.to("cpu", _DTYPES[spec.dtype]), strict=True):
+            writer.put(path, feat, spec.dtype)
         pending.clear()
 
     started = time.perf_counter()
-    with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar:
+    with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar, \
+            contextlib.closing(writer):
         for index, views, tensors in loader:
             sample = samples[index]
             if tensors is None:
@@ -404,9 +434,9 @@ def feature_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, i
                 index -= len(part)
             raise IndexError(index)
 
+    backbone_spec = store_spec(cfg, model, "backbone") if output == "pooler" else None
     device = accelerator.device
     model.to(device)
-    backbone_spec = store_spec(cfg, model, "backbone") if output == "pooler" else None
     unreadable = extract(spec, cfg, model, samples, wanted, _AllClips(True), _AllClips(False), device, log,
                          backbone_spec)
     datasets_by_split = {"train": splits.train, "val": splits.val, "test": splits.test}

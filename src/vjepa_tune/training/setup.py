@@ -48,8 +48,14 @@ class Run:
             ckpt.save_model(self.run_dir, self.trainable_weights(model), model_meta(self))
 
     def load_best(self) -> torch.nn.Module:
-        model, _, _ = load_run_model(self.run_dir, cfg=self.cfg)
-        return model
+        """The trained model with the best epoch's weights read back from the run folder (what `predict` and
+        `export` load). The frozen weights never changed, so the base model is not built a second time: for a
+        randomly initialised ViT-L that took 7 s per run (BENCHMARKS.md, "Fast on GPUs")."""
+        from vjepa_tune.models.strategies import load_trainable_state_dict
+
+        weights, _ = ckpt.load_model_files(self.run_dir)
+        load_trainable_state_dict(self.model, weights)
+        return self.model.eval()
 
 
 def model_meta(run: Run) -> dict[str, Any]:
