@@ -6,9 +6,9 @@
 #   bash benchmarks/run_on_gpu.sh [all|throughput|end_to_end]
 #
 # Needs .whl/ (scripts/fetch_gpu_wheels.sh, run beforehand where a package registry is reachable), carried with the
-# call. Limits in seconds, overridable: THROUGHPUT_LIMIT (180), E2E_LIMIT (380); together with the install they stay
+# call. Limits in seconds, overridable: THROUGHPUT_LIMIT (240), E2E_LIMIT (320); together with the install they stay
 # under the device's 600 s per command. COMPILE (default "default") lists torch.compile modes for the throughput run;
-# set it empty to skip compilation (about a minute). E2E_WORKERS (8) is the grid's --num_workers. THROUGHPUT_ARGS
+# set it empty to skip compilation (about a minute). E2E_WORKERS (14) is the grid's --num_workers. THROUGHPUT_ARGS
 # and E2E_ARGS are appended to the two commands (e.g. THROUGHPUT_ARGS="--only extraction,compile" while iterating).
 # DEVICE (cuda) and SITE (/tmp/site, where the wheels go) exist for a smoke run of this script on a CPU.
 set -uo pipefail
@@ -17,10 +17,10 @@ cd "$(dirname "$0")/.."
 STAGE=${1:-all}
 case "$STAGE" in all|throughput|end_to_end) ;; *) echo "usage: $0 [all|throughput|end_to_end]" >&2; exit 2 ;; esac
 OUT=${OUT:-/tmp/vjepa-gpu-results}
-THROUGHPUT_LIMIT=${THROUGHPUT_LIMIT:-180}
-E2E_LIMIT=${E2E_LIMIT:-380}
+THROUGHPUT_LIMIT=${THROUGHPUT_LIMIT:-240}
+E2E_LIMIT=${E2E_LIMIT:-320}
 COMPILE=${COMPILE-default}
-E2E_WORKERS=${E2E_WORKERS:-8}
+E2E_WORKERS=${E2E_WORKERS:-14}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 SITE=${SITE:-/tmp/site}

@@ -351,10 +351,10 @@ class Predictor:
         `predict_windows` and `evaluate_run` call it with their clip count."""
         import torch
 
-        from vjepa_tune.models.fast_encoder import should_compile
+        from vjepa_tune.models.fast_encoder import FixedBatch, should_compile
 
         if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
-            self._compiled = torch.compile(self._encoder, dynamic=False)
+            self._compiled = FixedBatch(torch.compile(self._encoder, dynamic=False))
 
     def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""

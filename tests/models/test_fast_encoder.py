@@ -10,6 +10,7 @@ from vjepa_tune.models.fast_encoder import (
     COMPILE_ENV,
     COMPILE_MIN_CLIPS,
     FastEncoder,
+    FixedBatch,
     encoder_forward,
     fast_encoder,
     rotate_pairs,
@@ -125,3 +126,33 @@ def test_compiling_is_chosen_for_long_gpu_jobs_only_unless_forced(monkeypatch: p
     assert not should_compile(gpu, 10**9)
     monkeypatch.setenv(COMPILE_ENV, "1")
     assert should_compile(cpu, 1)
+
+
+def test_a_partial_batch_is_padded_to_the_compiled_shape_and_cut_back() -> None:
+    seen: list[int] = []
+
+    def forward(videos: torch.Tensor) -> torch.Tensor:
+        seen.append(videos.shape[0])
+        return videos.flatten(1).sum(dim=1, keepdim=True)
+
+    fixed = FixedBatch(forward)
+    full, partial = torch.randn(4, 2, 3), torch.randn(2, 2, 3)
+    fixed(full)
+    out = fixed(partial)
+    assert seen == [4, 4]
+    torch.testing.assert_close(out, forward(partial))
+
+
+def test_the_compiled_forward_computes_what_transformers_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced on the CPU (VJEPA_TUNE_COMPILE=1), as a GPU chooses it for long jobs: same features, one shape."""
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    config = build_config("tiny", 4)
+    encoder = _model(config).vjepa2.encoder
+    forward = encoder_forward(encoder, torch.device("cpu"), clips=1)
+    assert isinstance(forward, FixedBatch)
+    with torch.no_grad():
+        for batch in (3, 1):
+            clips = torch.randn(batch, 16, 3, config.crop_size, config.crop_size)
+            torch.testing.assert_close(forward(clips), encoder(pixel_values_videos=clips).last_hidden_state,
+                                       rtol=1e-4, atol=1e-4)
+    assert forward.batch == 3

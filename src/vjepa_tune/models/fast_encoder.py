@@ -12,8 +12,9 @@ kernels cost a large share of the forward (BENCHMARKS.md, "Fast on GPUs").
   rounded to the activation dtype, as the model was trained under bf16 autocast), and q and k are rotated together
   in one expression: `x * cos + rotate_pairs(x) * sin`, the unrotated tail of each head having cos 1 and sin 0;
 - the rotated tensors go to `scaled_dot_product_attention` in the layout the product left them in;
-- under bf16 (or fp16) autocast, the store and `predict` give it a copy of the weights in that dtype: layer norms
-  then hand bf16 straight to the next product, where autocast would write float32 and cast it again.
+- under bf16 (or fp16) autocast, the store and `predict` give it a copy of the weights in that dtype and it runs
+  in that dtype with autocast off: layer norms then hand bf16 straight to the next product, where autocast writes
+  float32 and casts it again (transformers' forward: 138 clips/s under autocast, 171 in bf16 weights, on an H200).
 
 In eager mode its output equals transformers' (same operations, same rounding; tests/models/test_fast_encoder.py
 checks fp32 and bf16); with weights copied to bf16 it differs by the rounding of the layer norms' own weights.
@@ -24,7 +25,7 @@ are not transformers' own classes keep transformers' forward: `fast_encoder` ret
 
 `torch.compile` fuses what remains (layer norms, GELU, residual adds, the rotation) into the matrix products'
 neighbours, at a one-off cost of tens of seconds per shape; `should_compile` decides from the amount of work
-whether that pays (docs/performance.md).
+whether that pays (docs/gpu.md, "The fast path").
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.vjepa2 import modeling_vjepa2 as hf
 
-COMPILE_MIN_CLIPS = 20_000
-"""Clips to encode from which compiling pays on a GPU: about its one-off cost (tens of seconds) over what it saves
-per clip (BENCHMARKS.md, "Fast on GPUs"). Overridden by VJEPA_TUNE_COMPILE=1/0."""
+COMPILE_MIN_CLIPS = 12_000
+"""Clips to encode from which compiling pays on a GPU: its one-off cost over what it saves per clip. Measured for
+ViT-L on an H200 (BENCHMARKS.md, "GPU"): 27.9 s to compile, 6.10 -> 3.69 ms per clip at batch 32, so it pays
+from about 11,600 clips. Overridden by VJEPA_TUNE_COMPILE=1/0."""
 COMPILE_ENV = "VJEPA_TUNE_COMPILE"
 
 
@@ -92,6 +94,9 @@ class FastEncoder(nn.Module):
             encoder = copy.deepcopy(encoder).to(dtype)
         self.encoder = encoder
         self.dtype = encoder.layernorm.weight.dtype
+        self.own_precision = dtype is not None
+        """Run in the weights' dtype with any caller's autocast switched off: autocast would still write every
+        layer norm's output in float32 and cast it back for the next product."""
         attention = encoder.layer[0].attention
         self.heads = attention.num_attention_heads
         self.head_dim = attention.attention_head_size
@@ -117,7 +122,13 @@ class FastEncoder(nn.Module):
 
     def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """Last hidden state (B, N, D), as `encoder(pixel_values_videos=...).last_hidden_state`."""
-        hidden = self.encoder.embeddings(pixel_values_videos.to(self.dtype))
+        if self.own_precision:
+            with torch.autocast(pixel_values_videos.device.type, enabled=False):
+                return self._forward(pixel_values_videos.to(self.dtype))
+        return self._forward(pixel_values_videos)
+
+    def _forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder.embeddings(pixel_values_videos)
         batch, tokens, dim = hidden.shape
         for layer, weight, bias in zip(self.encoder.layer, self.qkv_weights, self.qkv_biases, strict=True):
             qkv = F.linear(layer.norm1(hidden), weight, bias).unflatten(-1, (3, self.heads, self.head_dim))
@@ -160,5 +171,20 @@ def encoder_forward(encoder: nn.Module, device: torch.device, clips: int, dtype:
     if fast is None:
         return lambda videos: encoder(pixel_values_videos=videos).last_hidden_state
     if should_compile(device, clips):
-        return torch.compile(fast, dynamic=False)
+        return FixedBatch(torch.compile(fast, dynamic=False))
     return fast
+
+
+class FixedBatch:
+    """Pads a smaller batch up to the largest seen, so a compiled forward meets one shape and compiles once (the
+    last, partial batch of a job would otherwise cost a second compilation as long as the first)."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]):
+        self.forward, self.batch = forward, 0
+
+    def __call__(self, videos: torch.Tensor) -> torch.Tensor:
+        n = videos.shape[0]
+        self.batch = max(self.batch, n)
+        if n < self.batch:
+            videos = torch.cat([videos, videos.new_zeros(self.batch - n, *videos.shape[1:])])
+        return self.forward(videos)[:n]
