@@ -363,12 +363,16 @@ class Predictor:
         return ViewSpec.from_data(self.data, self.crop_size, num_clips, num_crops)
 
     def logits(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        """Logits (B, classes) as float32 on the CPU for normalised clips (B, T, 3, crop, crop)."""
+        """Logits (B, classes) as float32 on the CPU for clips (B, T, 3, crop, crop): normalised, or uint8 before
+        normalisation (normalised here, on the device)."""
         import torch
 
+        from vjepa_tune.data.transforms import normalize_clips
         from vjepa_tune.models.strategies import classify_features
 
         inputs = pixel_values_videos.to(self.device)
+        if inputs.dtype == torch.uint8:
+            inputs = normalize_clips(inputs)
         autocast = (torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None
                     else contextlib.nullcontext())
         with torch.no_grad(), autocast:
@@ -405,7 +409,7 @@ class Predictor:
 
         paths, single = _expand(videos)
         requests = [ClipRequest(p) for p in paths]
-        dataset = ViewDataset(requests, self.view_spec(num_clips, num_crops))
+        dataset = ViewDataset(requests, self.view_spec(num_clips, num_crops), normalize=False)
         self.prepare(len(requests) * num_clips * num_crops)
         result = predict_views(
             self.logits,
@@ -459,7 +463,7 @@ class Predictor:
                 requests.append(ClipRequest(path, (start, end)))
                 owners.append(n)
                 flags.append(whole)
-        dataset = ViewDataset(requests, self.view_spec(1, num_crops), infos)
+        dataset = ViewDataset(requests, self.view_spec(1, num_crops), infos, normalize=False)
         self.prepare(len(requests) * num_crops)
         result = predict_views(
             self.logits,
@@ -646,7 +650,7 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
 
     mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
-    dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec)
+    dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec, normalize=False)
     predictor.prepare(len(mine) * num_clips * num_crops)
     local = predict_views(
         predictor.logits,

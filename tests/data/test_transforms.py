@@ -141,3 +141,24 @@ def test_three_crops_resize_the_short_side_to_the_crop_and_one_crop_is_the_eval_
     assert torch.equal(single, ClipTransform(20, train=False)(frames))
     with pytest.raises(BadInput, match="num_crops"):
         spatial_crops(frames, 20, 2)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_uint8_clips_normalised_later_are_exactly_the_normalised_clips(train):
+    """DataLoader workers hand over uint8 (a quarter of the bytes); normalising them later changes nothing."""
+    from vjepa_tune.data.transforms import normalize_clips
+
+    frames = smooth_frames(4, 40, 56)
+    full = ClipTransform(24, train=train, color_jitter=0.4)
+    raw = full.unnormalized()
+    key = (0, "clip", 3, "transform")
+    clip = raw(frames, key)
+    assert clip.dtype == torch.uint8 and clip.shape == (4, 3, 24, 24)
+    assert torch.equal(normalize_clips(clip), full(frames, key))
+    assert torch.equal(normalize_clips(torch.stack([clip, clip])), torch.stack([full(frames, key)] * 2))
+
+
+def test_random_erasing_keeps_clips_normalised():
+    assert full_train().unnormalized() is None
+    with pytest.raises(ValueError, match="random erasing"):
+        ClipTransform(32, train=True, random_erasing=0.5, normalize=False)

@@ -155,3 +155,17 @@ def test_tiny_videos_are_scaled_up_to_the_crop(tmp_path: Path) -> None:
     write_video(path, np.stack(render_clip("wave", 1, 12, size=(32, 32))), fps=25)
     views = read_views(ClipRequest(path), ViewSpec(8, "uniform", 1, crop_size=64, num_crops=3))
     assert views.shape == (3, 8, 3, 64, 64) and torch.isfinite(views).all()
+
+
+@pytest.mark.parametrize("num_crops", [1, 3])
+def test_uint8_views_normalised_later_are_the_normalised_views(landscape_video: Path, num_crops: int) -> None:
+    """predict and evaluate move uint8 views out of their workers and normalise them on the device."""
+    from vjepa_tune.data.transforms import normalize_clips
+
+    spec = ViewSpec(frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2,
+                    num_crops=num_crops)
+    requests = [ClipRequest(landscape_video), ClipRequest(landscape_video, (0.2, 1.0))]
+    floats = ViewDataset(requests, spec)[0]["views"]
+    raw = ViewDataset(requests, spec, normalize=False)[0]["views"]
+    assert raw.dtype == torch.uint8 and floats.dtype == torch.float32
+    assert torch.equal(normalize_clips(raw), floats)

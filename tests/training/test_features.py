@@ -22,8 +22,11 @@ def _train(root: Path, out: Path, store: Path, *extra: str) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
-def test_fp32_store_trains_exactly_like_recomputing(synth_root: Path, tmp_path: Path) -> None:
-    common = ("--strategy", "lora", "--lora.dropout", "0.1", "--batch_size", "2", "--accumulation_steps", "2")
+@pytest.mark.parametrize("augment", [(), ("--data.color_jitter", "0.3", "--data.random_erasing", "0.5")],
+                         ids=["uint8-transport", "erasing-keeps-floats"])
+def test_fp32_store_trains_exactly_like_recomputing(synth_root: Path, tmp_path: Path, augment: tuple) -> None:
+    common = ("--strategy", "lora", "--lora.dropout", "0.1", "--batch_size", "2", "--accumulation_steps", "2",
+              *augment)
     plain = _train(synth_root, tmp_path / "plain", tmp_path / "unused", "--cache.enabled", "false", *common)
     stored = _train(synth_root, tmp_path / "stored", tmp_path / "store", "--cache.dtype", "fp32", *common)
     assert plain["input"] == "clips" and stored["input"].startswith("stored backbone features (fp32")

@@ -123,8 +123,10 @@ def views_of_frames(
     clips: Sequence[Sequence[int]],
     spec: ViewSpec,
     positions: dict[int, int] | None = None,
+    normalize: bool = True,
 ) -> torch.Tensor:
-    """Normalised views (clips x crops, T, 3, crop, crop) from decoded frames.
+    """Normalised views (clips x crops, T, 3, crop, crop) from decoded frames (uint8 before normalisation with
+    `normalize=False`).
 
     `frames` holds the decoded frames in the order of `positions` (frame position -> row); without it,
     row i is frame position i.
@@ -132,7 +134,7 @@ def views_of_frames(
     views: list[torch.Tensor] = []
     for clip in clips:
         rows = [positions[i] for i in clip] if positions is not None else list(clip)
-        views += spatial_crops(frames[rows], spec.crop_size, spec.num_crops)
+        views += spatial_crops(frames[rows], spec.crop_size, spec.num_crops, normalize)
     return torch.stack(views)
 
 
@@ -166,8 +168,12 @@ class ViewDataset(Dataset):
         spec: ViewSpec,
         infos: dict[Path, VideoInfo] | None = None,
         chunk_size: int = 16,
+        normalize: bool = True,
     ) -> None:
         self.requests = list(requests)
+        self.normalize = normalize
+        """False: views stay uint8 (a quarter of the bytes out of the DataLoader workers); the forward function
+        normalises them (`data.transforms.normalize_clips`), as `Predictor.logits` does."""
         self.spec = spec
         self.infos = dict(infos or {})
         self.chunks: list[_Chunk] = []
@@ -205,7 +211,7 @@ class ViewDataset(Dataset):
         except UnreadableVideo as exc:
             return {"requests": chunk.requests, "error": exc.reason}
         positions = {frame: row for row, frame in enumerate(needed)}
-        views = [views_of_frames(frames, per_request, self.spec, positions) for per_request in clips]
+        views = [views_of_frames(frames, per_request, self.spec, positions, self.normalize) for per_request in clips]
         return {"requests": chunk.requests, "views": torch.cat(views), "counts": [len(v) for v in views]}
 
 

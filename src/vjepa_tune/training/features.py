@@ -210,13 +210,20 @@ class _ViewsDataset(Dataset):
 
 
 @torch.inference_mode()
-def _encode(forward: Callable[[torch.Tensor], torch.Tensor], clips: torch.Tensor, device: torch.device,
+def _encode(forward: Callable[[torch.Tensor], torch.Tensor], clips: list[torch.Tensor], device: torch.device,
             dtype: str) -> torch.Tensor:
-    """Backbone features, rounded to the store's dtype (so features pooled from them now or later agree)."""
+    """Backbone features, rounded to the store's dtype (so features pooled from them now or later agree).
+
+    Clips come as the workers made them: uint8, normalised here on the device (a quarter of the bytes through
+    the workers' shared memory and to the GPU), or already normalised where random erasing needed it."""
+    from vjepa_tune.data.transforms import normalize_clips
+
+    on_device = [c.to(device, non_blocking=True) for c in clips]
+    batch = torch.stack([normalize_clips(c) if c.dtype == torch.uint8 else c for c in on_device])
     with _autocast(device):
-        feats = forward(clips.to(device))
+        feats = forward(batch)
     BackboneCounter.calls += 1
-    BackboneCounter.clips += clips.shape[0]
+    BackboneCounter.clips += len(clips)
     return feats.to(_DTYPES[dtype]).float()
 
 
@@ -301,7 +308,7 @@ def extract(
     def flush() -> None:
         if not pending:
             return
-        feats = _encode(forward, torch.stack([t for _, _, t in pending]), device, spec.dtype)
+        feats = _encode(forward, [t for _, _, t in pending], device, spec.dtype)
         if spec.output == "pooler":
             if backbone_spec is not None:
                 on_cpu = feats.to("cpu", _DTYPES[backbone_spec.dtype])  # one copy per batch, in storage dtype

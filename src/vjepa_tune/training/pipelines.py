@@ -39,7 +39,10 @@ def clip_datasets(cfg: TrainConfig, splits: Splits, infos: dict[str, Any]) -> tu
     d = cfg.data
     train_tf = ClipTransform(d.crop_size, train=True, hflip=d.hflip, color_jitter=d.color_jitter,
                              random_erasing=d.random_erasing, crop_scale=tuple(d.crop_scale))
-    eval_tf = ClipTransform(d.crop_size, train=False)
+    # Workers hand over uint8 clips, normalised on the device by `forward_clips` (a quarter of the bytes; see
+    # ClipTransform); random erasing works on normalised values, so its clips stay float32.
+    train_tf = train_tf.unnormalized() or train_tf
+    eval_tf = ClipTransform(d.crop_size, train=False, normalize=False)
 
     def make(samples: list, transform: Any) -> ClipDataset:
         return ClipDataset(samples, frames_per_clip=d.frames_per_clip, sampling=d.sampling,
@@ -59,6 +62,11 @@ def clip_datasets(cfg: TrainConfig, splits: Splits, infos: dict[str, Any]) -> tu
 
 
 def forward_clips(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch of clips, uint8 ones normalised first (where they are: on the device)."""
+    from vjepa_tune.data.transforms import normalize_clips
+
+    if inputs.dtype == torch.uint8:
+        inputs = normalize_clips(inputs)
     return model(pixel_values_videos=inputs).logits
 
 
