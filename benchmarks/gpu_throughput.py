@@ -12,8 +12,8 @@ Measured, each after warm-up, timed per call with CUDA events (the host clock on
 - `attention`: the same at the largest batch by attention path: eager, SDPA forced to its flash, memory-efficient
   and cuDNN kernels, and `flash_attention_2` where the flash_attn package is installed;
 - `fast`: the store's and predict's own path, `FastEncoder` (models/fast_encoder.py: one q/k/v product, RoPE tables
-  built once, a bf16 copy of the weights under autocast), at each batch size; at the largest, also over the fp32
-  weights and with SDPA forced to flash and to cuDNN;
+  built once, under bf16 autocast), at each batch size; at the largest, also with SDPA forced to flash and to
+  cuDNN;
 - `kernels`: one layer's attention alone (SDPA on random bf16 q, k, v of the model's shape, per backend) and its
   four matrix products alone, so the figures above can be read against what their parts reach;
 - `bf16_weights`: transformers' forward with the weights cast to bf16 instead of autocast;
@@ -288,12 +288,12 @@ def extraction_step(model: torch.nn.Module, clips: torch.Tensor, dtype: torch.dt
     return step
 
 
-def fast_forward(model: torch.nn.Module, dtype: torch.dtype | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """FastEncoder over the model's encoder, on a copy of its weights in `dtype` as the store makes it."""
+def fast_forward(model: torch.nn.Module) -> Any:
+    """FastEncoder over the model's encoder, as the store and predict build it."""
     from vjepa_tune.models.fast_encoder import fast_encoder
     from vjepa_tune.models.strategies import unwrap
 
-    fast = fast_encoder(unwrap(model).vjepa2.encoder, dtype)
+    fast = fast_encoder(unwrap(model).vjepa2.encoder)
     if fast is None:
         raise RuntimeError("FastEncoder refused this encoder")
     return fast
@@ -422,8 +422,8 @@ class Bench:
         m.status, m.note = "skipped", reason
         return self._record(m)
 
-    def run(self, m: Measurement, make_step: Callable[[], Step], *, first_call_is_compile: bool = False
-            ) -> Measurement:
+    def run(self, m: Measurement, make_step: Callable[[], Step], *, first_call_is_compile: bool = False,
+            annotate: Callable[[], str] | None = None) -> Measurement:
         """Time the step `make_step` builds; any error (out of memory, an unsupported kernel) is recorded."""
         if self._over_budget():
             return self.skip(m, f"time budget of {self.settings.budget_s:.0f} s spent")
@@ -451,6 +451,8 @@ class Bench:
             m.clips_per_s, m.tflops = significant(clips_per_s), significant(tflops)
             m.fraction_of_ceiling = significant(tflops / ceiling) if ceiling else None
             m.peak_mib = round(memory["peak_mib"], 1) if memory["peak_mib"] is not None else None
+            if annotate is not None:
+                m.note = annotate()
         finally:
             del step
             release_memory(self.device)
@@ -507,17 +509,14 @@ def measure_extraction(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -
         for batch in s.batch_sizes:
             bench.run(Measurement("extract fast", "fast", batch, precision, flops.backbone, basis),
                       lambda b=batch: extraction_step(model, random_clips(config, b, s.frames, device), dtype,
-                                                      fast_forward(model, dtype)))
-        bench.run(Measurement("extract fast, fp32 weights", "fast", largest, precision, flops.backbone, basis),
-                  lambda: extraction_step(model, random_clips(config, largest, s.frames, device), dtype,
-                                          fast_forward(model, None)))
+                                                      fast_forward(model)))
         for name, backend in (("flash", "FLASH_ATTENTION"), ("cudnn", "CUDNN_ATTENTION")):
             m = Measurement(f"extract fast, forced {name}", "fast", largest, precision, flops.backbone, basis)
             if device.type != "cuda":
                 bench.skip(m, "CUDA only")
                 continue
             bench.run(m, lambda backend=backend: with_backend(extraction_step(
-                model, random_clips(config, largest, s.frames, device), dtype, fast_forward(model, dtype)), backend))
+                model, random_clips(config, largest, s.frames, device), dtype, fast_forward(model)), backend))
     if bench.wanted("attention"):
         for path in ATTENTION_PATHS:
             m = measurement(f"extract {path.name}", "attention", largest)
@@ -603,16 +602,24 @@ def measure_compile(bench: Bench, flops: ClipFlops) -> None:
                             flops.backbone, "backbone forward")
 
             def make(mode: str = mode, path: str = path) -> Step:
-                if path == "fast":
-                    module: Any = fast_forward(model, dtype)
+                chosen = None if mode == "default" else mode
+                if path == "fast":  # as the store and predict compile it
+                    compiled = fast_forward(model).compiled(chosen)
                 else:
                     encoder = unwrap(model).vjepa2.encoder
-                    module = lambda clips: encoder(pixel_values_videos=clips).last_hidden_state  # noqa: E731
-                compiled = torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
+                    compiled = torch.compile(lambda clips: encoder(pixel_values_videos=clips).last_hidden_state,
+                                             mode=chosen, dynamic=False)
                 clips = random_clips(model.config, largest, s.frames, device)
                 return extraction_step(model, clips, dtype, compiled)
 
-            bench.run(m, make, first_call_is_compile=True)
+            bench.run(m, make, first_call_is_compile=True, annotate=compiled_graphs)
+
+
+def compiled_graphs() -> str:
+    """How many graphs torch.compile made since the last reset: 1 means the timed calls never recompiled."""
+    from torch._dynamo.utils import counters
+
+    return f"graphs compiled: {counters['stats']['unique_graphs']}"
 
 
 def measure_pooler(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:
@@ -708,7 +715,8 @@ def markdown(report: dict[str, Any]) -> str:
             continue
         pct = f"{100 * r['fraction_of_ceiling']:.1f}%" if r["fraction_of_ceiling"] is not None else ""
         peak = f"{r['peak_mib'] / 1024:.2f} GiB" if r["peak_mib"] is not None else ""
-        note = f"compile {r['compile_s']} s" if r["compile_s"] is not None else ""
+        note = "; ".join(x for x in (f"compile {r['compile_s']} s" if r["compile_s"] is not None else "", r["note"])
+                         if x)
         lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | {r['ms_per_call']:.2f} | "
                      f"{r['clips_per_s']:.2f} | {r['tflops']:.4g} | {pct} | {peak} | {note} |")
     best = report.get("extraction_best")

@@ -85,7 +85,7 @@ def test_throughput_measures_every_path_or_says_why_not(throughput_run: tuple[di
         assert rows[("extract sdpa", batch)]["status"] == "ok"
         assert rows[("extract fast", batch)]["status"] == "ok"
         assert rows[("pooler_and_head step, stored features", batch)]["status"] == "ok"
-    for name in ("extract eager", "extract sdpa, bf16 weights", "extract fast, fp32 weights",
+    for name in ("extract eager", "extract sdpa, bf16 weights",
                  "extract sdpa forced flash"):
         assert rows[(name, 2)]["status"] == "ok", rows[(name, 2)]["note"]
     for name in ("extract sdpa forced mem-efficient", "extract sdpa forced cudnn", "extract flash_attention_2",
@@ -221,6 +221,7 @@ def test_end_to_end_times_every_stage_of_the_store_grid(end_to_end: types.Module
     # head_only runs first and fills the store; lora finds the backbone features there and runs no backbone.
     assert store["runs"]["head_only"]["stages_s"]["backbone_forward"] > 0
     assert run["stages_s"]["backbone_forward"] == 0 and run["stages_s"]["store_writes"] == 0
+    assert store["runs"]["head_only"]["stages_s"]["store_writes"] > 0  # on the writer threads, still counted
     assert all(0 <= r["test_acc"] <= 1 and r["epochs"] == 1 for r in store["runs"].values())
     assert "Goal: under 180 s of wall time" in text and "| **wall time** |" in text
 

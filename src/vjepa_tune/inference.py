@@ -341,20 +341,18 @@ class Predictor:
         """The run's full configuration, when loaded from a run folder."""
         self.crop_size = check_crop_size(model, data.crop_size)
         self._autocast = _autocast_dtype(precision, self.device)
-        self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder, self._autocast)
-        """The frozen backbone's fast forward (models/fast_encoder.py), with its weights in the autocast dtype; None
-        where the backbone has LoRA."""
+        self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder)
+        """The frozen backbone's fast forward (models/fast_encoder.py); None where the backbone has LoRA."""
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def prepare(self, clips: int) -> None:
         """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`); `predict`,
         `predict_windows` and `evaluate_run` call it with their clip count."""
-        import torch
 
-        from vjepa_tune.models.fast_encoder import FixedBatch, should_compile
+        from vjepa_tune.models.fast_encoder import should_compile
 
         if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
-            self._compiled = FixedBatch(torch.compile(self._encoder, dynamic=False))
+            self._compiled = self._encoder.compiled()
 
     def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""

@@ -134,7 +134,8 @@ class ClipDataset(Dataset):
 def collate_clips(batch: list[dict[str, object] | SkippedClip]) -> dict[str, object]:
     """Stack the readable clips of a batch and list the skipped ones.
 
-    Returns pixel_values_videos (B, T, C, H, W) float, labels and index (B,) long, skipped (dataset indices of
+    Returns pixel_values_videos (B, T, C, H, W) as the transform made them (float32, or uint8 before
+    normalisation), labels and index (B,) long, skipped (dataset indices of
     the unreadable videos) and skipped_reasons (same order). When every clip of the batch was skipped, B is 0
     and pixel_values_videos is None: check `batch["labels"].numel() == 0` and skip the step.
     """

@@ -143,6 +143,7 @@ class ClipTransform:
             "color_jitter": self.color_jitter,
             "random_erasing": self.random_erasing,
             "crop_scale": list(self.crop_scale),
+            "normalize": self.normalize,
         }
 
     def __repr__(self) -> str:

@@ -11,16 +11,20 @@ kernels cost a large share of the forward (BENCHMARKS.md, "Fast on GPUs").
 - the RoPE tables are built once per token count, dtype and device, with transformers' own arithmetic (angles
   rounded to the activation dtype, as the model was trained under bf16 autocast), and q and k are rotated together
   in one expression: `x * cos + rotate_pairs(x) * sin`, the unrotated tail of each head having cos 1 and sin 0;
-- the rotated tensors go to `scaled_dot_product_attention` in the layout the product left them in;
-- under bf16 (or fp16) autocast, the store and `predict` give it a copy of the weights in that dtype and it runs
-  in that dtype with autocast off: layer norms then hand bf16 straight to the next product, where autocast writes
-  float32 and casts it again (transformers' forward: 138 clips/s under autocast, 171 in bf16 weights, on an H200).
+- the rotated tensors go to `scaled_dot_product_attention` in the layout the product left them in.
+
+It runs under the caller's autocast like transformers' forward, so the same autocast rules apply to the same
+operations: on a GPU, bf16 autocast computes the RoPE angles and the rotation in float32 and the layer norms' outputs
+in float32, on the CPU it does neither, and FastEncoder follows either. (Running a bf16 copy of the weights with
+autocast off would be faster still, 171 against 138 clips/s for transformers' forward on an H200, but would compute
+another function: bf16 angles and layer-norm outputs.)
 
 In eager mode its output equals transformers' (same operations, same rounding; tests/models/test_fast_encoder.py
-checks fp32 and bf16); with weights copied to bf16 it differs by the rounding of the layer norms' own weights.
+checks fp32, bf16 weights and bf16 autocast on the CPU, and the autocast rules of a GPU emulated there).
 
-It is for frozen inference only: the weights are a snapshot taken when it is built, so it is built per extraction
-or per loaded run, never kept across training steps. Encoders whose layers are wrapped (LoRA on the backbone) or
+It is for frozen inference only: the fused q/k/v weights are a snapshot taken when it is built, so it is built per
+extraction or per loaded run, never kept across training steps (a `Predictor` whose model is changed afterwards
+must be loaded again). Encoders whose layers are wrapped (LoRA on the backbone) or
 are not transformers' own classes keep transformers' forward: `fast_encoder` returns None for them.
 
 `torch.compile` fuses what remains (layer norms, GELU, residual adds, the rotation) into the matrix products'
@@ -30,7 +34,6 @@ whether that pays (docs/gpu.md, "The fast path").
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 
@@ -39,10 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.vjepa2 import modeling_vjepa2 as hf
 
+from vjepa_tune.errors import BadInput
+
 COMPILE_MIN_CLIPS = 12_000
 """Clips to encode from which compiling pays on a GPU: its one-off cost over what it saves per clip. Measured for
-ViT-L on an H200 (BENCHMARKS.md, "GPU"): 27.9 s to compile, 6.10 -> 3.69 ms per clip at batch 32, so it pays
-from about 11,600 clips. Overridden by VJEPA_TUNE_COMPILE=1/0."""
+ViT-L on an H200 (BENCHMARKS.md, "GPU"): 27.9 s for the first compilation, 6.10 -> 3.69 ms per clip at batch 32,
+so one compilation pays from about 11,600 clips. (That run compiled a second time during warm-up, on a guard of
+the RoPE table cache, since moved out of the compiled code.) Overridden by VJEPA_TUNE_COMPILE=1/0."""
 COMPILE_ENV = "VJEPA_TUNE_COMPILE"
 
 
@@ -88,19 +94,15 @@ def _plain_layer(layer: nn.Module) -> bool:
 class FastEncoder(nn.Module):
     """The encoder's forward with fused q/k/v and cached RoPE tables; see the module docstring."""
 
-    def __init__(self, encoder: hf.VJEPA2Encoder, dtype: torch.dtype | None = None):
+    def __init__(self, encoder: hf.VJEPA2Encoder):
         super().__init__()
-        if dtype is not None and dtype != encoder.layernorm.weight.dtype:
-            encoder = copy.deepcopy(encoder).to(dtype)
         self.encoder = encoder
-        self.dtype = encoder.layernorm.weight.dtype
-        self.own_precision = dtype is not None
-        """Run in the weights' dtype with any caller's autocast switched off: autocast would still write every
-        layer norm's output in float32 and cast it back for the next product."""
         attention = encoder.layer[0].attention
         self.heads = attention.num_attention_heads
         self.head_dim = attention.attention_head_size
         self.scaling = attention.scaling
+        embed = encoder.embeddings.patch_embeddings
+        self.tubelet, self.patch = embed.tubelet_size, embed.patch_size
         with torch.no_grad():
             weights, biases = [], []
             for layer in encoder.layer:
@@ -110,10 +112,18 @@ class FastEncoder(nn.Module):
                     biases.append(torch.cat([a.query.bias, a.key.bias, a.value.bias]))
         self.qkv_weights = weights
         self.qkv_biases: list[torch.Tensor | None] = biases or [None] * len(weights)
-        self._tables: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def tables(self, tokens: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (tokens, dtype, device)
+    def tables(self, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) for a batch of these clips, built under the caller's autocast as transformers builds them
+        there (on a GPU, bf16 autocast computes the angles and the rotation in float32), then kept."""
+        frames, height, width = pixel_values_videos.shape[1], *pixel_values_videos.shape[-2:]
+        tokens = max(1, frames // self.tubelet) * (height // self.patch) * (width // self.patch)
+        device = pixel_values_videos.device
+        autocast = torch.is_autocast_enabled(device.type)
+        # What the q/k/v product returns, which transformers builds its tables in.
+        dtype = torch.get_autocast_dtype(device.type) if autocast else self.qkv_weights[0].dtype
+        key = (tokens, dtype, device, autocast)
         if key not in self._tables:
             cos, sin = rope_tables(self.encoder.layer[0].attention, tokens, dtype, device)
             # (tokens, 1, 1, head_dim): broadcast over the q/k axis and the heads of a (B, N, 2, H, D) tensor.
@@ -122,17 +132,15 @@ class FastEncoder(nn.Module):
 
     def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """Last hidden state (B, N, D), as `encoder(pixel_values_videos=...).last_hidden_state`."""
-        if self.own_precision:
-            with torch.autocast(pixel_values_videos.device.type, enabled=False):
-                return self._forward(pixel_values_videos.to(self.dtype))
-        return self._forward(pixel_values_videos)
+        return self.run(pixel_values_videos, *self.tables(pixel_values_videos))
 
-    def _forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+    def run(self, pixel_values_videos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The forward given its RoPE tables: what `compiled` hands to torch.compile (a dictionary lookup inside
+        the compiled code would be guarded on, and the first call's insertion would force a second compilation)."""
         hidden = self.encoder.embeddings(pixel_values_videos)
         batch, tokens, dim = hidden.shape
         for layer, weight, bias in zip(self.encoder.layer, self.qkv_weights, self.qkv_biases, strict=True):
             qkv = F.linear(layer.norm1(hidden), weight, bias).unflatten(-1, (3, self.heads, self.head_dim))
-            cos, sin = self.tables(tokens, qkv.dtype, qkv.device)
             qk = qkv[:, :, :2]
             qk = qk * cos + rotate_pairs(qk) * sin
             query, key = qk.unbind(dim=2)
@@ -144,13 +152,18 @@ class FastEncoder(nn.Module):
             hidden = layer.mlp(layer.norm2(hidden)) + hidden
         return self.encoder.layernorm(hidden)
 
+    def compiled(self, mode: str | None = None) -> FixedBatch:
+        """This forward through torch.compile (`mode` as torch.compile takes it): one compilation per clip shape,
+        smaller batches padded up."""
+        run = torch.compile(self.run, mode=mode, dynamic=False)
+        return FixedBatch(lambda videos: run(videos, *self.tables(videos)))
 
-def fast_encoder(encoder: nn.Module, dtype: torch.dtype | None = None) -> FastEncoder | None:
-    """A FastEncoder over `encoder` (over a copy of it in `dtype`, where given and different), or None where it
-    would not compute the same function (wrapped layers)."""
+
+def fast_encoder(encoder: nn.Module) -> FastEncoder | None:
+    """A FastEncoder over `encoder`, or None where it would not compute the same function (wrapped layers)."""
     if type(encoder) is not hf.VJEPA2Encoder or not all(_plain_layer(layer) for layer in encoder.layer):
         return None
-    return FastEncoder(encoder, dtype)
+    return FastEncoder(encoder)
 
 
 def should_compile(device: torch.device, clips: int) -> bool:
@@ -160,19 +173,20 @@ def should_compile(device: torch.device, clips: int) -> bool:
         return True
     if forced in ("0", "false", "no"):
         return False
+    if forced:
+        raise BadInput(f"{COMPILE_ENV}={os.environ[COMPILE_ENV]!r}: use 1 to always compile the backbone, 0 never, "
+                       "or leave it unset to compile for jobs of at least "
+                       f"{COMPILE_MIN_CLIPS} clips on a GPU.")
     return device.type == "cuda" and clips >= COMPILE_MIN_CLIPS
 
 
-def encoder_forward(encoder: nn.Module, device: torch.device, clips: int, dtype: torch.dtype | None = None
-                    ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The fastest forward of a frozen `encoder` on `device` for about `clips` clips: FastEncoder (with weights in
-    `dtype`, the autocast dtype it will run under), compiled where that pays; else transformers' own forward."""
-    fast = fast_encoder(encoder, dtype)
+def encoder_forward(encoder: nn.Module, device: torch.device, clips: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The fastest forward of a frozen `encoder` on `device` for about `clips` clips: FastEncoder, compiled where
+    that pays; else transformers' own forward."""
+    fast = fast_encoder(encoder)
     if fast is None:
         return lambda videos: encoder(pixel_values_videos=videos).last_hidden_state
-    if should_compile(device, clips):
-        return FixedBatch(torch.compile(fast, dynamic=False))
-    return fast
+    return fast.compiled() if should_compile(device, clips) else fast
 
 
 class FixedBatch:

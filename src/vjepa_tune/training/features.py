@@ -218,8 +218,10 @@ def _encode(forward: Callable[[torch.Tensor], torch.Tensor], clips: list[torch.T
     the workers' shared memory and to the GPU), or already normalised where random erasing needed it."""
     from vjepa_tune.data.transforms import normalize_clips
 
-    on_device = [c.to(device, non_blocking=True) for c in clips]
-    batch = torch.stack([normalize_clips(c) if c.dtype == torch.uint8 else c for c in on_device])
+    if all(c.dtype == torch.uint8 for c in clips):
+        batch = normalize_clips(torch.stack(clips).to(device))
+    else:  # training views with random erasing (float32) beside evaluation views (uint8)
+        batch = torch.stack([normalize_clips(c) if c.dtype == torch.uint8 else c for c in clips]).to(device)
     with _autocast(device):
         feats = forward(batch)
     BackboneCounter.calls += 1
@@ -235,14 +237,9 @@ def _pool(model: torch.nn.Module, feats: torch.Tensor, device: torch.device) -> 
         return pooled_features(model, feats.to(device)).float()
 
 
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on a GPU (what the GPU figures in BENCHMARKS.md were measured with), full precision else."""
-    return torch.bfloat16 if device.type == "cuda" else None
-
-
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    dtype = _autocast_dtype(device)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    """bf16 autocast on a GPU (what the GPU figures in BENCHMARKS.md were measured with), full precision else."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def extract(
@@ -302,7 +299,7 @@ def extract(
     loader = DataLoader(_ViewsDataset(clips, eval_clips, todo), batch_size=None, shuffle=False,
                         num_workers=cfg.num_workers)
     pending: list[tuple[Path, str, torch.Tensor]] = []
-    forward = encoder_forward(unwrap(model).vjepa2.encoder, device, count, _autocast_dtype(device))
+    forward = encoder_forward(unwrap(model).vjepa2.encoder, device, count)
     writer = _EntryWriter()
 
     def flush() -> None:
