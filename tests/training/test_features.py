@@ -157,3 +157,24 @@ def test_entry_writer_writes_everything_before_close_returns_and_raises_a_failed
     writer.put(tmp_path / "file" / "x.npy", features[0], "bf16")  # its folder cannot be made
     with pytest.raises(OSError):
         writer.close()
+
+
+def test_stored_features_are_read_in_the_main_process_in_their_stored_dtype(tmp_path: Path) -> None:
+    """Moving 4 MB ViT-L entries out of DataLoader workers cost more than reading them, so the feature pipeline
+    uses none, and hands over bf16 entries as bf16 (the model casts them exactly)."""
+    import torch
+
+    from vjepa_tune.config import TrainConfig
+    from vjepa_tune.data.samples import Sample
+    from vjepa_tune.training.features import FeatureDataset, StoreSpec, _save_entry, entry_key
+
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"not decoded here")
+    cfg = TrainConfig(model="random:tiny")
+    sample = Sample(path=video, label=1, id="a.mp4")
+    spec = StoreSpec(root=tmp_path / "store", model_key="k", output="backbone", dtype="bf16", shape=(4, 8))
+    feature = torch.randn(4, 8).bfloat16()
+    _save_entry(spec.entry_path(entry_key(sample, 0, cfg)), feature, "bf16")
+    item = FeatureDataset(spec, cfg, [sample], 0, {})[0]
+    assert item["inputs"].dtype == torch.bfloat16 and torch.equal(item["inputs"], feature)
+    assert item["labels"] == 1

@@ -148,13 +148,14 @@ def _save_entry(path: Path, feature: torch.Tensor, dtype: str) -> None:
         raise
 
 
-def load_entry(path: Path, dtype: str) -> torch.Tensor:
-    """A stored feature as float32 (memory-mapped read; the copy is one clip's worth)."""
+def load_entry(path: Path, dtype: str, *, as_stored: bool = False) -> torch.Tensor:
+    """A stored feature as float32, or in its stored dtype with `as_stored` (memory-mapped read; the copy is one
+    clip's worth)."""
     array = np.load(path, mmap_mode="r")
     t = torch.from_numpy(np.array(array))
     if dtype == "bf16":
         t = t.view(torch.bfloat16)
-    return t.float()
+    return t if as_stored else t.float()
 
 
 class _EntryWriter:
@@ -387,7 +388,9 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         if self.samples[i].id in self.unreadable:
             return None
-        return {"inputs": load_entry(self.paths[i], self.spec.dtype), "labels": self.samples[i].label, "index": i}
+        # In the stored dtype: the model's forward casts it (exactly) to its own.
+        return {"inputs": load_entry(self.paths[i], self.spec.dtype, as_stored=True), "labels": self.samples[i].label,
+                "index": i}
 
 
 def collate_features(batch: list[Any]) -> dict[str, Any]:
@@ -454,8 +457,13 @@ def feature_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, i
     def forward(m: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         return classify_features(m, inputs, from_=output)
 
+    # No DataLoader workers: an entry is a memory-mapped file read in about a millisecond, and moving it out of a
+    # worker process costs more than reading it. ViT-L entries went through 14 workers at about 35 per second on
+    # an H200 machine, where the pooler step runs at 590 clips/s; here 0 workers read 186 per second, 2 workers
+    # 116 (BENCHMARKS.md, "GPU"; benchmarks/worker_transport.py shows the same effect for clips).
     return Pipeline(train_dataset=train_dataset, eval_dataset=eval_dataset, forward=forward,
-                    collate=collate_features, describe=f"stored {output} features ({spec.dtype}, {views} views)")
+                    collate=collate_features, describe=f"stored {output} features ({spec.dtype}, {views} views)",
+                    num_workers=0)
 
 
 # ------------------------------------------------------------------------------------------------ cache command

@@ -65,6 +65,11 @@ class Pipeline:
     forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
     collate: Callable[[list[Any]], dict[str, Any]]
     describe: str = "clips"
+    num_workers: int | None = None
+    """DataLoader workers for its datasets; None: `--num_workers`."""
+
+    def workers(self, cfg: TrainConfig) -> int:
+        return cfg.num_workers if self.num_workers is None else self.num_workers
 
 
 @dataclass
@@ -187,12 +192,12 @@ class _PlannedBatches(torch.utils.data.Sampler[list[int]]):
         return len(self.micro_batches)
 
 
-def _loader(dataset: Dataset, batches: list[list[int]], cfg: TrainConfig, collate: Callable) -> DataLoader:
+def _loader(dataset: Dataset, batches: list[list[int]], cfg: TrainConfig, pipeline: Pipeline) -> DataLoader:
     return DataLoader(
         dataset,
         batch_sampler=_PlannedBatches(batches),
-        num_workers=cfg.num_workers,
-        collate_fn=collate,
+        num_workers=pipeline.workers(cfg),
+        collate_fn=pipeline.collate,
         persistent_workers=False,
     )
 
@@ -273,7 +278,7 @@ def _train_epoch(
 
     model.train()
     local_steps = [micro_batches(distributed.shard(step), cfg.batch_size) for step in steps]
-    loader = iter(_loader(dataset, [mb for ls in local_steps for mb in ls], cfg, pipeline.collate))
+    loader = iter(_loader(dataset, [mb for ls in local_steps for mb in ls], cfg, pipeline))
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, reduction="sum", label_smoothing=cfg.label_smoothing)
     trainable = [p for p in model.parameters() if p.requires_grad]
     total_loss, total_seen = 0.0, 0
@@ -412,7 +417,7 @@ def train(
             )
             state.train_time_s += time.perf_counter() - started
             labels, probs, _, skipped = predict_dataset(
-                model, val_dataset, pipeline, accelerator, eval_bs, cfg.num_workers, "validation"
+                model, val_dataset, pipeline, accelerator, eval_bs, pipeline.workers(cfg), "validation"
             )
             for idx in skipped:
                 state.runtime_skipped.setdefault(run.splits.val[idx].id, "could not be decoded during validation")
@@ -469,7 +474,7 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         state.runtime_skipped.update(part)
     labels, probs, _, skipped = predict_dataset(
         model, run.pipeline.eval_dataset("test"), run.pipeline, accelerator, max(cfg.batch_size, 8),
-        cfg.num_workers, "test",
+        run.pipeline.workers(cfg), "test",
     )
     for idx in skipped:
         state.runtime_skipped.setdefault(run.splits.test[idx].id, "could not be decoded during testing")
