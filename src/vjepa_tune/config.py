@@ -112,6 +112,8 @@ class TrainConfig:
     learning_rate: float = 2e-4
     weight_decay: float = 0.01
     num_workers: int = 0
+    """DataLoader processes decoding videos (training on clips, feature extraction); training on stored features
+    reads them in the main process."""
     seed: int = 42
     precision: Precision = "auto"
     """auto = bf16 autocast on a GPU that supports it, fp32 on CPU."""
