@@ -348,7 +348,6 @@ class Predictor:
     def prepare(self, clips: int) -> None:
         """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`); `predict`,
         `predict_windows` and `evaluate_run` call it with their clip count."""
-
         from vjepa_tune.models.fast_encoder import should_compile
 
         if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
@@ -368,9 +367,7 @@ class Predictor:
         from vjepa_tune.data.transforms import normalize_clips
         from vjepa_tune.models.strategies import classify_features
 
-        inputs = pixel_values_videos.to(self.device)
-        if inputs.dtype == torch.uint8:
-            inputs = normalize_clips(inputs)
+        inputs = normalize_clips(pixel_values_videos.to(self.device))
         autocast = (torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None
                     else contextlib.nullcontext())
         with torch.no_grad(), autocast:

@@ -156,6 +156,8 @@ def test_uint8_clips_normalised_later_are_exactly_the_normalised_clips(train):
     assert clip.dtype == torch.uint8 and clip.shape == (4, 3, 24, 24)
     assert torch.equal(normalize_clips(clip), full(frames, key))
     assert torch.equal(normalize_clips(torch.stack([clip, clip])), torch.stack([full(frames, key)] * 2))
+    normalised = full(frames, key)
+    assert normalize_clips(normalised) is normalised  # float clips are already the model's input
 
 
 def test_random_erasing_keeps_clips_normalised():

@@ -45,9 +45,10 @@ def _plain(video: torch.Tensor) -> torch.Tensor:
 
 
 def normalize_clips(clips: torch.Tensor) -> torch.Tensor:
-    """uint8 clips (..., 3, H, W), from a transform with `normalize=False`, as the model's float32 input: the
-    same operations (and on the CPU the same values) as the transform's own last step, on any device."""
-    return _NORMALIZE(clips)
+    """Clips (..., 3, H, W) as the model's float32 input: uint8 ones (from a transform with `normalize=False`)
+    normalised with the transform's own last step, on whatever device they are (on the CPU, the same values);
+    float ones, already normalised, unchanged."""
+    return _NORMALIZE(clips) if clips.dtype == torch.uint8 else clips
 
 
 class ClipTransform:

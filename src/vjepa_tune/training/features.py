@@ -219,10 +219,10 @@ def _encode(forward: Callable[[torch.Tensor], torch.Tensor], clips: list[torch.T
     the workers' shared memory and to the GPU), or already normalised where random erasing needed it."""
     from vjepa_tune.data.transforms import normalize_clips
 
-    if all(c.dtype == torch.uint8 for c in clips):
+    if len({c.dtype for c in clips}) == 1:
         batch = normalize_clips(torch.stack(clips).to(device))
     else:  # training views with random erasing (float32) beside evaluation views (uint8)
-        batch = torch.stack([normalize_clips(c) if c.dtype == torch.uint8 else c for c in clips]).to(device)
+        batch = torch.stack([normalize_clips(c) for c in clips]).to(device)
     with _autocast(device):
         feats = forward(batch)
     BackboneCounter.calls += 1

@@ -65,9 +65,7 @@ def forward_clips(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Logits of a batch of clips, uint8 ones normalised first (where they are: on the device)."""
     from vjepa_tune.data.transforms import normalize_clips
 
-    if inputs.dtype == torch.uint8:
-        inputs = normalize_clips(inputs)
-    return model(pixel_values_videos=inputs).logits
+    return model(pixel_values_videos=normalize_clips(inputs)).logits
 
 
 def make_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, infos: dict[str, Any], accelerator: Any,

@@ -50,7 +50,7 @@ class Run:
     def load_best(self) -> torch.nn.Module:
         """The trained model with the best epoch's weights read back from the run folder (what `predict` and
         `export` load). The frozen weights never changed, so the base model is not built a second time: for a
-        randomly initialised ViT-L that took 7 s per run (BENCHMARKS.md, "Fast on GPUs")."""
+        randomly initialised ViT-L that took 7 s per run (BENCHMARKS.md, "GPU")."""
         from vjepa_tune.models.strategies import load_trainable_state_dict
 
         weights, _ = ckpt.load_model_files(self.run_dir)
