@@ -1,0 +1,34 @@
+"""Using a finished run: load it, label videos whole or in sliding windows, and score it on a split.
+
+`load_run(RUN_DIR)` rebuilds the run's best model and returns a `Predictor`; `predict` labels whole videos the
+way the run evaluated its own (same frames, same centre crop, optionally more clips and crops averaged), and
+`predict_windows` turns a long recording into action detection: every window is one clip cut as training cut
+its clips, the windows' top labels are merged into segments, and each moment of the video belongs to the
+window whose centre is nearest (`window_spans`), so segments never overlap. `evaluate_run` scores the run on
+its own validation or test videos (splits.json) or on another data set, writing the metrics of training
+(top-1, top-5, mean class accuracy, macro-F1, confusion matrix) and per-video predictions.
+
+The `predict` and `evaluate` commands are registered with the command line at import time; the heavy
+libraries are imported where they are used, so registering them costs the command line nothing.
+"""
+
+from vjepa_tune.inference import commands as _commands  # noqa: F401 - registers `predict` and `evaluate`
+from vjepa_tune.inference.evaluate import EVALUATION_DIR, Evaluation, evaluate_run
+from vjepa_tune.inference.outputs import plot_timeline, predictions_json, write_predictions_csv
+from vjepa_tune.inference.predictor import Predictor, collect_videos, load_run
+from vjepa_tune.inference.results import (
+    DEFAULT_MIN_SCORE,
+    DEFAULT_TOP_K,
+    DetectedSegment,
+    Prediction,
+    WindowPrediction,
+    merge_segments,
+    window_bounds,
+    window_spans,
+)
+
+__all__ = [
+    "DEFAULT_MIN_SCORE", "DEFAULT_TOP_K", "EVALUATION_DIR", "DetectedSegment", "Evaluation", "Prediction", "Predictor",
+    "WindowPrediction", "collect_videos", "evaluate_run", "load_run", "merge_segments", "plot_timeline",
+    "predictions_json", "window_bounds", "window_spans", "write_predictions_csv",
+]

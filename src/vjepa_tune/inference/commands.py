@@ -1,0 +1,227 @@
+"""The `predict` and `evaluate` commands, registered with the command line when this package is imported."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from vjepa_tune.config import DataConfig
+from vjepa_tune.errors import BadInput
+from vjepa_tune.inference.evaluate import evaluate_run
+from vjepa_tune.inference.outputs import _timeline_paths, plot_timeline, predictions_json, write_predictions_csv
+from vjepa_tune.inference.predictor import collect_videos, load_run
+from vjepa_tune.inference.results import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Prediction
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _describe(p: Prediction, top_k: int) -> str:
+    if p.error is not None:
+        return f"{p.path}: cannot be read: {p.error}"
+    best = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top_k(top_k))
+    if not p.windows:
+        return f"{p.path}: {best}"
+    if p.windows[0].whole_video:
+        lines = [f"{p.path}: {p.duration_s:.2f} s, shorter than one window: one window covers it"]
+    else:
+        lines = [f"{p.path}: {p.duration_s:.2f} s, {len(p.windows)} windows"]
+    for s in p.segments:
+        windows = _count(s.num_windows, "window")
+        lines.append(f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.label} ({s.score:.3f}, {windows})")
+    if not p.segments:
+        lines.append("  no segment: no window's top label reached --min_score")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _build_predict(p: Any) -> None:
+    p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
+    p.add_argument("videos", type=str, nargs="+", help="Video files and folders (searched recursively).")
+    p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="Labels shown per video or window.")
+    p.add_argument(
+        "--window",
+        type=float | None,
+        default=None,
+        help="Window length in seconds: label a long video window by window (action detection).",
+    )
+    p.add_argument(
+        "--stride",
+        type=float | None,
+        default=None,
+        help="Seconds between window starts (default: half a window).",
+    )
+    p.add_argument(
+        "--min_score",
+        type=float,
+        default=DEFAULT_MIN_SCORE,
+        help="A window joins a segment only when its top label has at least this probability.",
+    )
+    p.add_argument("--min_length", type=float, default=0.0, help="Drop segments shorter than this (seconds).")
+    p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
+    p.add_argument("--num_crops", type=int, default=1, help="Spatial crops averaged per clip: 1 or 3.")
+    p.add_argument("--out", type=Path | None, default=None, help="Write the predictions to FILE.csv or FILE.json.")
+    p.add_argument("--plot", type=bool, default=False, help="With --window: a timeline PNG per video.")
+    p.add_argument(
+        "--plot_dir",
+        type=Path | None,
+        default=None,
+        help="Folder for the timeline PNGs (default: the folder of --out, else the current one).",
+    )
+    p.add_argument("--json", type=bool, default=False, help="Print the predictions as JSON.")
+    p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
+    p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
+    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
+    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+
+
+def _run_predict(a: Any) -> int:
+    out = Path(a.out) if a.out is not None else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise BadInput(f"--out {out}: the file name must end in .csv or .json.")
+    if a.top_k < 1:
+        raise BadInput(f"--top_k must be >= 1, got {a.top_k}.")
+    if a.plot and a.window is None:
+        raise BadInput("--plot draws a timeline of windows: give --window SECONDS too.")
+    if a.stride is not None and a.window is None:
+        raise BadInput("--stride needs --window SECONDS.")
+    paths = collect_videos(a.videos)
+    if not paths:
+        raise BadInput(f"no video files found in {', '.join(a.videos)}.")
+    predictor = load_run(a.run_dir, device=a.device, precision=a.precision)
+    common = {"num_crops": a.num_crops, "batch_size": a.batch_size, "num_workers": a.num_workers}
+    if a.window is not None:
+        predictions = predictor.predict_windows(
+            paths,
+            window_s=a.window,
+            stride_s=a.stride,
+            min_score=a.min_score,
+            min_length_s=a.min_length,
+            **common,
+        )
+    else:
+        predictions = predictor.predict(paths, num_clips=a.num_clips, **common)
+    assert isinstance(predictions, list)
+    stride = a.stride if a.stride is not None or a.window is None else a.window / 2
+    settings = {
+        "top_k": a.top_k,
+        "window_s": a.window,
+        "stride_s": stride,
+        "min_score": a.min_score,
+        "min_length_s": a.min_length,
+        "num_clips": a.num_clips,
+        "num_crops": a.num_crops,
+    }
+    document = predictions_json(predictions, top_k=a.top_k, run_dir=Path(a.run_dir), settings=settings)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".json":
+            out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        else:
+            write_predictions_csv(out, predictions, a.top_k)
+    if a.plot:
+        folder = Path(a.plot_dir) if a.plot_dir is not None else (out.parent if out is not None else Path.cwd())
+        for i, png in _timeline_paths(predictions, folder).items():
+            plot_timeline(predictions[i], png, a.min_score)
+    failed = [p for p in predictions if p.error is not None]
+    for p in failed:
+        print(f"vjepa-tune predict: cannot read {p.path}: {p.error}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(document, indent=2))
+    else:
+        for p in predictions:
+            if p.error is None:
+                print(_describe(p, a.top_k))
+        if out is not None:
+            print(f"predictions written to {out}")
+    if len(failed) == len(predictions):
+        raise BadInput(f"none of the {len(predictions)} videos could be read.")
+    return 0
+
+
+def _build_evaluate(p: Any) -> None:
+    p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
+    p.add_argument("--split", type=str, default="test", help="The run's own split to score: val, test or train.")
+    p.add_argument("--num_clips", type=int, default=1, help="Temporal clips per video.")
+    p.add_argument("--num_crops", type=int, default=1, help="Spatial crops per clip: 1 (centre) or 3.")
+    p.add_argument(
+        "--split_root",
+        type=Path | None,
+        default=None,
+        help="Where the run's data set is now, if it moved since training.",
+    )
+    p.add_class_arguments(DataConfig, "data", sub_configs=True)
+    p.add_argument(
+        "--out",
+        type=Path | None,
+        default=None,
+        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>).",
+    )
+    p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
+    p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
+    p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
+    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
+    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+
+
+_READING_FIELDS = ("root", "format", "list_file", "task", "protocol", "fold")
+"""The --data.* flags that say which videos to score; clip settings always come from the run."""
+
+
+def _run_evaluate(a: Any) -> int:
+    from vjepa_tune.config import from_plain
+    from vjepa_tune.tracking.records import read_config_yaml
+
+    plain = a.as_dict() if hasattr(a, "as_dict") else dict(vars(a))
+    given = from_plain(DataConfig, plain.get("data") or {})
+    data = None
+    if given.root is not None or given.list_file is not None:
+        run_dir = Path(a.run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no config.yaml in it).")
+        data = read_config_yaml(run_dir / "config.yaml").data
+        for name in _READING_FIELDS:
+            setattr(data, name, getattr(given, name))
+    evaluation = evaluate_run(
+        a.run_dir,
+        split=a.split,
+        num_clips=a.num_clips,
+        num_crops=a.num_crops,
+        data=data,
+        split_root=a.split_root,
+        out_dir=a.out,
+        batch_size=a.batch_size,
+        num_workers=a.num_workers,
+        device=a.device,
+        precision=a.precision,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps(evaluation.metrics, indent=2) if a.json else evaluation.summary())
+    return 0
+
+
+def _register() -> None:
+    from vjepa_tune.cli import Command, register
+
+    register(
+        Command(
+            "predict",
+            "Label videos with a trained run, whole or window by window.",
+            _build_predict,
+            _run_predict,
+        )
+    )
+    register(
+        Command(
+            "evaluate",
+            "Score a trained run on its validation or test split, or on another data set.",
+            _build_evaluate,
+            _run_evaluate,
+        )
+    )
+
+
+_register()

@@ -1,0 +1,214 @@
+"""Scoring a run on its own validation or test videos, or on another data set (`vjepa-tune evaluate`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vjepa_tune.config import DataConfig, TrainConfig
+from vjepa_tune.errors import BadInput
+from vjepa_tune.inference.predictor import Log, load_run
+
+if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
+    import torch
+
+
+EVALUATION_DIR = "evaluation"
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    out_dir: Path
+
+    def summary(self) -> str:
+        m = self.metrics
+        top5 = f", top-5 {m['top5']:.4f}" if m.get("top5") is not None else ""
+        skipped = f"; {m['skipped_videos']} unreadable videos left out" if m["skipped_videos"] else ""
+        return (
+            f"{m['evaluated_on']} ({m['num_videos']} videos, {m['num_clips']} clips x {m['num_crops']} "
+            f"crops): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
+            f"{m['macro_f1']:.4f}{skipped}; records in {self.out_dir}"
+        )
+
+
+def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -> tuple[list[Any], list[str]]:
+    from vjepa_tune.data.splits import splits_from_json
+    from vjepa_tune.tracking.records import SPLITS_FILE
+
+    if split not in ("train", "val", "test"):
+        raise BadInput(f"--split must be val, test or train, got {split!r}.")
+    path = run_dir / SPLITS_FILE
+    if not path.is_file():
+        raise BadInput(f"{run_dir} has no {SPLITS_FILE}: it is not a vjepa-tune run folder, or it is unfinished.")
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {exc}") from None
+    base = root if root is not None else cfg.data.root
+    if base is None:
+        raise BadInput(f"{run_dir}/config.yaml names no data.root; pass --split_root DIR, where the data set is.")
+    splits = splits_from_json(recorded, Path(base), source=str(path))
+    samples = dict(splits.items())[split]
+    if not samples:
+        raise BadInput(f"the {split} split of {run_dir} holds no videos; choose another --split.")
+    if not any(s.path.exists() for s in samples):
+        raise BadInput(
+            f"none of the {len(samples)} {split} videos of {run_dir} exist under {base} (e.g. "
+            f"{samples[0].path}); if the data set moved, pass its new folder with --split_root DIR."
+        )
+    return samples, list(recorded["classes"])
+
+
+def _other_dataset(data: DataConfig, classes: list[str], seed: int) -> tuple[list[Any], str]:
+    from vjepa_tune.config import validate_data
+    from vjepa_tune.data.samples import Sample
+    from vjepa_tune.data.sources import read_dataset
+
+    index = read_dataset(validate_data(data), seed=seed)
+    unknown = [name for name in index.classes if name not in classes]
+    if unknown:
+        raise BadInput(
+            f"--data.root {index.root}: classes {', '.join(map(repr, unknown[:5]))} are not among the run's "
+            f"classes ({', '.join(classes)}); the model can only be scored on classes it was trained on."
+        )
+    remap = {i: classes.index(name) for i, name in enumerate(index.classes)}
+    samples = [Sample(s.path, remap[s.label], s.id, s.group, s.official_split) for s in index.samples]
+    if not samples:
+        raise BadInput(f"--data.root {index.root}: no videos found to evaluate on.")
+    return samples, str(index.root)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    num_clips: int = 1,
+    num_crops: int = 1,
+    data: DataConfig | None = None,
+    split_root: Path | None = None,
+    out_dir: Path | None = None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: str | None = None,
+    precision: str = "auto",
+    progress: bool = True,
+    log: Log = print,
+) -> Evaluation:
+    """Score a run on its own `split` (the videos of its splits.json), or on every video of `data`.
+
+    Writes metrics.json, confusion.csv/png and predictions.csv (one row per video) into `out_dir` (default
+    RUN_DIR/evaluation/<split or data set>-<clips>x<crops>).
+    """
+    import torch
+
+    from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
+    from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, ViewPredictions, predict_views
+    from vjepa_tune.tracking.records import versions, write_json_atomic
+    from vjepa_tune.training import distributed
+    from vjepa_tune.training.loop import make_accelerator
+
+    accelerator = make_accelerator("auto")  # starts the process group under torchrun / accelerate launch
+    if device is None and accelerator.num_processes > 1:
+        device = accelerator.device
+    if not distributed.is_main():
+        log, progress = (lambda _: None), False
+    run_dir = Path(run_dir)
+    predictor = load_run(run_dir, device=device, precision=precision)
+    spec = predictor.view_spec(num_clips, num_crops)
+    classes = predictor.classes
+    seed = predictor.config.seed if predictor.config is not None else 42
+    if data is not None:
+        samples, source = _other_dataset(data, classes, seed=seed)
+        evaluated_on, name = f"data set {source}", Path(source).name or "data"
+    else:
+        from vjepa_tune.tracking.records import read_config_yaml
+
+        samples, recorded = _run_split(run_dir, read_config_yaml(run_dir / "config.yaml"), split, split_root)
+        if recorded != classes:
+            raise BadInput(f"{run_dir}: splits.json classes {recorded} differ from the model's {classes}.")
+        evaluated_on, name = f"{split} split", split
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
+
+    mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
+    dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec, normalize=False)
+    predictor.prepare(len(mine) * num_clips * num_crops)
+    local = predict_views(
+        predictor.logits,
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        desc=f"evaluating {name}",
+        unit="video",
+        progress=progress,
+    )
+    result = ViewPredictions(probs={}, errors={})
+    for probs, errors in distributed.gather(({mine[k]: v.cpu() for k, v in local.probs.items()},
+                                             {mine[k]: r for k, r in local.errors.items()})):
+        result.probs.update(probs)
+        result.errors.update(errors)
+    scored = sorted(result.probs)
+    if not scored:
+        raise BadInput(f"none of the {len(samples)} videos could be read; check them with `vjepa-tune data check`.")
+    for i, reason in sorted(result.errors.items()):
+        log(f"skipping unreadable video {samples[i].path}: {reason}")
+    labels = [samples[i].label for i in scored]
+    probs = torch.stack([result.probs[i] for i in scored])
+    scores = classification_metrics(labels, probs, classes)
+    metrics = {
+        "run_dir": str(run_dir),
+        "evaluated_on": evaluated_on,
+        "split": split if data is None else None,
+        "num_clips": num_clips,
+        "num_crops": num_crops,
+        "num_videos": len(scored),
+        "skipped_videos": len(result.errors),
+        "skipped": [{"id": samples[i].id, "reason": r} for i, r in sorted(result.errors.items())],
+        **scores,
+        "versions": versions(),
+    }
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_confusion(out_dir, scores["confusion"], classes)
+        _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes)
+    distributed.barrier()
+    return Evaluation(metrics, out_dir)
+
+
+def _write_eval_csv(
+    path: Path,
+    samples: Sequence[Any],
+    probs: dict[int, torch.Tensor],
+    errors: dict[int, str],
+    classes: list[str],
+) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["id", "path", "label", "predicted", "score", "correct", "error", *(f"p_{c}" for c in classes)])
+        for i, sample in enumerate(samples):
+            truth = classes[sample.label]
+            if i in probs:
+                p = probs[i]
+                best = int(p.argmax())
+                writer.writerow(
+                    [
+                        sample.id,
+                        sample.path,
+                        truth,
+                        classes[best],
+                        f"{float(p[best]):.6f}",
+                        int(best == sample.label),
+                        "",
+                        *(f"{v:.6f}" for v in p.tolist()),
+                    ]
+                )
+            else:
+                writer.writerow([sample.id, sample.path, truth, "", "", "", errors.get(i, ""), *([""] * len(classes))])
+
+

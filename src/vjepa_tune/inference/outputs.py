@@ -1,0 +1,162 @@
+"""Writing predictions: JSON, CSV (one row per video or window) and timeline plots."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vjepa_tune.inference.results import DEFAULT_TOP_K, Prediction, _top_k, window_spans
+
+if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
+    import torch
+
+
+def predictions_json(
+    predictions: Sequence[Prediction],
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    run_dir: Path | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    classes = predictions[0].classes if predictions else []
+    return {
+        "run_dir": str(run_dir) if run_dir is not None else None,
+        "classes": classes,
+        "settings": settings or {},
+        "videos": [p.as_dict(top_k) for p in predictions],
+    }
+
+
+def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: int = DEFAULT_TOP_K) -> Path:
+    """One table: a `video` row per video, `window` and `segment` rows in window mode, `error` rows."""
+    k = max(1, min(top_k, len(predictions[0].classes))) if predictions else top_k
+    header = ["path", "kind", "start_s", "end_s", "label", "score"]
+    header += [f"{name}_{i}" for i in range(1, k + 1) for name in ("label", "prob")]
+    header.append("note")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        for p in predictions:
+            if p.error is not None:
+                writer.writerow([p.path, "error", "", "", "", "", *([""] * (2 * k)), p.error])
+                continue
+            writer.writerow(
+                [
+                    p.path,
+                    "video",
+                    "",
+                    _num(p.duration_s),
+                    p.label,
+                    _num(p.score),
+                    *_flat_top_k(p.probs, p.classes, k),
+                    "",
+                ]
+            )
+            for w in p.windows:
+                best = int(w.probs.argmax())
+                note = "the video is shorter than one window: this window covers it" if w.whole_video else ""
+                writer.writerow(
+                    [
+                        p.path,
+                        "window",
+                        _num(w.start_s),
+                        _num(w.end_s),
+                        p.classes[best],
+                        _num(float(w.probs[best])),
+                        *_flat_top_k(w.probs, p.classes, k),
+                        note,
+                    ]
+                )
+            for s in p.segments:
+                writer.writerow(
+                    [
+                        p.path,
+                        "segment",
+                        _num(s.start_s),
+                        _num(s.end_s),
+                        s.label,
+                        _num(s.score),
+                        *([""] * (2 * k)),
+                        f"{s.num_windows} windows",
+                    ]
+                )
+    return path
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _flat_top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[str]:
+    cells: list[str] = []
+    for label, p in _top_k(probs, classes, k):
+        cells += [label, f"{p:.6f}"]
+    return cells + [""] * (2 * k - len(cells))
+
+
+def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None = None) -> Path:
+    """Class probabilities over time (each window drawn over the time it speaks for) above the segments;
+    `min_score`, when given, is drawn as the line a window's top label must reach to join a segment."""
+    import torch
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    if not prediction.windows:
+        raise ValueError("plot_timeline needs a window-mode prediction.")
+    classes = prediction.classes
+    spans = window_spans(prediction.windows, prediction.duration_s)
+    probs = torch.stack([w.probs for w in prediction.windows])
+    shown = list(range(len(classes))) if len(classes) <= 10 else sorted(set(probs.argmax(dim=1).tolist()))
+    colour = {c: f"C{n % 10}" for n, c in enumerate(shown)}
+    end = spans[-1][1]
+
+    fig = Figure(figsize=(11, 4.0))
+    prob_ax, seg_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for c in shown:
+        xs = [t for lo, hi in spans for t in (lo, hi)]
+        ys = [float(p) for p in probs[:, c] for _ in range(2)]
+        prob_ax.plot(xs, ys, color=colour[c], label=classes[c])
+    if min_score is not None:
+        prob_ax.axhline(min_score, color="black", linestyle=":", linewidth=1, label="minimum score")
+    prob_ax.set(ylabel="probability", ylim=(0, 1.02), xlim=(0, end))
+    prob_ax.grid(alpha=0.3)
+    prob_ax.legend(fontsize="small", loc="upper right", ncol=min(4, len(shown)))
+    name = prediction.path.name if prediction.path is not None else "video"
+    prob_ax.set_title(f"{name}: {len(prediction.windows)} windows, {len(prediction.segments)} segments")
+    index = {c: i for i, c in enumerate(classes)}
+    for s in prediction.segments:
+        seg_ax.broken_barh([(s.start_s, s.length_s)], (0, 1), color=colour.get(index[s.label], "grey"))
+        seg_ax.text(
+            s.start_s + s.length_s / 2,
+            0.5,
+            f"{s.label}\n{s.score:.2f}",
+            ha="center",
+            va="center",
+            fontsize="x-small",
+        )
+    seg_ax.set(yticks=[], xlabel="time (s)", ylabel="segments")
+    if not prediction.segments:
+        seg_ax.legend(handles=[Patch(color="white", label="no segment above the minimum score")], loc="center")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    return out_png
+
+
+def _timeline_paths(predictions: Sequence[Prediction], folder: Path) -> dict[int, Path]:
+    used: set[str] = set()
+    out = {}
+    for i, p in enumerate(predictions):
+        if not p.windows or p.path is None:
+            continue
+        stem, n = p.path.stem, 1
+        name = f"{stem}.timeline.png"
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}.timeline.png"
+        used.add(name)
+        out[i] = folder / name
+    return out

@@ -1,0 +1,304 @@
+"""A trained run ready to label videos: `load_run`, `Predictor.predict` and `Predictor.predict_windows`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vjepa_tune.config import DataConfig, TrainConfig
+from vjepa_tune.errors import BadInput
+from vjepa_tune.inference.results import (
+    DEFAULT_MIN_SCORE,
+    Prediction,
+    WindowPrediction,
+    _check_window,
+    merge_segments,
+    window_bounds,
+)
+
+if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
+    import torch
+
+    from vjepa_tune.evaluation.views import ViewSpec
+
+
+Log = Callable[[str], None]
+
+
+# ------------------------------------------------------------------------------------------------ predictor
+def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given and every video under each folder (recursively, sorted, hidden files skipped).
+
+    A path that does not exist is kept, so that it is reported with the videos that cannot be read.
+    """
+    from vjepa_tune.data.sources import VIDEO_EXTENSIONS
+
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [
+                Path(dirpath) / name
+                for name in sorted(filenames)
+                if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS
+            ]
+    return found
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as exc:
+        raise BadInput(f"--device {device!r} is not a device (try cpu, cuda or cuda:1): {exc}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
+    return chosen
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise BadInput(f"--precision {precision!r} is not one of auto, fp32, bf16, fp16.")
+    if device.type != "cuda" or precision == "fp32":
+        if precision == "fp16":
+            raise BadInput("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU.")
+        return torch.bfloat16 if precision == "bf16" else None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+class Predictor:
+    """A trained model with the run's classes and clip settings, ready to label videos.
+
+    Made by `load_run`; usable from Python without the command line:
+
+        run = load_run("runs/lora-20250101-120000")
+        result = run.predict("video.mp4")
+        result.label, result.score, result.top_k(3), result.probabilities()
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classes: list[str],
+        data: DataConfig,
+        *,
+        run_dir: Path | None = None,
+        config: TrainConfig | None = None,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+    ) -> None:
+        from vjepa_tune.models.fast_encoder import fast_encoder
+        from vjepa_tune.models.loading import check_crop_size
+        from vjepa_tune.models.strategies import unwrap
+
+        self.device = _pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.classes = list(classes)
+        self.data = data
+        self.run_dir = run_dir
+        self.config = config
+        """The run's full configuration, when loaded from a run folder."""
+        self.crop_size = check_crop_size(model, data.crop_size)
+        self._autocast = _autocast_dtype(precision, self.device)
+        self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder)
+        """The frozen backbone's fast forward (models/fast_encoder.py); None where the backbone has LoRA."""
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def prepare(self, clips: int) -> None:
+        """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`); `predict`,
+        `predict_windows` and `evaluate_run` call it with their clip count."""
+        from vjepa_tune.models.fast_encoder import should_compile
+
+        if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
+            self._compiled = self._encoder.compiled()
+
+    def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
+        """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""
+        from vjepa_tune.evaluation.views import ViewSpec
+
+        return ViewSpec.from_data(self.data, self.crop_size, num_clips, num_crops)
+
+    def logits(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes) as float32 on the CPU for clips (B, T, 3, crop, crop): normalised, or uint8 before
+        normalisation (normalised here, on the device)."""
+        import torch
+
+        from vjepa_tune.data.transforms import normalize_clips
+        from vjepa_tune.models.strategies import classify_features
+
+        inputs = normalize_clips(pixel_values_videos.to(self.device))
+        autocast = (torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None
+                    else contextlib.nullcontext())
+        with torch.no_grad(), autocast:
+            encoder = self._compiled or self._encoder
+            if encoder is None:
+                out = self.model(pixel_values_videos=inputs).logits
+            else:
+                out = classify_features(self.model, encoder(inputs))
+        return out.float().cpu()
+
+    def predict_frames(self, frames: torch.Tensor) -> Prediction:
+        """Label one clip given as decoded frames (T, H, W, 3) uint8, all of them used as the clip."""
+        import torch
+
+        from vjepa_tune.data.transforms import ClipTransform
+
+        clip = ClipTransform(self.crop_size, train=False)(torch.as_tensor(frames))
+        probs = torch.softmax(self.logits(clip[None]), dim=-1)[0]
+        return Prediction(None, self.classes, probs)
+
+    def predict(
+        self,
+        videos: str | Path | Sequence[str | Path],
+        *,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> Prediction | list[Prediction]:
+        """Label whole videos. One file gives one `Prediction` (raising `UnreadableVideo` if it cannot be
+        read); a folder or a list gives a list, in which an unreadable video carries its `error`."""
+        from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, predict_views
+
+        paths, single = _expand(videos)
+        requests = [ClipRequest(p) for p in paths]
+        dataset = ViewDataset(requests, self.view_spec(num_clips, num_crops), normalize=False)
+        self.prepare(len(requests) * num_clips * num_crops)
+        result = predict_views(
+            self.logits,
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            desc="predicting",
+            unit="video",
+            progress=progress,
+        )
+        predictions = [
+            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i)) for i, p in enumerate(paths)
+        ]
+        return _single_or_list(predictions, single)
+
+    def predict_windows(
+        self,
+        videos: str | Path | Sequence[str | Path],
+        *,
+        window_s: float,
+        stride_s: float | None = None,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_length_s: float = 0.0,
+        num_crops: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> Prediction | list[Prediction]:
+        """Action detection: label windows of `window_s` seconds every `stride_s` (default: half a window)
+        and merge them into segments (see `merge_segments`). Returns as `predict` does."""
+        import torch
+
+        from vjepa_tune.data.video import UnreadableVideo, VideoInfo, probe_video
+        from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, predict_views
+
+        stride_s = window_s / 2 if stride_s is None else stride_s
+        _check_window(window_s, stride_s)
+        paths, single = _expand(videos)
+        infos: dict[Path, VideoInfo] = {}
+        errors: dict[int, str] = {}
+        requests: list[ClipRequest] = []
+        owners: list[int] = []
+        flags: list[bool] = []
+        for n, path in enumerate(paths):
+            try:
+                infos[path] = info = infos.get(path) or probe_video(path)
+            except UnreadableVideo as exc:
+                errors[n] = exc.reason
+                continue
+            for start, end, whole in window_bounds(info.duration_s, window_s, stride_s):
+                requests.append(ClipRequest(path, (start, end)))
+                owners.append(n)
+                flags.append(whole)
+        dataset = ViewDataset(requests, self.view_spec(1, num_crops), infos, normalize=False)
+        self.prepare(len(requests) * num_crops)
+        result = predict_views(
+            self.logits,
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            desc="predicting windows",
+            unit="window",
+            progress=progress,
+        )
+        by_video: dict[int, list[WindowPrediction]] = {}
+        for i, (request, n) in enumerate(zip(requests, owners, strict=True)):
+            if i in result.errors:
+                errors.setdefault(n, result.errors[i])
+            else:
+                start, end = request.window  # type: ignore[misc]
+                by_video.setdefault(n, []).append(WindowPrediction(start, end, result.probs[i], flags[i]))
+        predictions = []
+        for n, path in enumerate(paths):
+            if n in errors:
+                predictions.append(Prediction(path, self.classes, None, errors[n]))
+                continue
+            windows, duration = by_video[n], infos[path].duration_s
+            segments = merge_segments(
+                windows, self.classes, min_score=min_score, min_length_s=min_length_s, duration_s=duration
+            )
+            mean = torch.stack([w.probs for w in windows]).mean(dim=0)
+            predictions.append(Prediction(path, self.classes, mean, None, duration, windows, segments))
+        return _single_or_list(predictions, single)
+
+
+def _expand(videos: str | Path | Sequence[str | Path]) -> tuple[list[Path], bool]:
+    if isinstance(videos, (str, Path)):
+        single = not Path(videos).expanduser().is_dir()
+        videos = [videos]
+    else:
+        single = False
+    return collect_videos(videos), single
+
+
+def _single_or_list(predictions: list[Prediction], single: bool) -> Prediction | list[Prediction]:
+    if not single:
+        return predictions
+    only = predictions[0]
+    if only.error is not None:
+        from vjepa_tune.data.video import UnreadableVideo
+
+        raise UnreadableVideo(only.path or Path("?"), only.error)
+    return only
+
+
+def load_run(
+    run_dir: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    log: Log = lambda _: None,
+) -> Predictor:
+    """Rebuild a finished run's best model for prediction: `load_run(RUN_DIR).predict("video.mp4")`.
+
+    `device` defaults to the GPU when there is one; `precision` auto is bf16 autocast on a GPU that supports
+    it and fp32 elsewhere, as in training.
+    """
+    from vjepa_tune.training.setup import load_run_model
+
+    run_dir = Path(run_dir)
+    model, cfg, classes = load_run_model(run_dir, log=log)
+    return Predictor(model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision)
+
+
