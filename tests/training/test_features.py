@@ -178,3 +178,14 @@ def test_stored_features_are_read_in_the_main_process_in_their_stored_dtype(tmp_
     item = FeatureDataset(spec, cfg, [sample], 0, {})[0]
     assert item["inputs"].dtype == torch.bfloat16 and torch.equal(item["inputs"], feature)
     assert item["labels"] == 1
+
+
+def test_an_error_during_extraction_is_reported_not_a_write_error_behind_it(tmp_path: Path) -> None:
+    import torch
+
+    from vjepa_tune.training.features import _EntryWriter
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(KeyboardInterrupt), _EntryWriter(threads=1) as writer:
+        writer.put(tmp_path / "file" / "x.npy", torch.zeros(2), "fp32")  # will fail on its thread
+        raise KeyboardInterrupt

@@ -182,6 +182,15 @@ class _EntryWriter:
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def __enter__(self) -> _EntryWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *rest: Any) -> None:
+        if error_type is None:
+            self.close()
+        else:  # the error that stopped extraction is the one to report: drop what waits, raise no write error
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
 
 # ------------------------------------------------------------------------------------------------ extraction
 class _ViewsDataset(Dataset):
@@ -319,8 +328,7 @@ def extract(
         pending.clear()
 
     started = time.perf_counter()
-    with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar, \
-            contextlib.closing(writer):
+    with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar, writer:
         for index, views, tensors in loader:
             sample = samples[index]
             if tensors is None:
