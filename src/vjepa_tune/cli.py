@@ -352,6 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vjepa-tune {command.name}: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Tear down the process group torchrun or accelerate started, once the command is done. Left to the
+    interpreter's exit, gloo's threads can abort a finished process ("terminate called without an active
+    exception", exit code -6), which failed a two-process test now and then."""
+    dist = sys.modules.get("torch.distributed")  # never imported for --help and the like: nothing to end
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
