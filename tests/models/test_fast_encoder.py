@@ -149,6 +149,11 @@ def test_a_partial_batch_is_padded_to_the_compiled_shape_and_cut_back() -> None:
     assert seen == [4, 4]
     torch.testing.assert_close(out, forward(partial))
 
+    eager: list[int] = []
+    fixed = FixedBatch(forward, small=lambda videos: eager.append(videos.shape[0]) or forward(videos))
+    fixed(full), fixed(partial), fixed(partial[:1])
+    assert eager == [1]  # a single clip after a job of 4 is not padded to 4
+
 
 def test_the_compiled_forward_computes_what_transformers_computes_and_compiles_once(
     monkeypatch: pytest.MonkeyPatch,

@@ -156,7 +156,7 @@ class FastEncoder(nn.Module):
         """This forward through torch.compile (`mode` as torch.compile takes it): one compilation per clip shape,
         smaller batches padded up."""
         run = torch.compile(self.run, mode=mode, dynamic=False)
-        return FixedBatch(lambda videos: run(videos, *self.tables(videos)))
+        return FixedBatch(lambda videos: run(videos, *self.tables(videos)), small=self)
 
 
 def fast_encoder(encoder: nn.Module) -> FastEncoder | None:
@@ -191,13 +191,17 @@ def encoder_forward(encoder: nn.Module, device: torch.device, clips: int) -> Cal
 
 class FixedBatch:
     """Pads a smaller batch up to the largest seen, so a compiled forward meets one shape and compiles once (the
-    last, partial batch of a job would otherwise cost a second compilation as long as the first)."""
+    last, partial batch of a job would otherwise cost a second compilation as long as the first). A batch under
+    half that size goes to `small` (the uncompiled forward) where given, rather than paying for the padding."""
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]):
-        self.forward, self.batch = forward, 0
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor],
+                 small: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.forward, self.small, self.batch = forward, small, 0
 
     def __call__(self, videos: torch.Tensor) -> torch.Tensor:
         n = videos.shape[0]
+        if self.small is not None and 2 * n < self.batch:
+            return self.small(videos)
         self.batch = max(self.batch, n)
         if n < self.batch:
             videos = torch.cat([videos, videos.new_zeros(self.batch - n, *videos.shape[1:])])
