@@ -38,6 +38,14 @@ def _describe(p: Prediction, top_k: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ commands
+def _add_running_arguments(p: Any) -> None:
+    """How `predict` and `evaluate` run the model: batch, decoding processes, device, precision."""
+    p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
+    p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
+    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
+    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+
+
 def _build_predict(p: Any) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
     p.add_argument("videos", type=str, nargs="+", help="Video files and folders (searched recursively).")
@@ -72,10 +80,7 @@ def _build_predict(p: Any) -> None:
         help="Folder for the timeline PNGs (default: the folder of --out, else the current one).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the predictions as JSON.")
-    p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
-    p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
-    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
-    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+    _add_running_arguments(p)
 
 
 def _run_predict(a: Any) -> int:
@@ -161,10 +166,7 @@ def _build_evaluate(p: Any) -> None:
         help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
-    p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
-    p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
-    p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
-    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+    _add_running_arguments(p)
 
 
 _READING_FIELDS = ("root", "format", "list_file", "task", "protocol", "fold")

@@ -108,7 +108,7 @@ def evaluate_run(
     import torch
 
     from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
-    from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, ViewPredictions, predict_views
+    from vjepa_tune.evaluation.views import ClipRequest, ViewPredictions
     from vjepa_tune.tracking.records import versions, write_json_atomic
     from vjepa_tune.training import distributed
     from vjepa_tune.training.loop import make_accelerator
@@ -136,17 +136,8 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
 
     mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
-    dataset = ViewDataset([ClipRequest(samples[i].path) for i in mine], spec, normalize=False)
-    predictor.prepare(len(mine) * num_clips * num_crops)
-    local = predict_views(
-        predictor.logits,
-        dataset,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        desc=f"evaluating {name}",
-        unit="video",
-        progress=progress,
-    )
+    local = predictor.run_views([ClipRequest(samples[i].path) for i in mine], spec, batch_size=batch_size,
+                                num_workers=num_workers, desc=f"evaluating {name}", unit="video", progress=progress)
     result = ViewPredictions(probs={}, errors={})
     for probs, errors in distributed.gather(({mine[k]: v.cpu() for k, v in local.probs.items()},
                                              {mine[k]: r for k, r in local.errors.items()})):

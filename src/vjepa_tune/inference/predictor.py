@@ -22,7 +22,8 @@ from vjepa_tune.inference.results import (
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
 
-    from vjepa_tune.evaluation.views import ViewSpec
+    from vjepa_tune.data.video import VideoInfo
+    from vjepa_tune.evaluation.views import ClipRequest, ViewPredictions, ViewSpec
 
 
 Log = Callable[[str], None]
@@ -119,12 +120,22 @@ class Predictor:
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def prepare(self, clips: int) -> None:
-        """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`); `predict`,
-        `predict_windows` and `evaluate_run` call it with their clip count."""
+        """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`)."""
         from vjepa_tune.models.fast_encoder import should_compile
 
         if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
             self._compiled = self._encoder.compiled()
+
+    def run_views(self, requests: Sequence[ClipRequest], spec: ViewSpec, *, infos: dict[Path, VideoInfo] | None = None,
+                  batch_size: int, num_workers: int, desc: str, unit: str, progress: bool) -> ViewPredictions:
+        """Averaged probabilities of every request's views (`evaluation.views.predict_views`): views leave the
+        workers as uint8, and the backbone is compiled first when the job is long enough (`prepare`)."""
+        from vjepa_tune.evaluation.views import ViewDataset, predict_views
+
+        dataset = ViewDataset(requests, spec, infos, normalize=False)
+        self.prepare(len(requests) * spec.num_clips * spec.num_crops)
+        return predict_views(self.logits, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc,
+                             unit=unit, progress=progress)
 
     def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""
@@ -173,21 +184,12 @@ class Predictor:
     ) -> Prediction | list[Prediction]:
         """Label whole videos. One file gives one `Prediction` (raising `UnreadableVideo` if it cannot be
         read); a folder or a list gives a list, in which an unreadable video carries its `error`."""
-        from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, predict_views
+        from vjepa_tune.evaluation.views import ClipRequest
 
         paths, single = _expand(videos)
-        requests = [ClipRequest(p) for p in paths]
-        dataset = ViewDataset(requests, self.view_spec(num_clips, num_crops), normalize=False)
-        self.prepare(len(requests) * num_clips * num_crops)
-        result = predict_views(
-            self.logits,
-            dataset,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            desc="predicting",
-            unit="video",
-            progress=progress,
-        )
+        result = self.run_views([ClipRequest(p) for p in paths], self.view_spec(num_clips, num_crops),
+                                batch_size=batch_size, num_workers=num_workers, desc="predicting", unit="video",
+                                progress=progress)
         predictions = [
             Prediction(p, self.classes, result.probs.get(i), result.errors.get(i)) for i, p in enumerate(paths)
         ]
@@ -210,8 +212,8 @@ class Predictor:
         and merge them into segments (see `merge_segments`). Returns as `predict` does."""
         import torch
 
-        from vjepa_tune.data.video import UnreadableVideo, VideoInfo, probe_video
-        from vjepa_tune.evaluation.views import ClipRequest, ViewDataset, predict_views
+        from vjepa_tune.data.video import UnreadableVideo, probe_video
+        from vjepa_tune.evaluation.views import ClipRequest
 
         stride_s = window_s / 2 if stride_s is None else stride_s
         _check_window(window_s, stride_s)
@@ -231,17 +233,8 @@ class Predictor:
                 requests.append(ClipRequest(path, (start, end)))
                 owners.append(n)
                 flags.append(whole)
-        dataset = ViewDataset(requests, self.view_spec(1, num_crops), infos, normalize=False)
-        self.prepare(len(requests) * num_crops)
-        result = predict_views(
-            self.logits,
-            dataset,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            desc="predicting windows",
-            unit="window",
-            progress=progress,
-        )
+        result = self.run_views(requests, self.view_spec(1, num_crops), infos=infos, batch_size=batch_size,
+                                num_workers=num_workers, desc="predicting windows", unit="window", progress=progress)
         by_video: dict[int, list[WindowPrediction]] = {}
         for i, (request, n) in enumerate(zip(requests, owners, strict=True)):
             if i in result.errors:
