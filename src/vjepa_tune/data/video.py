@@ -373,6 +373,22 @@ def read_frames(
     return torch.from_numpy(np.stack([got[i] for i in positions]))
 
 
+def iter_thumbnails(path: str | Path, size: int) -> Iterator[np.ndarray]:
+    """Every frame in presentation order, shrunk to `size` x `size` uint8 RGB: one sequential decoding pass
+    for whole-video statistics (finding cuts) that would not fit in memory at full size."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        for frame in _decode_packets(container.demux(stream)):
+            yield frame.to_ndarray(format="rgb24", width=size, height=size)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableVideo(path, f"decoding failed ({_reason(exc)})") from exc
+    finally:
+        container.close()
+
+
 def read_window(
     path: str | Path, start_s: float, end_s: float, n: int, info: VideoInfo | None = None
 ) -> torch.Tensor:

@@ -3,10 +3,10 @@
 `load_run(RUN_DIR)` rebuilds the run's best model and returns a `Predictor`; `predict` labels whole videos the
 way the run evaluated its own (same frames, same centre crop, optionally more clips and crops averaged), and
 `predict_windows` turns a long recording into action detection: every window is one clip cut as training cut
-its clips, the windows' top labels are merged into segments, and each moment of the video belongs to the
-window whose centre is nearest (`window_spans`), so segments never overlap. `evaluate_run` scores the run on
-its own validation or test videos (splits.json) or on another data set, writing the metrics of training
-(top-1, top-5, mean class accuracy, macro-F1, confusion matrix) and per-video predictions.
+its clips, laid out shot by shot so that none spans a cut (`data.shots`); each moment is labelled by the mean
+of the windows covering it (`time_slices`), and runs of one label within a shot become segments.
+`evaluate_run` scores the run on its own validation or test videos (splits.json) or on another data set, writing
+the metrics of training (top-1, top-5, mean class accuracy, macro-F1, confusion matrix) and per-video predictions.
 
 The `predict` and `evaluate` commands are registered with the command line at import time; the heavy
 libraries are imported where they are used, so registering them costs the command line nothing.
@@ -21,14 +21,16 @@ from vjepa_tune.inference.results import (
     DEFAULT_TOP_K,
     DetectedSegment,
     Prediction,
+    TimeSlice,
     WindowPrediction,
     merge_segments,
+    shot_bounds,
+    time_slices,
     window_bounds,
-    window_spans,
 )
 
 __all__ = [
     "DEFAULT_MIN_SCORE", "DEFAULT_TOP_K", "EVALUATION_DIR", "DetectedSegment", "Evaluation", "Prediction", "Predictor",
-    "WindowPrediction", "collect_videos", "evaluate_run", "load_run", "merge_segments", "plot_timeline",
-    "predictions_json", "window_bounds", "window_spans", "write_predictions_csv",
+    "TimeSlice", "WindowPrediction", "collect_videos", "evaluate_run", "load_run", "merge_segments", "plot_timeline",
+    "predictions_json", "shot_bounds", "time_slices", "window_bounds", "write_predictions_csv",
 ]

@@ -28,7 +28,8 @@ def _describe(p: Prediction, top_k: int) -> str:
     if p.windows[0].whole_video:
         lines = [f"{p.path}: {p.duration_s:.2f} s, shorter than one window: one window covers it"]
     else:
-        lines = [f"{p.path}: {p.duration_s:.2f} s, {len(p.windows)} windows"]
+        shots = f" in {len(p.cuts) + 1} shots (cuts at {', '.join(f'{t:.2f}' for t in p.cuts)} s)" if p.cuts else ""
+        lines = [f"{p.path}: {p.duration_s:.2f} s, {len(p.windows)} windows{shots}"]
     for s in p.segments:
         windows = _count(s.num_windows, "window")
         lines.append(f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.label} ({s.score:.3f}, {windows})")
@@ -66,7 +67,15 @@ def _build_predict(p: Any) -> None:
         "--min_score",
         type=float,
         default=DEFAULT_MIN_SCORE,
-        help="A window joins a segment only when its top label has at least this probability.",
+        help="A moment joins a segment only when its top label (mean of the windows covering it) has at least "
+        "this probability.",
+    )
+    p.add_argument(
+        "--cuts",
+        type=bool,
+        default=True,
+        help="With --window: find the video's cuts first and lay the windows out shot by shot, so that none "
+        "mixes two scenes (one extra decoding pass).",
     )
     p.add_argument("--min_length", type=float, default=0.0, help="Drop segments shorter than this (seconds).")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
@@ -105,6 +114,7 @@ def _run_predict(a: Any) -> int:
             stride_s=a.stride,
             min_score=a.min_score,
             min_length_s=a.min_length,
+            cuts=a.cuts,
             **common,
         )
     else:
@@ -117,6 +127,7 @@ def _run_predict(a: Any) -> int:
         "stride_s": stride,
         "min_score": a.min_score,
         "min_length_s": a.min_length,
+        "cuts": a.cuts if a.window is not None else None,
         "num_clips": a.num_clips,
         "num_crops": a.num_crops,
     }

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vjepa_tune.inference.results import DEFAULT_TOP_K, Prediction, _top_k, window_spans
+from vjepa_tune.inference.results import DEFAULT_TOP_K, Prediction, _top_k, time_slices
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
@@ -56,7 +56,7 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
             )
             for w in p.windows:
                 best = int(w.probs.argmax())
-                note = "the video is shorter than one window: this window covers it" if w.whole_video else ""
+                note = _window_note(w.whole_video, w.whole_shot)
                 writer.writerow(
                     [
                         p.path,
@@ -85,6 +85,12 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
     return path
 
 
+def _window_note(whole_video: bool, whole_shot: bool) -> str:
+    if whole_video:
+        return "the video is shorter than one window: this window covers it"
+    return "the shot is shorter than one window: this window covers it" if whole_shot else ""
+
+
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -97,8 +103,9 @@ def _flat_top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[str]:
 
 
 def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None = None) -> Path:
-    """Class probabilities over time (each window drawn over the time it speaks for) above the segments;
-    `min_score`, when given, is drawn as the line a window's top label must reach to join a segment."""
+    """Class probabilities over time (the mean of the windows covering each moment, `time_slices`) above the
+    segments, cuts drawn as dashed lines; `min_score`, when given, is drawn as the line a moment's top label
+    must reach to join a segment."""
     import torch
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -106,8 +113,9 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     if not prediction.windows:
         raise ValueError("plot_timeline needs a window-mode prediction.")
     classes = prediction.classes
-    spans = window_spans(prediction.windows, prediction.duration_s)
-    probs = torch.stack([w.probs for w in prediction.windows])
+    slices = time_slices(prediction.windows, prediction.duration_s, prediction.cuts)
+    spans = [(piece.start_s, piece.end_s) for piece in slices]
+    probs = torch.stack([piece.probs for piece in slices])
     shown = list(range(len(classes))) if len(classes) <= 10 else sorted(set(probs.argmax(dim=1).tolist()))
     colour = {c: f"C{n % 10}" for n, c in enumerate(shown)}
     end = spans[-1][1]
@@ -120,11 +128,15 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
         prob_ax.plot(xs, ys, color=colour[c], label=classes[c])
     if min_score is not None:
         prob_ax.axhline(min_score, color="black", linestyle=":", linewidth=1, label="minimum score")
+    for n, t in enumerate(prediction.cuts):
+        for ax in (prob_ax, seg_ax):
+            ax.axvline(t, color="grey", linestyle="--", linewidth=1, label="cut" if n == 0 and ax is prob_ax else None)
     prob_ax.set(ylabel="probability", ylim=(0, 1.02), xlim=(0, end))
     prob_ax.grid(alpha=0.3)
     prob_ax.legend(fontsize="small", loc="upper right", ncol=min(4, len(shown)))
     name = prediction.path.name if prediction.path is not None else "video"
-    prob_ax.set_title(f"{name}: {len(prediction.windows)} windows, {len(prediction.segments)} segments")
+    shots = f", {len(prediction.cuts) + 1} shots" if prediction.cuts else ""
+    prob_ax.set_title(f"{name}: {len(prediction.windows)} windows{shots}, {len(prediction.segments)} segments")
     index = {c: i for i, c in enumerate(classes)}
     for s in prediction.segments:
         seg_ax.broken_barh([(s.start_s, s.length_s)], (0, 1), color=colour.get(index[s.label], "grey"))

@@ -207,9 +207,14 @@ class Predictor:
         batch_size: int = 8,
         num_workers: int = 0,
         progress: bool = True,
+        cuts: bool = True,
     ) -> Prediction | list[Prediction]:
         """Action detection: label windows of `window_s` seconds every `stride_s` (default: half a window)
-        and merge them into segments (see `merge_segments`). Returns as `predict` does."""
+        and merge them into segments (see `merge_segments`). Returns as `predict` does.
+
+        With `cuts`, each video longer than one window is first decoded once to find its cuts (`data.shots`),
+        and the windows are laid out shot by shot, so none mixes two scenes.
+        """
         import torch
 
         from vjepa_tune.data.video import UnreadableVideo, probe_video
@@ -225,11 +230,15 @@ class Predictor:
         flags: list[bool] = []
         for n, path in enumerate(paths):
             try:
-                infos[path] = info = infos.get(path) or probe_video(path)
+                infos[path] = infos.get(path) or probe_video(path)
             except UnreadableVideo as exc:
                 errors[n] = exc.reason
+        shot_cuts = _find_cuts(paths, infos, errors, window_s, progress) if cuts else {}
+        for n, path in enumerate(paths):
+            if n in errors:
                 continue
-            for start, end, whole in window_bounds(info.duration_s, window_s, stride_s):
+            duration = infos[path].duration_s
+            for start, end, whole in window_bounds(duration, window_s, stride_s, shot_cuts.get(n, [])):
                 requests.append(ClipRequest(path, (start, end)))
                 owners.append(n)
                 flags.append(whole)
@@ -241,19 +250,42 @@ class Predictor:
                 errors.setdefault(n, result.errors[i])
             else:
                 start, end = request.window  # type: ignore[misc]
-                by_video.setdefault(n, []).append(WindowPrediction(start, end, result.probs[i], flags[i]))
+                whole_video = flags[i] and not shot_cuts.get(n)
+                window = WindowPrediction(start, end, result.probs[i], whole_video, flags[i])
+                by_video.setdefault(n, []).append(window)
         predictions = []
         for n, path in enumerate(paths):
             if n in errors:
                 predictions.append(Prediction(path, self.classes, None, errors[n]))
                 continue
-            windows, duration = by_video[n], infos[path].duration_s
-            segments = merge_segments(
-                windows, self.classes, min_score=min_score, min_length_s=min_length_s, duration_s=duration
-            )
+            windows, duration, video_cuts = by_video[n], infos[path].duration_s, shot_cuts.get(n, [])
+            segments = merge_segments(windows, self.classes, min_score=min_score, min_length_s=min_length_s,
+                                      duration_s=duration, cuts=video_cuts)
             mean = torch.stack([w.probs for w in windows]).mean(dim=0)
-            predictions.append(Prediction(path, self.classes, mean, None, duration, windows, segments))
+            predictions.append(Prediction(path, self.classes, mean, None, duration, windows, segments, video_cuts))
         return _single_or_list(predictions, single)
+
+
+def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int, str], window_s: float,
+               progress: bool) -> dict[int, list[float]]:
+    """The cuts of every readable video longer than one window (shorter ones get one window whatever their
+    cuts); a video that fails to decode here is reported in `errors`."""
+    from tqdm.auto import tqdm
+
+    from vjepa_tune.data.shots import detect_cuts
+    from vjepa_tune.data.video import UnreadableVideo
+
+    todo = [n for n, p in enumerate(paths) if n not in errors and infos[p].duration_s > window_s]
+    found: dict[int, list[float]] = {}
+    total = sum(infos[paths[n]].num_frames for n in todo)
+    with tqdm(total=total, desc="finding cuts", unit="frame", disable=None if progress and todo else True,
+              leave=False) as bar:
+        for n in todo:
+            try:
+                found[n] = detect_cuts(paths[n], infos[paths[n]], bar.update)
+            except UnreadableVideo as exc:
+                errors[n] = exc.reason
+    return found
 
 
 def _expand(videos: str | Path | Sequence[str | Path]) -> tuple[list[Path], bool]:

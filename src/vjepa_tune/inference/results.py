@@ -29,18 +29,22 @@ class WindowPrediction:
     probs: torch.Tensor
     whole_video: bool = False
     """The video is shorter than one window: this single window covers all of it."""
+    whole_shot: bool = False
+    """The window's shot (the video between two cuts) is shorter than one window: this window covers that shot."""
 
 
 @dataclass(frozen=True)
 class DetectedSegment:
-    """Consecutive windows with the same top label, each scoring at least the minimum score."""
+    """A stretch of one shot whose moments all have the same top label, scoring at least the minimum score
+    (see `time_slices`)."""
 
     label: str
     start_s: float
     end_s: float
     score: float
-    """Mean probability of `label` over the segment's windows."""
+    """Mean probability of `label` over the segment's time."""
     num_windows: int
+    """Windows that cover some of the segment."""
 
     @property
     def length_s(self) -> float:
@@ -60,8 +64,8 @@ class DetectedSegment:
 class Prediction:
     """What a run says about one video: class probabilities, or why the video could not be read.
 
-    In window mode `probs` is the mean of the windows' probabilities, and `windows` and `segments` hold the
-    detection.
+    In window mode `probs` is the mean of the windows' probabilities, and `windows`, `segments` and `cuts` (the
+    times where a new shot starts) hold the detection.
     """
 
     path: Path | None
@@ -71,6 +75,7 @@ class Prediction:
     duration_s: float | None = None
     windows: list[WindowPrediction] = field(default_factory=list)
     segments: list[DetectedSegment] = field(default_factory=list)
+    cuts: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,18 +98,16 @@ class Prediction:
         return dict(zip(self.classes, self.probs.tolist(), strict=True)) if self.probs is not None else {}
 
     def label_at(self, times: Iterable[float]) -> list[str | None]:
-        """The top label of the window that owns each time (window mode; see `window_spans`); None for a
-        time outside the video."""
+        """The top label at each time (window mode; see `time_slices`); None for a time outside the video."""
         if not self.windows:
             raise ValueError("label_at needs a window-mode prediction (predict_windows).")
-        spans = window_spans(self.windows, self.duration_s)
-        starts = [lo for lo, _ in spans]
-        labels = [self.classes[int(w.probs.argmax())] for w in self.windows]
+        slices = time_slices(self.windows, self.duration_s, self.cuts)
+        starts = [piece.start_s for piece in slices]
         out: list[str | None] = []
         for t in times:
-            owner = bisect.bisect_right(starts, t + _TIME_EPS) - 1
-            inside = owner >= 0 and t < spans[owner][1]
-            out.append(labels[owner] if inside else None)
+            n = bisect.bisect_right(starts, t + _TIME_EPS) - 1
+            inside = n >= 0 and t < slices[n].end_s
+            out.append(self.classes[int(slices[n].probs.argmax())] if inside else None)
         return out
 
     def as_dict(self, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
@@ -123,6 +126,7 @@ class Prediction:
         if self.windows:
             out["windows"] = [_window_dict(w, self.classes, top_k) for w in self.windows]
             out["segments"] = [s.as_dict() for s in self.segments]
+            out["cuts"] = [round(t, 4) for t in self.cuts]
         return out
 
 
@@ -145,25 +149,39 @@ def _window_dict(window: WindowPrediction, classes: list[str], top_k: int) -> di
         "top_k": _top_k_dicts(window.probs, classes, top_k),
         "probs": dict(zip(classes, window.probs.tolist(), strict=True)),
         "whole_video": window.whole_video,
+        "whole_shot": window.whole_shot,
     }
 
 
 # ------------------------------------------------------------------------------------------------ windows
-def window_bounds(duration_s: float, window_s: float, stride_s: float) -> list[tuple[float, float, bool]]:
-    """(start_s, end_s, whole_video) of every window: one every `stride_s`, plus one ending with the video.
+def shot_bounds(duration_s: float, cuts: Sequence[float] = ()) -> list[tuple[float, float]]:
+    """(start_s, end_s) of every shot: the video split at `cuts` (times where a new shot starts)."""
+    inner = [t for t in sorted(cuts) if _TIME_EPS < t < duration_s - _TIME_EPS]
+    edges = [0.0, *inner, duration_s]
+    return list(zip(edges, edges[1:], strict=False))
 
-    A video no longer than one window gets a single window covering it, marked `whole_video`.
+
+def window_bounds(
+    duration_s: float, window_s: float, stride_s: float, cuts: Sequence[float] = ()
+) -> list[tuple[float, float, bool]]:
+    """(start_s, end_s, whole) of every window, shot by shot so that no window spans a cut: in each shot one
+    window every `stride_s` from its start, plus one ending with the shot.
+
+    A shot (or a video without cuts) no longer than one window gets a single window covering it, `whole`.
     """
     _check_window(window_s, stride_s)
-    if duration_s <= window_s + _TIME_EPS:
-        return [(0.0, duration_s, True)]
     bounds: list[tuple[float, float, bool]] = []
-    k = 0
-    while k * stride_s + window_s <= duration_s + _TIME_EPS:
-        bounds.append((k * stride_s, k * stride_s + window_s, False))
-        k += 1
-    if bounds[-1][1] < duration_s - _TIME_EPS:
-        bounds.append((duration_s - window_s, duration_s, False))
+    for shot_start, shot_end in shot_bounds(duration_s, cuts):
+        length = shot_end - shot_start
+        if length <= window_s + _TIME_EPS:
+            bounds.append((shot_start, shot_end, True))
+            continue
+        k = 0
+        while k * stride_s + window_s <= length + _TIME_EPS:
+            bounds.append((shot_start + k * stride_s, shot_start + k * stride_s + window_s, False))
+            k += 1
+        if bounds[-1][1] < shot_end - _TIME_EPS:
+            bounds.append((shot_end - window_s, shot_end, False))
     return bounds
 
 
@@ -177,18 +195,62 @@ def _check_window(window_s: float, stride_s: float) -> None:
         )
 
 
-def window_spans(windows: Sequence[WindowPrediction], duration_s: float | None = None) -> list[tuple[float, float]]:
-    """The part of the video each window speaks for: the times nearer its centre than any other's.
+@dataclass(frozen=True)
+class TimeSlice:
+    """A stretch of video that the same windows cover, with the mean of their probabilities."""
 
-    Windows overlap when the stride is shorter than the window; splitting time at the midpoints between
-    window centres gives every moment exactly one window, from 0 to the end of the video.
+    start_s: float
+    end_s: float
+    probs: torch.Tensor
+    windows: tuple[int, ...]
+    """Indices of the windows covering it."""
+
+
+def time_slices(
+    windows: Sequence[WindowPrediction], duration_s: float | None = None, cuts: Sequence[float] = ()
+) -> list[TimeSlice]:
+    """The video cut at every window edge and every cut; each piece gets the mean probabilities of the windows
+    that cover it.
+
+    Windows overlap when the stride is shorter than the window, so every moment is seen by several; averaging
+    them labels a moment by all the context around it, not by one window's (BENCHMARKS.md measured 3 to 6
+    points more of a long video labelled right than with the nearest window alone). A piece that no window
+    covers (windows given by hand with gaps) takes the nearest window's probabilities.
     """
+    import torch
+
     if not windows:
         return []
-    centres = [(w.start_s + w.end_s) / 2 for w in windows]
-    end = duration_s if duration_s is not None else windows[-1].end_s
-    cuts = [(a + b) / 2 for a, b in zip(centres, centres[1:], strict=False)]
-    return list(zip([0.0, *cuts], [*cuts, end], strict=True))
+    end = duration_s if duration_s is not None else max(w.end_s for w in windows)
+    edges = sorted({0.0, end, *(t for t in cuts if 0 < t < end)}
+                   | {t for w in windows for t in (w.start_s, w.end_s) if 0 < t < end})
+    order = sorted(range(len(windows)), key=lambda i: windows[i].start_s)
+    starts = [windows[i].start_s for i in order]
+    longest = max(w.end_s - w.start_s for w in windows)
+    slices = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        if hi - lo <= _TIME_EPS:
+            continue
+        k = bisect.bisect_right(starts, lo + _TIME_EPS)
+        covering = []
+        while k > 0 and starts[k - 1] >= lo - longest - _TIME_EPS:
+            k -= 1
+            if windows[order[k]].end_s >= hi - _TIME_EPS:
+                covering.append(order[k])
+        if covering:
+            covering.sort()
+            probs = torch.stack([windows[i].probs for i in covering]).mean(dim=0)
+            slices.append(TimeSlice(lo, hi, probs, tuple(covering)))
+            continue
+        middle = (lo + hi) / 2  # a gap: each half goes to the window nearest to it
+        for a, b in ((lo, middle), (middle, hi)):
+            nearest = min(range(len(windows)), key=lambda i: _distance(windows[i], (a + b) / 2))
+            slices.append(TimeSlice(a, b, windows[nearest].probs, (nearest,)))
+    return slices
+
+
+def _distance(window: WindowPrediction, t: float) -> float:
+    return max(window.start_s - t, t - window.end_s, 0.0)
 
 
 def merge_segments(
@@ -198,38 +260,40 @@ def merge_segments(
     min_score: float = DEFAULT_MIN_SCORE,
     min_length_s: float = 0.0,
     duration_s: float | None = None,
+    cuts: Sequence[float] = (),
 ) -> list[DetectedSegment]:
-    """Join consecutive windows whose top label is the same and scores >= `min_score` into segments.
+    """Join consecutive moments (`time_slices`) of one shot whose top label is the same and scores >=
+    `min_score` into segments.
 
-    A window below `min_score` ends a segment and belongs to none; segments shorter than `min_length_s` are
-    dropped. A segment spans the time its windows speak for (`window_spans`).
+    A moment below `min_score` ends a segment and belongs to none, and so does a cut; segments shorter than
+    `min_length_s` are dropped.
     """
     if not 0 <= min_score <= 1:
         raise BadInput(f"--min_score must be a probability in [0, 1], got {min_score!r}.")
     if min_length_s < 0:
         raise BadInput(f"--min_length must be >= 0 seconds, got {min_length_s!r}.")
-    spans = window_spans(windows, duration_s)
     segments: list[DetectedSegment] = []
-    run: list[int] = []
+    run: list[TimeSlice] = []
 
     def close() -> None:
         if run:
-            label = int(windows[run[0]].probs.argmax())
-            score = sum(float(windows[i].probs[label]) for i in run) / len(run)
-            segment = DetectedSegment(classes[label], spans[run[0]][0], spans[run[-1]][1], score, len(run))
+            label = int(run[0].probs.argmax())
+            length = run[-1].end_s - run[0].start_s
+            score = sum(float(piece.probs[label]) * (piece.end_s - piece.start_s) for piece in run) / length
+            covering = {i for piece in run for i in piece.windows}
+            segment = DetectedSegment(classes[label], run[0].start_s, run[-1].end_s, score, len(covering))
             if segment.length_s + _TIME_EPS >= min_length_s:
                 segments.append(segment)
             run.clear()
 
-    for i, window in enumerate(windows):
-        label = int(window.probs.argmax())
-        if float(window.probs[label]) < min_score:
+    for piece in time_slices(windows, duration_s, cuts):
+        label = int(piece.probs.argmax())
+        if float(piece.probs[label]) < min_score:
             close()
             continue
-        if run and int(windows[run[-1]].probs.argmax()) != label:
+        at_cut = any(abs(piece.start_s - t) <= _TIME_EPS for t in cuts)
+        if run and (at_cut or int(run[-1].probs.argmax()) != label):
             close()
-        run.append(i)
+        run.append(piece)
     close()
     return segments
-
-
