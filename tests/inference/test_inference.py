@@ -205,7 +205,7 @@ def test_predict_windows_lays_windows_out_shot_by_shot_in_an_edited_video(
     video = tmp_path / "edited.mp4"
     write_video(video, frames, fps=25)
     out = tmp_path / "detect.csv"
-    flags = ["--window", "0.64", "--stride", "0.32", "--min_score", "0", "--out", str(out)]
+    flags = ["--window", "0.64", "--stride", "0.32", "--min_score", "0", "--out", str(out), "--plot"]
     code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), *flags, "--json")
     assert code == 0
     (result,) = json.loads(stdout)["videos"]
@@ -217,10 +217,14 @@ def test_predict_windows_lays_windows_out_shot_by_shot_in_an_edited_video(
     assert not any(w["whole_video"] for w in result["windows"])
     assert all(any(s["start_s"] == pytest.approx(c) for s in result["segments"]) for c in (0.8, 1.6)), \
         "a segment starts at every cut"
-    notes = [r["note"] for r in csv.DictReader(out.open()) if r["kind"] == "window"]
+    rows = list(csv.DictReader(out.open()))
+    notes = [r["note"] for r in rows if r["kind"] == "window"]
     assert notes[-1] == "the shot is shorter than one window: this window covers it"
+    assert [float(r["start_s"]) for r in rows if r["kind"] == "cut"] == pytest.approx([0.8, 1.6])
+    assert (tmp_path / "edited.timeline.png").read_bytes()[:4] == b"\x89PNG"
 
     code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), *flags[:6], "--cuts", "false", "--json")
+    assert code == 0
     (uncut,) = json.loads(stdout)["videos"]
     assert uncut["cuts"] == [] and len(uncut["windows"]) == 6, "without the search: windows every 0.32 s"
 

@@ -30,7 +30,7 @@ def predictions_json(
 
 
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: int = DEFAULT_TOP_K) -> Path:
-    """One table: a `video` row per video, `window` and `segment` rows in window mode, `error` rows."""
+    """One table: a `video` row per video, `window`, `segment` and `cut` rows in window mode, `error` rows."""
     k = max(1, min(top_k, len(predictions[0].classes))) if predictions else top_k
     header = ["path", "kind", "start_s", "end_s", "label", "score"]
     header += [f"{name}_{i}" for i in range(1, k + 1) for name in ("label", "prob")]
@@ -82,6 +82,8 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
                         f"{s.num_windows} windows",
                     ]
                 )
+            for t in p.cuts:
+                writer.writerow([p.path, "cut", _num(t), "", "", "", *([""] * (2 * k)), "a new shot starts"])
     return path
 
 
