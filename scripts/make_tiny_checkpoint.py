@@ -6,13 +6,15 @@ One cycle trains every weight (backbone, pooler, classifier), from scratch or fr
 DataLoader workers render for each step while the model trains on the previous batch (vjepa_tune.data.pretext:
 figure and shape motions, forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a
 cosine schedule and a curriculum from easy to varied visuals (by default easy throughout: large, centred, thick
-figures on flat backgrounds, where the motion target is learnt; docs/tiny_model.md). Three losses:
+figures on flat backgrounds, where the motion target is learnt; docs/tiny_model.md). Four losses:
 
 - class: the clip's pretext class, from the pooler through the classifier (saved, with the pretext labels);
 - parts: from every backbone token, which token holds each body part (or the shape) at that token's time step;
-- motion: from the token that holds it, how the part moves between the two frames that token sees.
+- motion: from the token that holds it, how the part moves between the two frames that token sees;
+- pose (with `--pose_weight`, an experiment the bundled checkpoint does not use; docs/tiny_model.md): from that
+  token, where the part is relative to the hip.
 
-The linear head of the last two is scaffolding and is not saved.
+The linear head of the last three is scaffolding and is not saved.
 
 It prints its progress and saves its training curve (losses and accuracies on a fixed held-out set of pretext
 clips) as CSV and PNG. The weights are stored in bfloat16 (half the size; the config says float32, so
@@ -68,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp_steps", type=int, default=350, help="Curriculum: steps from easy to full variety.")
     p.add_argument("--part_weight", type=float, default=1.0, help="Weight of the part-location loss.")
     p.add_argument("--motion_weight", type=float, default=8.0, help="Weight of the part-motion loss.")
+    p.add_argument(
+        "--pose_weight",
+        type=float,
+        default=0.0,
+        help="Weight of the part-pose loss; 0 (the bundled checkpoint's cycles) leaves the target out.",
+    )
     p.add_argument("--eval_every", type=int, default=50, help="Steps between held-out evaluations.")
     p.add_argument("--heldout_per_class", type=int, default=8)
     p.add_argument("--workers", type=int, default=2, help="Processes rendering clips ahead of training.")
@@ -98,7 +106,7 @@ class Heldout(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
         example = heldout_example(self.seed, index, patch=self.patch)
-        return example.clip, example.label, example.parts, example.motion
+        return example.clip, example.label, example.parts, example.motion, example.pose
 
 
 MOTION_SCALE = 0.5
@@ -107,21 +115,26 @@ axis, so the direction of a slow limb counts as much as a fast shape's, and a st
 
 
 class Scaffolding(torch.nn.Module):
-    """The training-only head: from each token, which token holds each part and how each part moves there."""
+    """The training-only head: from each token, which token holds each part, how each part moves there and,
+    with `pose`, where it is relative to the hip (without, the head of the bundled checkpoint's cycles)."""
 
-    def __init__(self, hidden: int, cells: int) -> None:
+    def __init__(self, hidden: int, cells: int, pose: bool = True) -> None:
         super().__init__()
         self.cells = cells
-        self.head = torch.nn.Linear(hidden, 3 * len(PARTS))
+        self.outputs = (5 if pose else 3) * len(PARTS)
+        self.head = torch.nn.Linear(hidden, self.outputs)
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Part cell logits (B, cells, time steps, parts) (tokens are time-major, then row-major) and part
-        motion per token (B, time steps, parts, cells, 2)."""
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Part cell logits (B, cells, time steps, parts) (tokens are time-major, then row-major), part
+        motion and part pose (or None) per token (each B, time steps, parts, cells, 2)."""
         batch, parts = len(tokens), len(PARTS)
-        out = self.head(tokens).view(batch, -1, self.cells, 3 * parts)
+        out = self.head(tokens).view(batch, -1, self.cells, self.outputs)
         cells = out[..., :parts].transpose(1, 2)
-        motion = out[..., parts:].reshape(batch, -1, self.cells, parts, 2).transpose(2, 3)
-        return cells, motion
+        motion = out[..., parts : 3 * parts].reshape(batch, -1, self.cells, parts, 2).transpose(2, 3)
+        if self.outputs == 3 * parts:
+            return cells, motion, None
+        pose = out[..., 3 * parts :].reshape(batch, -1, self.cells, parts, 2).transpose(2, 3)
+        return cells, motion, pose
 
 
 def forward(
@@ -133,17 +146,21 @@ def forward(
 
 
 def losses(outputs: tuple[torch.Tensor, ...], batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    logits, cells, motion = outputs
-    _, labels, targets, moves = batch
-    # A part's motion is read at the token that holds it.
+    logits, cells, motion, pose = outputs
+    _, labels, targets, moves, places = batch
+    # A part's motion and pose are read at the token that holds it.
     index = targets.clamp(min=0)[..., None, None].expand(*targets.shape, 1, 2)
     at_part = torch.gather(motion, 3, index).squeeze(3)
     present = torch.isfinite(moves)
-    return {
+    values = {
         "class": F.cross_entropy(logits, labels),
         "parts": F.cross_entropy(cells, targets, ignore_index=IGNORE),
         "motion": F.mse_loss(at_part[present], moves[present] / (moves[present].abs() + MOTION_SCALE)),
     }
+    if pose is not None:
+        placed = torch.isfinite(places)
+        values["pose"] = F.mse_loss(torch.gather(pose, 3, index).squeeze(3)[placed], places[placed])
+    return values
 
 
 def part_accuracy(cells: torch.Tensor, targets: torch.Tensor) -> float:
@@ -158,7 +175,9 @@ def evaluate(model, heads, held: list[torch.Tensor]) -> dict[str, float]:
     model.eval()
     chunks = [forward(model, heads, clips) for clips in held[0].split(32)]
     model.train()
-    outputs = tuple(torch.cat([chunk[i] for chunk in chunks]) for i in range(len(chunks[0])))
+    outputs = tuple(
+        None if chunks[0][i] is None else torch.cat([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))
+    )
     values = losses(outputs, tuple(held))
     return {
         "heldout_loss": values["class"].item(),
@@ -166,6 +185,7 @@ def evaluate(model, heads, held: list[torch.Tensor]) -> dict[str, float]:
         "heldout_part_loss": values["parts"].item(),
         "heldout_part_acc": part_accuracy(outputs[1], held[2]),
         "heldout_motion_loss": values["motion"].item(),
+        "heldout_pose_loss": values["pose"].item() if "pose" in values else float("nan"),
     }
 
 
@@ -190,6 +210,8 @@ def save_curve(rows: list[dict], curve_dir: Path) -> None:
         ("heldout_part_loss", "parts, held-out clips"),
         ("train_motion_loss", "motion, training batches"),
         ("heldout_motion_loss", "motion, held-out clips"),
+        ("train_pose_loss", "pose, training batches"),
+        ("heldout_pose_loss", "pose, held-out clips"),
     ]:
         ax_loss.plot(steps, [r[key] for r in rows], "--" if "part" in key else "-", label=label)
     ax_loss.set(xlabel="step", ylabel="loss", title="losses")
@@ -228,16 +250,16 @@ def main(argv: list[str] | None = None) -> int:
         model = VJEPA2ForVideoClassification.from_pretrained(args.init, torch_dtype=torch.float32).train()
     else:
         model = VJEPA2ForVideoClassification(config).train()
-    heads = Scaffolding(config.hidden_size, (config.crop_size // config.patch_size) ** 2)
+    heads = Scaffolding(config.hidden_size, (config.crop_size // config.patch_size) ** 2, pose=args.pose_weight > 0)
     params = [*model.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup_steps, args.steps))
     loader_kwargs = {"num_workers": args.workers, "prefetch_factor": 3} if args.workers else {}
-    weights = {"class": 1.0, "parts": args.part_weight, "motion": args.motion_weight}
+    weights = {"class": 1.0, "parts": args.part_weight, "motion": args.motion_weight, "pose": args.pose_weight}
 
     count = args.heldout_per_class * len(PRETEXT_CLASSES)
     heldout = list(DataLoader(Heldout(args.seed, count, config.patch_size), batch_size=32, **loader_kwargs))
-    held = [torch.cat([batch[i] for batch in heldout]) for i in range(4)]
+    held = [torch.cat([batch[i] for batch in heldout]) for i in range(5)]
     print(
         f"{len(PRETEXT_CLASSES)} pretext classes, {count} held-out clips, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters; "
@@ -286,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_acc": round(sums["acc"] / n, 4),
                 "train_part_loss": round(sums["parts"] / n, 4),
                 "train_motion_loss": round(sums["motion"] / n, 4),
+                "train_pose_loss": round(sums["pose"] / n, 4) if "pose" in sums else float("nan"),
             }
             row.update({k: round(v, 4) for k, v in evaluate(model, heads, held).items()})
             row["elapsed_s"] = round(elapsed, 1)
@@ -294,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(
                 f"step {step:4d}  class loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  held-out acc "
                 f"{row['heldout_acc']:.3f} part acc {row['heldout_part_acc']:.3f} motion loss "
-                f"{row['heldout_motion_loss']:.3f}  "
+                f"{row['heldout_motion_loss']:.3f} pose loss {row['heldout_pose_loss']:.4f}  "
                 f"difficulty {row['difficulty']:.2f}  {elapsed:.0f} s",
                 file=sys.stdout,
             )

@@ -23,6 +23,7 @@ from vjepa_tune.data.pretext import (
     difficulty_at,
     ease_figure_spec,
     part_motion,
+    part_pose,
     part_targets,
     pretext_example,
     render_pretext_clip,
@@ -128,6 +129,20 @@ def test_part_targets_name_the_token_cell_of_each_part_per_tubelet():
     assert motion.shape == (2, len(PARTS), 2)
     assert motion[0, 2].tolist() == [12.0, 0.0] and motion[1, 2].tolist() == [0.0, 0.0]
     assert torch.isnan(motion[:, 3:]).all() and not torch.isnan(motion[:, :3]).any()
+    pose = part_pose(tracks, size=64, tubelet=2)  # relative to the hip (part 1) at (63, 20), in frame widths
+    assert pose[:, 0].tolist() == [[-58 / 64, -15 / 64]] * 2
+    assert pose[0, 2].tolist() == [-47 / 64, 20 / 64] and pose[1, 2].tolist() == [-23 / 64, 20 / 64]
+    assert torch.isnan(pose[:, 1]).all(), "the hip is the origin, not a target"
+    assert torch.isnan(pose[:, 3:]).all()
+
+
+def test_part_pose_tells_a_raised_hand_from_a_lowered_one():
+    hand = PARTS.index("hand_r")
+    clip = render_pretext_clip(LABEL["point"], keyed_random(2), num_frames=16, size=64, difficulty=0.0)
+    pose = part_pose(torch.from_numpy(clip.tracks), 64)
+    heights = -pose[:, hand, 1]  # up is negative y
+    assert heights[-1] > heights[0] + 0.1, "the pointing hand ends higher than it hung"
+    assert torch.isnan(pose[:, PARTS.index("shape")]).all()
 
 
 def test_part_motion_of_a_reversed_clip_is_negated_and_reversed():
@@ -166,12 +181,13 @@ def test_examples_are_deterministic_for_a_seed_and_differ_across_seeds():
 
 def test_batches_are_normalised_clips_with_labels_and_part_targets_keyed_by_step():
     batches = PretextBatches(seed=0, steps=4, batch_size=3, easy_steps=1, ramp_steps=2, num_frames=8, size=32)
-    clips, labels, parts, motion = batches[1]
+    clips, labels, parts, motion, pose = batches[1]
     assert clips.shape == (3, 8, 3, 32, 32) and clips.dtype == torch.float32
     assert labels.shape == (3,) and int(labels.min()) >= 0 and int(labels.max()) < len(PRETEXT_CLASSES)
     assert parts.shape == (3, 4, len(PARTS)) and int(parts.max()) < 4
     assert motion.shape == (3, 4, len(PARTS), 2)
     assert torch.equal(torch.isnan(motion).any(-1), parts == IGNORE)
+    assert pose.shape == motion.shape and torch.isnan(pose[:, :, PARTS.index("hip")]).all()
     assert clips.min() < -1.0 and clips.max() > 1.0  # ImageNet mean/std normalisation, not [0, 1]
     assert torch.equal(batches[1][0], clips)
     assert [batches.difficulty(s) for s in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]

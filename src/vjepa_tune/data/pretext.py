@@ -613,6 +613,22 @@ def part_motion(tracks: torch.Tensor, size: int, tubelet: int = 2) -> torch.Tens
     return motion.masked_fill(~inside[..., None], float("nan"))
 
 
+def part_pose(tracks: torch.Tensor, size: int, tubelet: int = 2) -> torch.Tensor:
+    """Where each part is relative to the hip within each time step, (T // tubelet, len(PARTS), 2) in frame
+    widths (x right, y down); NaN for the hip itself, for shapes, and where `part_targets` ignores the part
+    or the hip.
+
+    The V-JEPA 2 pooler sees its tokens as a bag, without positions, so a raised hand and a lowered one look
+    alike to it unless the hand's token itself says where the hand is on the body: this target asks for it.
+    """
+    mean, inside = _places(tracks, size, tubelet)
+    hip = PARTS.index("hip")
+    offset = (mean - mean[:, hip : hip + 1]) / size
+    valid = inside & inside[:, hip : hip + 1]
+    valid[:, hip] = False
+    return offset.masked_fill(~valid[..., None], float("nan"))
+
+
 _NORMALIZE = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -640,10 +656,14 @@ class PretextExample:
     """`part_targets` of the clip: (T // tubelet, len(PARTS)) token-cell indices."""
     motion: torch.Tensor
     """`part_motion` of the clip: (T // tubelet, len(PARTS), 2) pixels per frame, NaN where absent."""
+    pose: torch.Tensor
+    """`part_pose` of the clip: (T // tubelet, len(PARTS), 2) frame widths from the hip, NaN where absent."""
 
 
 def _example(video: torch.Tensor, label: int, tracks: torch.Tensor, size: int, patch: int) -> PretextExample:
-    return PretextExample(video, label, part_targets(tracks, size, patch), part_motion(tracks, size))
+    return PretextExample(
+        video, label, part_targets(tracks, size, patch), part_motion(tracks, size), part_pose(tracks, size)
+    )
 
 
 def pretext_example(
@@ -739,10 +759,12 @@ class PretextBatches(Dataset):
 
 
 def collate_examples(examples: list[PretextExample]) -> tuple[torch.Tensor, ...]:
-    """(clips (B, T, 3, H, W), labels (B,), parts (B, T', P), motion (B, T', P, 2)) stacked."""
+    """(clips (B, T, 3, H, W), labels (B,), parts (B, T', P), motion (B, T', P, 2), pose (B, T', P, 2))
+    stacked."""
     return (
         torch.stack([e.clip for e in examples]),
         torch.tensor([e.label for e in examples]),
         torch.stack([e.parts for e in examples]),
         torch.stack([e.motion for e in examples]),
+        torch.stack([e.pose for e in examples]),
     )
