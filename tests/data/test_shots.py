@@ -1,5 +1,5 @@
 """Finding cuts: joined clips split exactly at their joins, one continuous scene and real single-shot footage not
-at all, a real montage at its cuts; flashes and fast motion are not cuts."""
+at all, a real montage at its cuts; a flash makes one cut, not two, and steady fast motion none."""
 
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ def test_no_shot_shorter_than_the_minimum_at_either_end() -> None:
     early, late = int(MIN_SHOT_S * FPS) - 2, 100 - int(MIN_SHOT_S * FPS) + 2
     changes[[early, 50, late]] = 90.0
     assert find_cuts(changes, _times(100), 100 / FPS) == [50]
+    changes[early + 4] = 40.0  # a real cut just after a stronger change too near the start: it stays
+    assert find_cuts(changes, _times(100), 100 / FPS) == [early + 4, 50]
 
 
 def test_a_file_that_cannot_be_decoded_is_reported_as_unreadable(tmp_path: Path) -> None:
@@ -68,5 +70,6 @@ def test_a_file_that_cannot_be_decoded_is_reported_as_unreadable(tmp_path: Path)
     write_video(video, np.zeros((10, 32, 32, 3), np.uint8), fps=FPS)
     info = probe_video(video)
     video.write_bytes(b"")  # replaced between probing and decoding
-    with pytest.raises(UnreadableVideo, match="gone.mp4"):
+    with pytest.raises(UnreadableVideo, match="finding cuts") as raised:
         detect_cuts(video, info)
+    assert raised.value.path == video

@@ -302,6 +302,8 @@ def test_joined_clips_are_separate_scenes_back_to_back() -> None:
     assert np.array_equal(again.frames, joined.frames)
     with pytest.raises(BadInput, match="jumping"):
         render_joined_clips(["jumping"], 10, seed=0)
+    with pytest.raises(BadInput, match="variety"):
+        render_joined_clips(["waving"], 10, seed=0, variety=-3)
 
 
 # --- refusals and reruns --------------------------------------------------------------------------

@@ -98,6 +98,16 @@ def test_windows_are_laid_out_shot_by_shot_and_never_span_a_cut() -> None:
         assert not any(start < cut < end for cut in (1.5, 5.5))
 
 
+def test_cuts_within_float_noise_make_no_empty_shot_or_sliver() -> None:
+    assert window_bounds(10.0, 2.0, 1.0, cuts=[5.0, 5.0, 5.0000001, 0.0, 10.0]) == window_bounds(10.0, 2.0, 1.0, [5.0])
+    bounds = window_bounds(2.0, 0.64, 0.16, cuts=[0.8, 1.6])  # 0.16 * k + 0.64 carries float noise
+    windows = [WindowPrediction(a, b, torch.tensor([1.0, 0.0])) for a, b, _ in bounds]
+    slices = time_slices(windows, 2.0, [0.8, 1.6])
+    assert all(p.end_s - p.start_s > 1e-6 for p in slices)
+    assert all(a.end_s == b.start_s for a, b in zip(slices, slices[1:], strict=False)), "slices tile the video"
+    assert slices[0].start_s == 0.0 and slices[-1].end_s == 2.0
+
+
 def test_each_moment_takes_the_mean_of_the_windows_covering_it() -> None:
     classes = ["a", "b"]
     windows = _windows((0, 2, [0.9, 0.1]), (1, 3, [0.8, 0.2]), (2, 4, [0.3, 0.7]), (3, 5, [0.2, 0.8]))
@@ -229,6 +239,28 @@ def test_predict_windows_lays_windows_out_shot_by_shot_in_an_edited_video(
     assert uncut["cuts"] == [] and len(uncut["windows"]) == 6, "without the search: windows every 0.32 s"
 
 
+def test_a_video_whose_cut_search_fails_is_reported_and_the_others_still_predicted(
+    lora_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vjepa_tune import load_run
+    from vjepa_tune.data import shots
+
+    good, bad = tmp_path / "good.mp4", tmp_path / "bad.mp4"
+    for path in (good, bad):
+        write_video(path, render_clip("wave", 2, 50, size=(64, 64)), fps=25)
+    real = shots.detect_cuts
+
+    def failing(path: Path, info: object, progress: object = None) -> list[float]:
+        if Path(path).name == "bad.mp4":
+            raise UnreadableVideo(path, "finding cuts: decoding failed (damaged)")
+        return real(path, info, progress)
+
+    monkeypatch.setattr(shots, "detect_cuts", failing)
+    results = load_run(lora_run).predict_windows([good, bad], window_s=0.64, progress=False)
+    assert results[0].ok and results[0].windows and results[0].cuts == []
+    assert not results[1].ok and "finding cuts" in results[1].error
+
+
 # ------------------------------------------------------------------------------------------------ evaluate
 def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
     lora_run: Path, capsys: pytest.CaptureFixture
@@ -303,6 +335,7 @@ def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
         (["predict", str(lora_run), video, "--out", str(tmp_path / "p.txt")], ".csv or .json"),
         (["predict", str(lora_run), video, "--window", "-1"], "--window"),
         (["predict", str(lora_run), video, "--plot"], "--plot"),
+        (["predict", str(lora_run), video, "--cuts", "false"], "--cuts false"),
     ]
     for argv, message in cases:
         code, _, stderr = _run_cli(capsys, *argv)

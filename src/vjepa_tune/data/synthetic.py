@@ -664,9 +664,11 @@ def render_joined_clips(
     classes: Sequence[str], frames_per_clip: int, seed: int, size: tuple[int, int] = (96, 96),
     variety: float = 1.0,
 ) -> RenderedSequence:
-    """Fresh clips of the given classes, each in its own scene (as `synth` draws them at `variety`), joined
+    """Fresh clips of the given classes, each in its own scene and drawn like `synth`'s at `variety`, joined
     back to back: an edited long video with a cut between every two clips, for detection tests."""
     size = _check_size(size, "size")
+    if not (isinstance(variety, int | float) and 0.0 <= variety <= 1.0):
+        raise BadInput(f"variety must be a number from 0 to 1, got {variety!r}.")
     if not classes:
         raise BadInput("render_joined_clips needs at least one class.")
     if frames_per_clip < 2:

@@ -34,7 +34,7 @@ def _describe(p: Prediction, top_k: int) -> str:
         windows = _count(s.num_windows, "window")
         lines.append(f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.label} ({s.score:.3f}, {windows})")
     if not p.segments:
-        lines.append("  no segment: no window's top label reached --min_score")
+        lines.append("  no segment: no moment's top label (the mean of its windows) reached --min_score")
     return "\n".join(lines)
 
 
@@ -102,6 +102,8 @@ def _run_predict(a: Any) -> int:
         raise BadInput("--plot draws a timeline of windows: give --window SECONDS too.")
     if a.stride is not None and a.window is None:
         raise BadInput("--stride needs --window SECONDS.")
+    if not a.cuts and a.window is None:
+        raise BadInput("--cuts false turns off the cut search of --window: give --window SECONDS too.")
     paths = collect_videos(a.videos)
     if not paths:
         raise BadInput(f"no video files found in {', '.join(a.videos)}.")

@@ -155,9 +155,13 @@ def _window_dict(window: WindowPrediction, classes: list[str], top_k: int) -> di
 
 # ------------------------------------------------------------------------------------------------ windows
 def shot_bounds(duration_s: float, cuts: Sequence[float] = ()) -> list[tuple[float, float]]:
-    """(start_s, end_s) of every shot: the video split at `cuts` (times where a new shot starts)."""
-    inner = [t for t in sorted(cuts) if _TIME_EPS < t < duration_s - _TIME_EPS]
-    edges = [0.0, *inner, duration_s]
+    """(start_s, end_s) of every shot: the video split at `cuts` (times where a new shot starts); cuts at the
+    ends or within float noise of another make no empty shot."""
+    edges = [0.0]
+    for t in sorted(cuts):
+        if t - edges[-1] > _TIME_EPS and t < duration_s - _TIME_EPS:
+            edges.append(t)
+    edges.append(duration_s)
     return list(zip(edges, edges[1:], strict=False))
 
 
@@ -213,10 +217,10 @@ def time_slices(
     that cover it.
 
     Windows overlap when the stride is shorter than the window, so every moment is seen by several; averaging
-    them labels a moment by all the context around it, not by one window's (on videos of joined clips, laid out
-    shot by shot, 3 to 7 points more of the video labelled right than the nearest window alone; BENCHMARKS.md,
-    "Long-video detection"). A piece that no window
-    covers (windows given by hand with gaps) takes the nearest window's probabilities.
+    them labels a moment by all the context around it, not by one window's (on videos of joined clips, laid
+    out shot by shot, 3 to 7 points more of the video labelled right than the nearest window alone;
+    BENCHMARKS.md, "Long-video detection"). A piece that no window covers (windows given by hand with gaps)
+    takes the nearest window's probabilities.
     """
     import torch
 
