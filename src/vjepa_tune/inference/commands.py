@@ -15,6 +15,10 @@ from vjepa_tune.inference.predictor import collect_videos, load_run
 from vjepa_tune.inference.results import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Prediction
 
 
+_CUTS_SHOWN = 8
+"""Cut times listed on screen per video; the JSON and CSV outputs list them all."""
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -28,7 +32,9 @@ def _describe(p: Prediction, top_k: int) -> str:
     if p.windows[0].whole_video:
         lines = [f"{p.path}: {p.duration_s:.2f} s, shorter than one window: one window covers it"]
     else:
-        shots = f" in {len(p.cuts) + 1} shots (cuts at {', '.join(f'{t:.2f}' for t in p.cuts)} s)" if p.cuts else ""
+        shown = ", ".join(f"{t:.2f}" for t in p.cuts[:_CUTS_SHOWN])
+        more = f" and {len(p.cuts) - _CUTS_SHOWN} more" if len(p.cuts) > _CUTS_SHOWN else ""
+        shots = f" in {len(p.cuts) + 1} shots (cuts at {shown} s{more})" if p.cuts else ""
         lines = [f"{p.path}: {p.duration_s:.2f} s, {len(p.windows)} windows{shots}"]
     for s in p.segments:
         windows = _count(s.num_windows, "window")

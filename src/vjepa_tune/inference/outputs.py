@@ -104,6 +104,10 @@ def _flat_top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[str]:
     return cells + [""] * (2 * k - len(cells))
 
 
+_LABELLED_FRACTION = 0.05
+"""Segments narrower than this fraction of the timeline are drawn without their label text."""
+
+
 def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None = None) -> Path:
     """Class probabilities over time (the mean of the windows covering each moment, `time_slices`) above the
     segments, cuts drawn as dashed lines; `min_score`, when given, is drawn as the line a moment's top label
@@ -142,6 +146,8 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     index = {c: i for i, c in enumerate(classes)}
     for s in prediction.segments:
         seg_ax.broken_barh([(s.start_s, s.length_s)], (0, 1), color=colour.get(index[s.label], "grey"))
+        if s.length_s < _LABELLED_FRACTION * end:  # too narrow for its name; the colour and the legend tell it
+            continue
         seg_ax.text(
             s.start_s + s.length_s / 2,
             0.5,
