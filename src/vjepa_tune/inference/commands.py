@@ -14,7 +14,6 @@ from vjepa_tune.inference.outputs import _timeline_paths, plot_timeline, predict
 from vjepa_tune.inference.predictor import collect_videos, load_run
 from vjepa_tune.inference.results import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Prediction
 
-
 _CUTS_SHOWN = 8
 """Cut times listed on screen per video; the JSON and CSV outputs list them all."""
 
