@@ -135,3 +135,21 @@ def test_probe_samples_returns_infos_and_the_unreadable_ones_in_order(make_video
     assert infos["cls/clip2.mp4"].num_frames == 44
     assert [s.id for s, _ in unreadable] == ["cls/broken0.mp4", "cls/broken3.mp4", "cls/clip4.mp4"]
     assert "empty file" in unreadable[2][1]
+
+
+def test_probe_samples_probes_an_unchanged_video_once_and_a_rewritten_one_again(make_video, tmp_path, monkeypatch):
+    """`compare` probes the same videos for every strategy; a file changed in between must be probed afresh."""
+    from vjepa_tune.data import dataset
+
+    samples = make_samples(make_video, tmp_path, count=2, broken=())
+    probed = []
+    real = dataset.probe_video
+    monkeypatch.setattr(dataset, "probe_video", lambda path: probed.append(path) or real(path))
+    first, _ = probe_samples(samples, progress=False)
+    again, _ = probe_samples(samples, progress=False)
+    assert again == first and len(probed) == 2
+
+    samples[1].path.write_bytes(b"not a video")  # a new size and modification time
+    infos, unreadable = probe_samples(samples, progress=False)
+    assert set(infos) == {samples[0].id} and [s.id for s, _ in unreadable] == [samples[1].id]
+    assert len(probed) == 3

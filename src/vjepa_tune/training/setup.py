@@ -8,6 +8,7 @@ recomputing them, so a changed data folder cannot shift a half-finished run.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,15 +77,43 @@ def frozen_fingerprint(model: torch.nn.Module) -> float:
     return ckpt.fingerprint(frozen)
 
 
+class _LastRandomBuild:
+    """The last `random:ARCH` base model built in this process, before any strategy touched it.
+
+    Drawing a ViT-L's 375 M weights takes 9-11 s on a CPU, and `compare` builds the same model from the same seed
+    for each strategy; a copy takes under a second. The RNG state after the build is kept too, so that what is
+    drawn next (LoRA's A matrices) is the same whether the model was built or copied. One model is kept, so a
+    process holds at most one spare copy; checkpoints are not cached (their files may change between runs).
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.model: torch.nn.Module | None = None
+        self.rng_after: torch.Tensor | None = None
+
+    def keep(self, key: tuple, model: torch.nn.Module, rng_after: torch.Tensor) -> None:
+        self.key, self.model, self.rng_after = key, copy.deepcopy(model), rng_after
+
+
+_last_random_build = _LastRandomBuild()
+
+
 def build_model(model_spec: str, strategy: str, lora: Any, classes: list[str], seed: int, log: Log,
                 gradient_checkpointing: bool = False) -> torch.nn.Module:
     """The base model with the strategy applied; weights it must initialise itself are drawn from the run seed."""
-    from vjepa_tune.models.loading import load_model
+    from vjepa_tune.models.loading import RANDOM_PREFIX, load_model
     from vjepa_tune.models.strategies import apply_strategy
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(key_seed(seed, "init"))
-        model = load_model(model_spec, num_labels=len(classes), id2label=dict(enumerate(classes)), log=log)
+        key = (model_spec, tuple(classes), seed)
+        if model_spec.startswith(RANDOM_PREFIX) and _last_random_build.key == key:
+            model = copy.deepcopy(_last_random_build.model)
+            torch.set_rng_state(_last_random_build.rng_after)
+        else:
+            model = load_model(model_spec, num_labels=len(classes), id2label=dict(enumerate(classes)), log=log)
+            if model_spec.startswith(RANDOM_PREFIX):
+                _last_random_build.keep(key, model, torch.get_rng_state())
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return apply_strategy(model, strategy, lora)  # LoRA's initial A matrices are drawn here too
