@@ -92,6 +92,11 @@ class CacheConfig:
     """Storage precision of features."""
     batch_size: int = 8
     """Clips per backbone forward pass during extraction."""
+    train_batch_size: int = 8
+    """Stored features per forward pass in training (never fewer than --batch_size): an optimizer step's
+    batch_size x accumulation_steps samples run in micro-batches of this size. A feature takes a fraction of a
+    clip's memory, so the guide's 1 x 4 steps run as one batch of 4: the same samples and mean gradient per step
+    (docs/design.md), four times fewer passes; float rounding and dropout draws differ. 1 keeps --batch_size."""
 
 
 @dataclass
@@ -176,6 +181,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         cfg.cache.views is None or cfg.cache.views >= 1, f"--cache.views must be >= 1, got {cfg.cache.views!r}."
     )
     _require(cfg.cache.batch_size >= 1, f"--cache.batch_size must be >= 1, got {cfg.cache.batch_size!r}.")
+    _require(cfg.cache.train_batch_size >= 1,
+             f"--cache.train_batch_size must be >= 1, got {cfg.cache.train_batch_size!r}.")
     validate_data(cfg.data)
     return cfg
 

@@ -276,3 +276,32 @@ def test_seeking_in_real_footage_gives_the_frames_sequential_decoding_gives(coun
         start = max(k for k in info.keyframes if k <= min(request))
         assert count_decoded["frames"] == max(request) - start + 1  # the seek was taken, not a fallback
         assert torch.equal(sought, read_frames(path, request, info, seek_after_s=None))
+
+
+class _DecodeInWorker(torch.utils.data.Dataset):
+    """Reads a video where a DataLoader runs it: its frames, and the threading its decoder was given."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, _: int):
+        container = av.open(str(self.path))
+        stream = container.streams.video[0]
+        video._choose_threads(stream)
+        threading = (stream.thread_type.name, stream.thread_count)
+        container.close()
+        return read_frames(self.path, list(range(0, 40, 3))), threading
+
+
+@pytest.mark.parametrize("kind", ["mp4-h264", "avi-mpeg4"])
+def test_workers_decode_single_threaded_and_get_the_same_frames(make_video, kind):
+    """A DataLoader worker must not start one decoder thread per core (the workers already use the cores)."""
+    path = make_video("v", 40, kind)
+    in_main = _DecodeInWorker(path)[0]
+    (in_worker,) = list(torch.utils.data.DataLoader(_DecodeInWorker(path), batch_size=None, num_workers=1))
+    assert torch.equal(in_main[0], in_worker[0])
+    assert tuple(in_worker[1]) == ("SLICE", 1)
+    assert in_main[1][0] == "AUTO"

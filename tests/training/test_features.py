@@ -189,3 +189,31 @@ def test_an_error_during_extraction_is_reported_not_a_write_error_behind_it(tmp_
     with pytest.raises(KeyboardInterrupt), _EntryWriter(threads=1) as writer:
         writer.put(tmp_path / "file" / "x.npy", torch.zeros(2), "fp32")  # will fail on its thread
         raise KeyboardInterrupt
+
+
+def test_stored_features_train_a_whole_step_per_pass_with_the_same_result(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's batch 1 x 4 accumulation runs on stored features as one pass of 4 (four times fewer pooler passes,
+    which bounded the guide's grid on an H200); the step's samples and mean gradient, hence the run, are unchanged."""
+    from vjepa_tune.models import strategies
+
+    passes: list[int] = []
+    real = strategies.classify_features
+
+    def counted(model, inputs, from_):
+        if model.training:
+            passes.append(len(inputs))
+        return real(model, inputs, from_=from_)
+
+    monkeypatch.setattr(strategies, "classify_features", counted)
+    common = ("--strategy", "pooler_and_head", "--batch_size", "1", "--accumulation_steps", "4")
+    fused = _train(synth_root, tmp_path / "fused", tmp_path / "store", *common)
+    fused_passes, passes[:] = list(passes), []
+    one_by_one = _train(synth_root, tmp_path / "single", tmp_path / "store", *common, "--cache.train_batch_size", "1")
+    assert set(passes) == {1} and max(fused_passes) == 4 and len(fused_passes) < len(passes) / 3
+    for a, b in zip(fused["history"], one_by_one["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+        assert a["val_acc"] == b["val_acc"]
+    assert fused["test"]["confusion"] == one_by_one["test"]["confusion"]
+    assert main(["train", "--cache.train_batch_size", "0", "--data.root", str(synth_root)]) == 2

@@ -251,3 +251,30 @@ def test_smoothing_clipping_and_cosine_options_train(synth_root: Path, store_dir
     assert code == 0
     metrics = json.loads((_only_run(tmp_path) / "metrics.json").read_text())
     assert metrics["history"][-1]["lr"] < 2e-4, "the cosine schedule has decayed the learning rate"
+
+
+def test_read_ahead_yields_every_batch_in_order_and_raises_a_failed_read_where_it_is_used() -> None:
+    import threading
+
+    from vjepa_tune.training.loop import _read_ahead
+
+    readers: set[str] = set()
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int) -> int:
+            readers.add(threading.current_thread().name)
+            if i == 5:
+                raise OSError("entry 5 is gone")
+            return i
+
+    batches = [[0, 1], [2], [3, 4]]
+    assert list(_read_ahead(Items(), batches, list)) == [[0, 1], [2], [3, 4]]
+    assert all(name.startswith("read-ahead") for name in readers)
+    assert list(_read_ahead(Items(), [], list)) == []
+    got = _read_ahead(Items(), [[0], [5], [1]], list)
+    assert next(got) == [0]
+    with pytest.raises(OSError, match="entry 5"):
+        next(got)

@@ -471,7 +471,7 @@ def feature_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, i
     # 116 (BENCHMARKS.md, "GPU"; benchmarks/worker_transport.py shows the same effect for clips).
     return Pipeline(train_dataset=train_dataset, eval_dataset=eval_dataset, forward=forward,
                     collate=collate_features, describe=f"stored {output} features ({spec.dtype}, {views} views)",
-                    num_workers=0)
+                    num_workers=0, train_batch=cfg.cache.train_batch_size, read_ahead=True)
 
 
 # ------------------------------------------------------------------------------------------------ cache command

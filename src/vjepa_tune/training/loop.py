@@ -18,7 +18,7 @@ import dataclasses
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,9 +67,17 @@ class Pipeline:
     describe: str = "clips"
     num_workers: int | None = None
     """DataLoader workers for its datasets; None: `--num_workers`."""
+    train_batch: int | None = None
+    """Samples per training forward pass, at least `--batch_size`; None: `--batch_size`."""
+    read_ahead: bool = False
+    """With no workers, read the next batch on a background thread while the model runs on this one (stored
+    features: file reads release the GIL)."""
 
     def workers(self, cfg: TrainConfig) -> int:
         return cfg.num_workers if self.num_workers is None else self.num_workers
+
+    def micro_batch(self, cfg: TrainConfig) -> int:
+        return cfg.batch_size if self.train_batch is None else max(cfg.batch_size, self.train_batch)
 
 
 @dataclass
@@ -192,14 +200,31 @@ class _PlannedBatches(torch.utils.data.Sampler[list[int]]):
         return len(self.micro_batches)
 
 
-def _loader(dataset: Dataset, batches: list[list[int]], cfg: TrainConfig, pipeline: Pipeline) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_sampler=_PlannedBatches(batches),
-        num_workers=pipeline.workers(cfg),
-        collate_fn=pipeline.collate,
-        persistent_workers=False,
-    )
+def _loader(dataset: Dataset, batches: list[list[int]], pipeline: Pipeline, num_workers: int
+            ) -> Iterable[dict[str, Any]]:
+    if pipeline.read_ahead and num_workers == 0:
+        return _read_ahead(dataset, batches, pipeline.collate)
+    return DataLoader(dataset, batch_sampler=_PlannedBatches(batches), num_workers=num_workers,
+                      collate_fn=pipeline.collate, persistent_workers=False)
+
+
+def _read_ahead(dataset: Dataset, batches: list[list[int]], collate: Callable[[list[Any]], dict[str, Any]]
+                ) -> Iterator[dict[str, Any]]:
+    """The batches in order, each read on one background thread while the caller works on the one before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(batch: list[int]) -> dict[str, Any]:
+        return collate([dataset[i] for i in batch])
+
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(read, batches[0])
+        for following in batches[1:]:
+            current = pending.result()
+            pending = pool.submit(read, following)
+            yield current
+        yield pending.result()
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -231,8 +256,7 @@ def predict_dataset(
 
     model.eval()
     mine = distributed.shard(range(len(dataset)))
-    loader = DataLoader(dataset, batch_sampler=_PlannedBatches(micro_batches(mine, batch_size)),
-                        num_workers=num_workers, collate_fn=pipeline.collate)
+    loader = _loader(dataset, micro_batches(mine, batch_size), pipeline, num_workers)
     labels: list[int] = []
     probs: list[torch.Tensor] = []
     indices: list[int] = []
@@ -277,8 +301,8 @@ def _train_epoch(
     from tqdm.auto import tqdm
 
     model.train()
-    local_steps = [micro_batches(distributed.shard(step), cfg.batch_size) for step in steps]
-    loader = iter(_loader(dataset, [mb for ls in local_steps for mb in ls], cfg, pipeline))
+    local_steps = [micro_batches(distributed.shard(step), pipeline.micro_batch(cfg)) for step in steps]
+    loader = iter(_loader(dataset, [mb for ls in local_steps for mb in ls], pipeline, pipeline.workers(cfg)))
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights, reduction="sum", label_smoothing=cfg.label_smoothing)
     trainable = [p for p in model.parameters() if p.requires_grad]
     total_loss, total_seen = 0.0, 0
