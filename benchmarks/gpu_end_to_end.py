@@ -4,12 +4,15 @@ time of every stage, and what the same grid costs without the feature store.
     python benchmarks/gpu_end_to_end.py [--model random:vitl] [--videos_per_class 200] [--size 568x320]
         [--video_frames 64] [--fps 30] [--epochs 5] [--num_workers 0] [--device auto|cuda|cpu]
         [--no_store extrapolate|full|skip] [--no_store_videos_per_class 20] [--no_store_epochs 1]
+        [--cache_batch_size B] [--extraction_sweep W:B,W:B,...]
         [--work DIR] [--out end_to_end.json] [--markdown end_to_end.md]
 
 1. Synthesis (timed, excluded from the goal): 4 classes x `--videos_per_class` stick-figure videos at the
    resolution `data prepare --short_side 320` gives 1080p footage (568x320), so no run pays for resizing.
 2. `compare` with the feature store (a fresh store folder, so extraction is paid here), as a user types it.
    Goal (issue 8): under 3 minutes of wall time.
+   `--extraction_sweep W:B,...` then times head_only's extraction again in a fresh store for each pair of
+   `--num_workers` W and `--cache.batch_size` B (after the grid, so the grid finds nothing built or probed).
 3. The same without the store (`--cache.enabled false`): `full` runs the whole grid; `extrapolate` (default) runs
    every strategy on a smaller split (`--no_store_videos_per_class`, `--no_store_epochs`) and scales its measured
    seconds per training and per evaluation clip to the full grid's clip counts, keeping the full run's other costs
@@ -264,6 +267,17 @@ def markdown(report: dict[str, Any]) -> str:
     if synth:
         lines.append(f"Data: {synth['videos']} synthetic videos ({s['size']}, {s['video_frames']} frames at "
                      f"{s['fps']} fps), synthesized in {synth['seconds']:.1f} s (not counted).")
+    sweep = report.get("extraction_sweep")
+    if sweep:
+        lines += ["", "Extraction alone (head_only's, fresh store each), by decoding processes and backbone batch:", "",
+                  "| --num_workers | --cache.batch_size | clips | extraction s | clips/s | backbone forward s | "
+                  "waiting for clips s | pooling s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in sweep:
+            st = row["stages_s"]
+            rate = row["clips"] / st["extraction"] if st["extraction"] else 0.0
+            lines.append(f"| {row['num_workers']} | {row['cache_batch_size']} | {row['clips']} | "
+                         f"{st['extraction']:.1f} | {rate:.1f} | {st['backbone_forward']:.1f} | "
+                         f"{st['decode_wait']:.1f} | {st['pooling']:.1f} |")
     store = report.get("store")
     if store:
         first = next(iter(store["runs"].values()), None)
@@ -321,6 +335,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=5, help="--num_epochs of the grid.")
     parser.add_argument("--num_workers", type=int, default=0, help="--num_workers of the grid (decoding processes).")
     parser.add_argument("--synth_workers", type=int, default=None, help="Synthesis processes (default: all CPUs).")
+    parser.add_argument("--cache_batch_size", type=int, default=None,
+                        help="--cache.batch_size of the grid (clips per backbone pass in extraction; default: the CLI's).")
+    parser.add_argument("--extraction_sweep", default="",
+                        help="Before the grid, time head_only's extraction (fresh store each) for each WORKERS:BATCH "
+                             "pair, e.g. 14:8,8:8,8:32 (--num_workers : --cache.batch_size).")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="cpu hides every GPU from the run.")
     parser.add_argument("--no_store", default="extrapolate", choices=["extrapolate", "full", "skip"],
@@ -332,6 +351,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
     args = parser.parse_args(argv)
     args.strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    try:
+        args.extraction_sweep = [tuple(int(n) for n in pair.split(":")) for pair in args.extraction_sweep.split(",")
+                                 if pair.strip()]
+    except ValueError:
+        parser.error(f"--extraction_sweep takes WORKERS:BATCH pairs such as 14:8,8:32, got {args.extraction_sweep!r}")
+    if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1 for pair in args.extraction_sweep):
+        parser.error(f"--extraction_sweep takes WORKERS:BATCH pairs such as 14:8,8:32, got {args.extraction_sweep!r}")
     return args
 
 
@@ -375,15 +401,30 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
         instrument(clock)
+        full_size = ["--num_epochs", str(args.epochs), "--data.videos_per_class", str(args.videos_per_class)]
         common = ["compare", "--data.root", str(summary.root), "--model", args.model,
                   "--strategies", ",".join(args.strategies), "--num_workers", str(args.num_workers),
                   "--cache.dir", str(work / "store")]
-        full_size = ["--num_epochs", str(args.epochs), "--data.videos_per_class", str(args.videos_per_class)]
+        if args.cache_batch_size is not None:
+            common += ["--cache.batch_size", str(args.cache_batch_size)]
         store_argv = [*common, *full_size, "--out", str(work / "runs-store")]
         report["store"] = run_grid("store on", store_argv, clock, progress)
         report.pop("in_progress", None)
         save()
         print(markdown(report), flush=True)
+        # After the grid, so that the grid does not find the random model built or the videos probed already.
+        if args.extraction_sweep:
+            report["extraction_sweep"] = []
+        for workers, batch in args.extraction_sweep:
+            name = f"sweep-{workers}w-{batch}b"
+            argv = ["compare", "--data.root", str(summary.root), "--model", args.model, "--strategies", "head_only",
+                    "--num_workers", str(workers), "--cache.batch_size", str(batch),
+                    "--cache.dir", str(work / name / "store"), *full_size, "--out", str(work / name / "runs")]
+            grid = run_grid(f"extraction, {workers} workers, batch {batch}", argv, clock)
+            report["extraction_sweep"].append({"num_workers": workers, "cache_batch_size": batch,
+                                               "clips": grid["backbone_clips"], "stages_s": grid["stages_s"]})
+            save()
+            shutil.rmtree(work / name, ignore_errors=True)  # 12 GB of features each
 
         off = [*common, "--cache.enabled", "false"]
         if args.no_store == "full":

@@ -194,6 +194,7 @@ def end_to_end_run(end_to_end: types.ModuleType, tmp_path_factory: pytest.TempPa
         code = end_to_end.main(["--model", "random:tiny", "--device", "cpu", "--strategies", "head_only,lora",
                                 "--videos_per_class", "3", "--size", "64x64", "--video_frames", "16", "--epochs", "1",
                                 "--synth_workers", "0", "--no_store_videos_per_class", "3", "--work", str(out / "work"),
+                                "--extraction_sweep", "0:2,1:5", "--cache_batch_size", "3",
                                 "--out", str(out / "e.json"), "--markdown", str(out / "e.md")])
     finally:
         monkeypatch.undo()
@@ -224,6 +225,18 @@ def test_end_to_end_times_every_stage_of_the_store_grid(end_to_end: types.Module
     assert store["runs"]["head_only"]["stages_s"]["store_writes"] > 0  # on the writer threads, still counted
     assert all(0 <= r["test_acc"] <= 1 and r["epochs"] == 1 for r in store["runs"].values())
     assert "Goal: under 180 s of wall time" in text and "| **wall time** |" in text
+
+
+def test_end_to_end_sweeps_extraction_settings_before_the_grid(end_to_end_run: tuple[dict, str]) -> None:
+    report, text = end_to_end_run
+    store = report["store"]
+    sweep = report["extraction_sweep"]
+    assert [(row["num_workers"], row["cache_batch_size"]) for row in sweep] == [(0, 2), (1, 5)]
+    for row in sweep:  # each in a fresh store: every clip the grid extracts, extracted again
+        assert row["clips"] == store["backbone_clips"] and row["stages_s"]["extraction"] > 0
+    assert "--cache.batch_size 3" in store["command"]
+    assert store["backbone_calls"] == math.ceil(store["backbone_clips"] / 3)
+    assert "Extraction alone" in text and "| 1 | 5 |" in text
 
 
 def test_end_to_end_extrapolates_the_grid_without_the_store(end_to_end_run: tuple[dict, str]) -> None:
