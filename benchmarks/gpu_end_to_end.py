@@ -336,9 +336,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=0, help="--num_workers of the grid (decoding processes).")
     parser.add_argument("--synth_workers", type=int, default=None, help="Synthesis processes (default: all CPUs).")
     parser.add_argument("--cache_batch_size", type=int, default=None,
-                        help="--cache.batch_size of the grid (clips per backbone pass in extraction; default: the CLI's).")
+                        help="--cache.batch_size of the grid (clips per backbone pass; default: the CLI's).")
     parser.add_argument("--extraction_sweep", default="",
-                        help="Before the grid, time head_only's extraction (fresh store each) for each WORKERS:BATCH "
+                        help="After the grid, time head_only's extraction (fresh store each) for each WORKERS:BATCH "
                              "pair, e.g. 14:8,8:8,8:32 (--num_workers : --cache.batch_size).")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="cpu hides every GPU from the run.")
