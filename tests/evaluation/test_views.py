@@ -103,6 +103,22 @@ def test_three_crops_per_clip_are_the_ends_and_middle_of_the_long_side(landscape
     assert not torch.equal(views[0], views[2]), "left and right crops of a landscape video differ"
 
 
+def test_flip_adds_the_mirror_image_of_every_view_and_averages_it_in(landscape_video: Path) -> None:
+    plain = ViewSpec(frames_per_clip=8, sampling="uniform", frame_step=1, crop_size=CROP, num_clips=2, num_crops=3)
+    mirrored = ViewSpec(**{**plain.__dict__, "flip": True})
+    views, both = read_views(ClipRequest(landscape_video), plain), read_views(ClipRequest(landscape_video), mirrored)
+    assert both.shape == (12, 8, 3, CROP, CROP) and mirrored.views_per_clip == 6
+    assert torch.equal(both[0::2], views) and torch.equal(both[1::2], views.flip(-1))
+
+    def left_right(clips: torch.Tensor) -> torch.Tensor:  # a stand-in model that tells left from right
+        half = clips.shape[-1] // 2
+        return torch.stack([clips[..., :half].mean(dim=(1, 2, 3, 4)), clips[..., half:].mean(dim=(1, 2, 3, 4))], 1)
+
+    result = predict_views(left_right, ViewDataset([ClipRequest(landscape_video)], mirrored), progress=False)
+    expected = torch.softmax(left_right(both), dim=-1).mean(dim=0)
+    assert torch.allclose(result.probs[0], expected, atol=1e-6)
+
+
 def _mean_forward(clips: torch.Tensor) -> torch.Tensor:
     """A stand-in model: logits from each clip's mean colour, so every view gets its own probabilities."""
     means = clips.mean(dim=(1, 3, 4))  # (B, 3)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from vjepa_tune.cli import main
 from vjepa_tune.data.synthetic import render_clip, render_joined_clips, render_sequence, write_video
@@ -288,6 +289,42 @@ def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
     assert code == 0 and "val split" in stdout and "2 clips x 3 crops" in stdout
     multi = list(csv.DictReader((lora_run / "evaluation" / "val-2x3" / "predictions.csv").open()))
     assert len(multi) == len(splits["val"])
+
+
+def test_flip_averages_mirrored_views_in_evaluate_and_predict_and_warns_for_runs_trained_unmirrored(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, stdout, stderr = _run_cli(capsys, "evaluate", str(lora_run), "--flip", "true", "--json")
+    assert code == 0 and "warning" not in stderr
+    mirrored = json.loads(stdout)
+    assert mirrored["flip"] is True and mirrored["num_videos"] == json.loads(
+        (lora_run / "metrics.json").read_text())["num_test"]
+    flip_rows = list(csv.DictReader((lora_run / "evaluation" / "test-1x1-flip" / "predictions.csv").open()))
+    code, _, _ = _run_cli(capsys, "evaluate", str(lora_run))
+    plain_rows = list(csv.DictReader((lora_run / "evaluation" / "test-1x1" / "predictions.csv").open()))
+    assert [r["id"] for r in flip_rows] == [r["id"] for r in plain_rows]
+    assert any(abs(float(a[f"p_{c}"]) - float(b[f"p_{c}"])) > 1e-4
+               for a, b in zip(flip_rows, plain_rows, strict=True) for c in CLASSES), "mirrored views count"
+
+    from vjepa_tune import load_run
+
+    video = _first_video(synth_root, "waving")
+    run = load_run(lora_run)
+    both = run.predict(video, flip=True, progress=False).probs
+    assert not torch.allclose(both, run.predict(video, progress=False).probs)
+    assert float(both.sum()) == pytest.approx(1, abs=1e-5)
+    code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), "--flip", "true", "--json")
+    assert code == 0 and json.loads(stdout)["settings"]["flip"] is True
+
+    unmirrored = tmp_path / "unmirrored"
+    shutil.copytree(lora_run, unmirrored)
+    config = yaml.safe_load((unmirrored / "config.yaml").read_text())
+    config["data"]["hflip"] = False
+    (unmirrored / "config.yaml").write_text(yaml.safe_dump(config))
+    code, _, stderr = _run_cli(capsys, "predict", str(unmirrored), str(video), "--flip", "true")
+    assert code == 0 and "trained without horizontal flips" in stderr
+    code, _, stderr = _run_cli(capsys, "evaluate", str(unmirrored), "--flip", "true")
+    assert code == 0 and "trained without horizontal flips" in stderr
 
 
 def test_evaluate_on_another_data_set_maps_its_classes_to_the_runs(

@@ -85,6 +85,7 @@ def _build_predict(p: Any) -> None:
     p.add_argument("--min_length", type=float, default=0.0, help="Drop segments shorter than this (seconds).")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
     p.add_argument("--num_crops", type=int, default=1, help="Spatial crops averaged per clip: 1 or 3.")
+    _add_flip_argument(p)
     p.add_argument("--out", type=Path | None, default=None, help="Write the predictions to FILE.csv or FILE.json.")
     p.add_argument("--plot", type=bool, default=False, help="With --window: a timeline PNG per video.")
     p.add_argument(
@@ -113,7 +114,9 @@ def _run_predict(a: Any) -> int:
     if not paths:
         raise BadInput(f"no video files found in {', '.join(a.videos)}.")
     predictor = load_run(a.run_dir, device=a.device, precision=a.precision)
-    common = {"num_crops": a.num_crops, "batch_size": a.batch_size, "num_workers": a.num_workers}
+    if a.flip and predictor.flip_caveat():
+        print(predictor.flip_caveat(), file=sys.stderr)
+    common = {"num_crops": a.num_crops, "flip": a.flip, "batch_size": a.batch_size, "num_workers": a.num_workers}
     if a.window is not None:
         predictions = predictor.predict_windows(
             paths,
@@ -137,6 +140,7 @@ def _run_predict(a: Any) -> int:
         "cuts": a.cuts if a.window is not None else None,
         "num_clips": a.num_clips,
         "num_crops": a.num_crops,
+        "flip": a.flip,
     }
     document = predictions_json(predictions, top_k=a.top_k, run_dir=Path(a.run_dir), settings=settings)
     if out is not None:
@@ -165,11 +169,22 @@ def _run_predict(a: Any) -> int:
     return 0
 
 
+def _add_flip_argument(p: Any) -> None:
+    p.add_argument(
+        "--flip",
+        type=bool,
+        default=False,
+        help="Also run the mirror image of every view and average the two: for runs trained with horizontal flips "
+        "(--data.hflip, the default), whose actions read the same mirrored.",
+    )
+
+
 def _build_evaluate(p: Any) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
     p.add_argument("--split", type=str, default="test", help="The run's own split to score: val, test or train.")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips per video.")
     p.add_argument("--num_crops", type=int, default=1, help="Spatial crops per clip: 1 (centre) or 3.")
+    _add_flip_argument(p)
     p.add_argument(
         "--split_root",
         type=Path | None,
@@ -210,6 +225,7 @@ def _run_evaluate(a: Any) -> int:
         split=a.split,
         num_clips=a.num_clips,
         num_crops=a.num_crops,
+        flip=a.flip,
         data=data,
         split_root=a.split_root,
         out_dir=a.out,

@@ -30,9 +30,10 @@ class Evaluation:
         m = self.metrics
         top5 = f", top-5 {m['top5']:.4f}" if m.get("top5") is not None else ""
         skipped = f"; {m['skipped_videos']} unreadable videos left out" if m["skipped_videos"] else ""
+        mirrored = ", each also mirrored" if m.get("flip") else ""
         return (
-            f"{m['evaluated_on']} ({m['num_videos']} videos, {m['num_clips']} clips x {m['num_crops']} "
-            f"crops): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
+            f"{m['evaluated_on']} ({m['num_videos']} videos, {m['num_clips']} clips x {m['num_crops']} crops"
+            f"{mirrored}): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
             f"{m['macro_f1']:.4f}{skipped}; records in {self.out_dir}"
         )
 
@@ -90,6 +91,7 @@ def evaluate_run(
     split: str = "test",
     num_clips: int = 1,
     num_crops: int = 1,
+    flip: bool = False,
     data: DataConfig | None = None,
     split_root: Path | None = None,
     out_dir: Path | None = None,
@@ -103,7 +105,7 @@ def evaluate_run(
     """Score a run on its own `split` (the videos of its splits.json), or on every video of `data`.
 
     Writes metrics.json, confusion.csv/png and predictions.csv (one row per video) into `out_dir` (default
-    RUN_DIR/evaluation/<split or data set>-<clips>x<crops>).
+    RUN_DIR/evaluation/<split or data set>-<clips>x<crops>, with "-flip" when every view is mirrored too).
     """
     import torch
 
@@ -120,7 +122,9 @@ def evaluate_run(
         log, progress = (lambda _: None), False
     run_dir = Path(run_dir)
     predictor = load_run(run_dir, device=device, precision=precision)
-    spec = predictor.view_spec(num_clips, num_crops)
+    spec = predictor.view_spec(num_clips, num_crops, flip)
+    if flip and predictor.flip_caveat():
+        log(predictor.flip_caveat())
     classes = predictor.classes
     seed = predictor.config.seed if predictor.config is not None else 42
     if data is not None:
@@ -133,7 +137,8 @@ def evaluate_run(
         if recorded != classes:
             raise BadInput(f"{run_dir}: splits.json classes {recorded} differ from the model's {classes}.")
         evaluated_on, name = f"{split} split", split
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / f"{name}-{num_clips}x{num_crops}"
+    views = f"{name}-{num_clips}x{num_crops}" + ("-flip" if flip else "")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / views
 
     mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
     local = predictor.run_views([ClipRequest(samples[i].path) for i in mine], spec, batch_size=batch_size,
@@ -157,6 +162,7 @@ def evaluate_run(
         "split": split if data is None else None,
         "num_clips": num_clips,
         "num_crops": num_crops,
+        "flip": flip,
         "num_videos": len(scored),
         "skipped_videos": len(result.errors),
         "skipped": [{"id": samples[i].id, "reason": r} for i, r in sorted(result.errors.items())],

@@ -133,15 +133,23 @@ class Predictor:
         from vjepa_tune.evaluation.views import ViewDataset, predict_views
 
         dataset = ViewDataset(requests, spec, infos, normalize=False)
-        self.prepare(len(requests) * spec.num_clips * spec.num_crops)
+        self.prepare(len(requests) * spec.num_clips * spec.views_per_clip)
         return predict_views(self.logits, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc,
                              unit=unit, progress=progress)
 
-    def view_spec(self, num_clips: int = 1, num_crops: int = 1) -> ViewSpec:
-        """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops."""
+    def flip_caveat(self) -> str | None:
+        """What to tell someone who asks for mirrored views of a run that never saw any in training."""
+        if self.data.hflip:
+            return None
+        return (f"warning: {self.run_dir} was trained without horizontal flips (--data.hflip false), so its actions "
+                "may read differently mirrored; --flip true averages them in anyway.")
+
+    def view_spec(self, num_clips: int = 1, num_crops: int = 1, flip: bool = False) -> ViewSpec:
+        """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops, each also
+        mirrored with `flip`."""
         from vjepa_tune.evaluation.views import ViewSpec
 
-        return ViewSpec.from_data(self.data, self.crop_size, num_clips, num_crops)
+        return ViewSpec.from_data(self.data, self.crop_size, num_clips, num_crops, flip)
 
     def logits(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """Logits (B, classes) as float32 on the CPU for clips (B, T, 3, crop, crop): normalised, or uint8 before
@@ -178,6 +186,7 @@ class Predictor:
         *,
         num_clips: int = 1,
         num_crops: int = 1,
+        flip: bool = False,
         batch_size: int = 8,
         num_workers: int = 0,
         progress: bool = True,
@@ -187,7 +196,7 @@ class Predictor:
         from vjepa_tune.evaluation.views import ClipRequest
 
         paths, single = _expand(videos)
-        result = self.run_views([ClipRequest(p) for p in paths], self.view_spec(num_clips, num_crops),
+        result = self.run_views([ClipRequest(p) for p in paths], self.view_spec(num_clips, num_crops, flip),
                                 batch_size=batch_size, num_workers=num_workers, desc="predicting", unit="video",
                                 progress=progress)
         predictions = [
@@ -204,6 +213,7 @@ class Predictor:
         min_score: float = DEFAULT_MIN_SCORE,
         min_length_s: float = 0.0,
         num_crops: int = 1,
+        flip: bool = False,
         batch_size: int = 8,
         num_workers: int = 0,
         progress: bool = True,
@@ -242,7 +252,7 @@ class Predictor:
                 requests.append(ClipRequest(path, (start, end)))
                 owners.append(n)
                 flags.append(whole)
-        result = self.run_views(requests, self.view_spec(1, num_crops), infos=infos, batch_size=batch_size,
+        result = self.run_views(requests, self.view_spec(1, num_crops, flip), infos=infos, batch_size=batch_size,
                                 num_workers=num_workers, desc="predicting windows", unit="window", progress=progress)
         by_video: dict[int, list[WindowPrediction]] = {}
         for i, (request, n) in enumerate(zip(requests, owners, strict=True)):
