@@ -38,38 +38,40 @@ def test_the_demos_best_strategy_reaches_80_percent_on_the_four_actions(demo_res
     assert max(accuracy.values()) >= 0.80, accuracy
 
 
-def test_the_demos_best_run_labels_a_long_video_of_joined_clips_shot_by_shot(demo_result: Path, tmp_path: Path) -> None:
-    """Issue 6's detection check on the demo: 24 fresh 2-second clips of the four actions, each in its own scene as
-    the demo draws them, joined into one 48-second video and labelled by the demo's best run (by validation
-    accuracy, as its report picks it) with windows as long as a demo video. Every join is found and nothing else,
-    and laying the windows out shot by shot labels far more of the video right than windows across the cuts.
-
-    The issue's goal is 80% of the frames; the bundled `tiny`'s runs reach 78-80% on average over six such videos
-    (72-85% each; BENCHMARKS.md, "Long-video detection"), capped by their accuracy on single fresh clips (about
-    0.79), so the bounds here guard what holds (82% shot by shot against 61% across the cuts on this video, for
-    the seed-0 demo's best run) rather than the goal."""
+def test_the_demos_best_run_labels_80_percent_of_long_videos_of_joined_clips(demo_result: Path, tmp_path: Path) -> None:
+    """Issue 6's detection goal on the demo: six videos, each of 24 fresh 2-second clips of the four actions in turn,
+    each clip in its own scene as the demo draws them, joined back to back and labelled by the demo's best run (by
+    validation accuracy, as its report picks it) with windows as long as a demo video, laid out shot by shot, every
+    view also mirrored (`--flip true`). Every join is found and nothing else; together at least 80% of the frames
+    are labelled right (84% measured for the seed-0 demo, 70-94% per video; BENCHMARKS.md, "Long-video detection").
+    Without the cut search, windows across the joins label far less of the video right."""
     from vjepa_tune import load_run
     from vjepa_tune.data.synthetic import render_joined_clips, write_video
     from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE, DEMO_VARIETY
 
     metrics = {name: json.loads((demo_result / name / "metrics.json").read_text()) for name in GUIDE_STRATEGIES}
     best = max(GUIDE_STRATEGIES, key=lambda name: metrics[name]["best_val_acc"])
-    classes = ["sitting_down", "waving", "standing_up", "other"] * 6
-    joined = render_joined_clips(classes, 2 * DEMO_FPS, seed=1, size=DEMO_SIZE, variety=DEMO_VARIETY)
-    video = tmp_path / "joined.mp4"
-    write_video(video, joined.frames, fps=DEMO_FPS)
-    truth = joined.frame_labels()
     run = load_run(demo_result / best)
+    classes = ["sitting_down", "waving", "standing_up", "other"] * 6
     window_s = DEMO_FRAMES / DEMO_FPS
 
-    def labelled_right(cuts: bool) -> tuple[float, list[float]]:
+    def labelled_right(video: Path, truth: list[str], cuts: bool, flip: bool) -> tuple[float, list[float]]:
         result = run.predict_windows(video, window_s=window_s, stride_s=window_s / 4, min_score=0, progress=False,
-                                     cuts=cuts)
+                                     cuts=cuts, flip=flip)
         labels = result.label_at((i + 0.5) / DEMO_FPS for i in range(len(truth)))
         return sum(label == t for label, t in zip(labels, truth, strict=True)) / len(truth), result.cuts
 
-    shot_by_shot, cuts = labelled_right(cuts=True)
-    across_cuts, _ = labelled_right(cuts=False)
-    assert cuts == pytest.approx([2.0 * k for k in range(1, len(classes))]), "every join, nothing else"
-    assert shot_by_shot >= 0.75, f"{best}: {shot_by_shot:.1%} of the frames labelled right"
-    assert shot_by_shot >= across_cuts + 0.15, f"{best}: {shot_by_shot:.1%} shot by shot, {across_cuts:.1%} across"
+    fractions = []
+    for seed in range(1, 7):
+        joined = render_joined_clips(classes, 2 * DEMO_FPS, seed=seed, size=DEMO_SIZE, variety=DEMO_VARIETY)
+        video = tmp_path / f"joined-{seed}.mp4"
+        write_video(video, joined.frames, fps=DEMO_FPS)
+        fraction, cuts = labelled_right(video, joined.frame_labels(), cuts=True, flip=True)
+        assert cuts == pytest.approx([2.0 * k for k in range(1, len(classes))]), f"video {seed}: every join only"
+        fractions.append(fraction)
+        if seed == 1:
+            across_cuts, _ = labelled_right(video, joined.frame_labels(), cuts=False, flip=True)
+    mean = sum(fractions) / len(fractions)
+    shown = ", ".join(f"{f:.1%}" for f in fractions)
+    assert mean >= 0.80, f"{best}: {mean:.1%} of the frames labelled right ({shown})"
+    assert fractions[0] >= across_cuts + 0.15, f"{best}: {fractions[0]:.1%} shot by shot, {across_cuts:.1%} across"
