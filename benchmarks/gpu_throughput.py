@@ -443,8 +443,9 @@ class Bench:
         else:
             seconds = statistics.median(times)
             m.status = "ok"
-            m.ms_per_call = round(seconds * 1e3, 3)
-            m.ms_range = (round(min(times) * 1e3, 3), round(max(times) * 1e3, 3))
+            # Significant digits, not decimals: a CPU smoke run's calls take a fraction of a millisecond.
+            m.ms_per_call = significant(seconds * 1e3, 6)
+            m.ms_range = (significant(min(times) * 1e3, 6), significant(max(times) * 1e3, 6))
             clips_per_s = m.batch / seconds
             tflops = clips_per_s * m.flop_per_clip / 1e12
             ceiling = self.report["ceilings_tflops"].get(m.precision)

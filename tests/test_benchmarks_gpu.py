@@ -227,7 +227,7 @@ def test_end_to_end_times_every_stage_of_the_store_grid(end_to_end: types.Module
     assert "Goal: under 180 s of wall time" in text and "| **wall time** |" in text
 
 
-def test_end_to_end_sweeps_extraction_settings_before_the_grid(end_to_end_run: tuple[dict, str]) -> None:
+def test_end_to_end_sweeps_extraction_settings_after_the_grid(end_to_end_run: tuple[dict, str]) -> None:
     report, text = end_to_end_run
     store = report["store"]
     sweep = report["extraction_sweep"]

@@ -43,12 +43,18 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def grid(synth_root, store, tmp_path_factory) -> dict:
+    from vjepa_tune.models import loading
+
     out = tmp_path_factory.mktemp("compare-out")
     clips_before = BackboneCounter.clips
-    code, stdout = _main(_args(synth_root, out, store))
+    builds: list[str] = []
+    real = loading.load_model
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading, "load_model", lambda spec, **kw: builds.append(spec) or real(spec, **kw))
+        code, stdout = _main(_args(synth_root, out, store))
     folders = list(out.glob("compare-*"))
     return {"code": code, "stdout": stdout, "out": out, "folders": folders,
-            "clips": BackboneCounter.clips - clips_before}
+            "clips": BackboneCounter.clips - clips_before, "builds": builds}
 
 
 def _splits(run_dir: Path) -> dict[str, set[str]]:
@@ -71,6 +77,7 @@ def test_grid_trains_every_point_once_in_one_folder(grid) -> None:
             if line.startswith("[") and "test acc" in line]
     assert done == [f"[{k}/4] {name}" for k, name in enumerate(RUNS, start=1)]
     assert grid["clips"] == 16 + 8
+    assert grid["builds"] == ["random:tiny"], "the four runs copy one random model drawn once"
 
 
 def test_every_size_is_scored_on_the_same_videos_and_smaller_train_sets_nest(grid) -> None:

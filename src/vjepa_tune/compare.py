@@ -299,6 +299,7 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     from vjepa_tune.training import distributed
     from vjepa_tune.training.features import BackboneCounter
     from vjepa_tune.training.loop import make_accelerator
+    from vjepa_tune.training.setup import reusing_random_builds
 
     make_accelerator(base.precision)  # starts the process group under torchrun / accelerate launch
     if not distributed.is_main():
@@ -315,15 +316,16 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     calls_before, clips_before = BackboneCounter.calls, BackboneCounter.clips
 
     records: list[RunRecord] = []
-    for k, (point, cfg) in enumerate(zip(points, configs, strict=True), start=1):
-        cfg.run_name = point.name(grid)
-        run_dir = compare_dir / cfg.run_name
-        header = f"[{k}/{len(points)}] {cfg.run_name}"
-        record = _run_point(
-            point, cfg, run_dir, splits_by_size[point.videos_per_class], experiments_csv, header, log
-        )
-        records.append(record)
-        log(f"{header}: {_outcome(record)}")
+    with reusing_random_builds():  # the strategies of a grid start from the same random model
+        for k, (point, cfg) in enumerate(zip(points, configs, strict=True), start=1):
+            cfg.run_name = point.name(grid)
+            run_dir = compare_dir / cfg.run_name
+            header = f"[{k}/{len(points)}] {cfg.run_name}"
+            record = _run_point(
+                point, cfg, run_dir, splits_by_size[point.videos_per_class], experiments_csv, header, log
+            )
+            records.append(record)
+            log(f"{header}: {_outcome(record)}")
 
     calls = BackboneCounter.calls - calls_before
     clips = BackboneCounter.clips - clips_before

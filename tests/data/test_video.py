@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import os
 import random
 
 import av
@@ -278,30 +279,39 @@ def test_seeking_in_real_footage_gives_the_frames_sequential_decoding_gives(coun
         assert torch.equal(sought, read_frames(path, request, info, seek_after_s=None))
 
 
-class _DecodeInWorker(torch.utils.data.Dataset):
-    """Reads a video where a DataLoader runs it: its frames, and the threading its decoder was given."""
+def test_workers_share_the_cores_between_their_decoders_and_get_the_same_frames(make_video, monkeypatch):
+    """A DataLoader worker must not start one decoder thread per core (the workers already use the cores); every
+    decoding path (seek, sequential, thumbnails) asks `_choose_threads`."""
+    seen: list[tuple[str, int]] = []
+    real = video._choose_threads
 
-    def __init__(self, path):
-        self.path = path
+    def spy(stream):
+        real(stream)
+        seen.append((stream.thread_type.name, stream.thread_count))
 
-    def __len__(self) -> int:
-        return 1
+    monkeypatch.setattr(video, "_choose_threads", spy)
 
-    def __getitem__(self, _: int):
-        container = av.open(str(self.path))
-        stream = container.streams.video[0]
-        video._choose_threads(stream)
-        threading = (stream.thread_type.name, stream.thread_count)
-        container.close()
-        return read_frames(self.path, list(range(0, 40, 3))), threading
+    class Decode(torch.utils.data.Dataset):
+        def __init__(self, path):
+            self.path = path
 
+        def __len__(self) -> int:
+            return 2
 
-@pytest.mark.parametrize("kind", ["mp4-h264", "avi-mpeg4"])
-def test_workers_decode_single_threaded_and_get_the_same_frames(make_video, kind):
-    """A DataLoader worker must not start one decoder thread per core (the workers already use the cores)."""
-    path = make_video("v", 40, kind)
-    in_main = _DecodeInWorker(path)[0]
-    (in_worker,) = list(torch.utils.data.DataLoader(_DecodeInWorker(path), batch_size=None, num_workers=1))
-    assert torch.equal(in_main[0], in_worker[0])
-    assert tuple(in_worker[1]) == ("SLICE", 1)
-    assert in_main[1][0] == "AUTO"
+        def __getitem__(self, i: int):
+            seen.clear()  # in the worker process: what this item's decoding chose
+            frames = read_frames(self.path, list(range(0, 40, 3)) if i == 0 else [250, 260])
+            thumbs = list(video.iter_thumbnails(self.path, 8))
+            return frames, len(thumbs), list(seen)
+
+    path = make_video("v", 300, "mp4-h264")  # keyframe every 25 frames: item 1 seeks
+    in_main = [Decode(path)[i] for i in range(2)]
+    assert all(kind == "AUTO" for _, _, choices in in_main for kind, _ in choices)
+    workers = 2
+    in_workers = list(torch.utils.data.DataLoader(Decode(path), batch_size=None, num_workers=workers))
+    threads = video.decoder_threads(workers)
+    for (frames, thumbs, choices), (main_frames, main_thumbs, _) in zip(in_workers, in_main, strict=True):
+        assert torch.equal(frames, main_frames) and thumbs == main_thumbs == 300
+        assert len(choices) == 2 and all(count == threads for _, count in choices), choices
+    assert video.decoder_threads(14) == max(1, len(os.sched_getaffinity(0)) // 14)
+    assert video.decoder_threads(1) == len(os.sched_getaffinity(0))

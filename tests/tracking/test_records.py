@@ -307,3 +307,18 @@ def test_two_processes_appending_at_once_leave_every_row_intact(tmp_path) -> Non
         assert [line[model_col] for line in mine] == [
             f"w{w}-{i}-" + "x" * 3000 for i in range(ROWS_PER_WRITER)
         ]
+
+
+def test_a_run_recorded_before_a_setting_existed_reads_back_as_it_ran(tmp_path) -> None:
+    """Runs recorded before --cache.train_batch_size ran their stored-feature steps one --batch_size pass at a time;
+    resumed or reloaded, they must go on that way, while a run recorded with the setting keeps its value."""
+    cfg = TrainConfig(model="random:tiny")
+    path = write_config_yaml(tmp_path / "new", cfg)
+    assert read_config_yaml(path).cache.train_batch_size == cfg.cache.train_batch_size == 8
+    old = tmp_path / "old.yaml"
+    old.write_text(path.read_text().replace("  train_batch_size: 8\n", ""))
+    assert "train_batch_size" not in old.read_text()
+    assert read_config_yaml(old).cache.train_batch_size == 1
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("strategy: lora\n")
+    assert read_config_yaml(bare).cache.train_batch_size == 1

@@ -217,3 +217,24 @@ def test_stored_features_train_a_whole_step_per_pass_with_the_same_result(
         assert a["val_acc"] == b["val_acc"]
     assert fused["test"]["confusion"] == one_by_one["test"]["confusion"]
     assert main(["train", "--cache.train_batch_size", "0", "--data.root", str(synth_root)]) == 2
+
+
+def test_an_entry_left_unreadable_is_reported_by_its_dataset_index(synth_root: Path, tmp_path: Path) -> None:
+    """A video that probed fine but failed to decode during extraction has no entry; the batch must name that video
+    (its index in the split), not its position in the batch."""
+    import torch
+
+    from vjepa_tune.config import TrainConfig
+    from vjepa_tune.data.samples import Sample
+    from vjepa_tune.training.features import FeatureDataset, StoreSpec, _save_entry, collate_features
+
+    cfg = TrainConfig()
+    videos = sorted(synth_root.rglob("*.mp4"))[:4]
+    samples = [Sample(path=p, label=i % 2, id=f"{p.parent.name}/{p.name}") for i, p in enumerate(videos)]
+    spec = StoreSpec(root=tmp_path, model_key="k", output="pooler", dtype="fp32", shape=(3,))
+    dataset = FeatureDataset(spec, cfg, samples, 0, unreadable={samples[2].id: "could not be decoded"})
+    for i in (1, 3):
+        _save_entry(dataset.paths[i], torch.full((3,), float(i)), "fp32")
+    batch = collate_features([dataset[1], dataset[2], dataset[3]])
+    assert batch["skipped"] == [2]
+    assert batch["index"].tolist() == [1, 3] and batch["inputs"][:, 0].tolist() == [1.0, 3.0]

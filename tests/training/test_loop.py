@@ -278,3 +278,19 @@ def test_read_ahead_yields_every_batch_in_order_and_raises_a_failed_read_where_i
     assert next(got) == [0]
     with pytest.raises(OSError, match="entry 5"):
         next(got)
+
+
+def test_reading_ahead_leaves_the_random_stream_as_a_dataloader_leaves_it() -> None:
+    """Dropout masks after the loader is made must not depend on whether batches come read ahead or loaded."""
+    from vjepa_tune.training.loop import Pipeline, _loader
+
+    def pipeline(read_ahead: bool) -> Pipeline:
+        return Pipeline(train_dataset=None, eval_dataset=None, forward=None, collate=list, read_ahead=read_ahead)
+
+    draws = []
+    for read_ahead in (False, True):
+        torch.manual_seed(0)
+        batches = iter(_loader(list(range(5)), [[0, 1], [2, 3, 4]], pipeline(read_ahead), 0))
+        draws.append(torch.rand(3))
+        assert list(batches) == [[0, 1], [2, 3, 4]]
+    assert torch.equal(draws[0], draws[1])

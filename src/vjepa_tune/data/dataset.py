@@ -151,15 +151,16 @@ def collate_clips(batch: list[dict[str, object] | SkippedClip]) -> dict[str, obj
     }
 
 
-_probed: dict[tuple[str, int, int], VideoInfo] = {}
-"""Infos of videos probed in this process, keyed by (path, size, modification time): `compare` probes the same 800
-videos once per strategy, 2 s each time on 16 cores. A changed file has a new key; failures are never kept."""
+_probed: dict[tuple[str, int, int, int, int], VideoInfo] = {}
+"""Infos of videos probed in this process, keyed by (path, inode, size, modification and change times): `compare`
+probes the same 800 videos once per strategy, 2 s each time on 16 cores. A rewritten or replaced file has a new key
+(a copy that keeps the modification time still gets a new change time); failures are never kept."""
 
 
 def _probe_one(sample: Sample) -> VideoInfo | str:
     try:
         stat = os.stat(sample.path)
-        key = (str(sample.path), stat.st_size, stat.st_mtime_ns)
+        key = (str(sample.path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     except OSError:
         key = None
     if key in _probed:

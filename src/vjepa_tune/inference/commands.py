@@ -196,7 +196,7 @@ def _build_evaluate(p: Any) -> None:
         "--out",
         type=Path | None,
         default=None,
-        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>).",
+        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>, -flip added with --flip).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
     _add_running_arguments(p)

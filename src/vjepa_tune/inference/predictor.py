@@ -141,8 +141,9 @@ class Predictor:
         """What to tell someone who asks for mirrored views of a run that never saw any in training."""
         if self.data.hflip:
             return None
-        return (f"warning: {self.run_dir} was trained without horizontal flips (--data.hflip false), so its actions "
-                "may read differently mirrored; --flip true averages them in anyway.")
+        run = self.run_dir if self.run_dir is not None else "this run"
+        return (f"warning: {run} was trained without horizontal flips (--data.hflip false), so its actions may read "
+                "differently mirrored; --flip true averages them in anyway.")
 
     def view_spec(self, num_clips: int = 1, num_crops: int = 1, flip: bool = False) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops, each also

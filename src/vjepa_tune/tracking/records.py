@@ -242,11 +242,18 @@ def read_config_yaml(path: Path) -> TrainConfig:
                 f"configuration file {path}: '{group}' must be a mapping of its settings "
                 f"(such as '{group}:' then indented keys), found {values[group]!r}."
             )
+    for (group, name), value in _ADDED_SINCE.items():
+        if name not in (values.get(group) or {}):
+            values[group] = {**(values.get(group) or {}), name: value}
     try:
         return from_plain(TrainConfig, values)
     except BadInput as exc:
         raise BadInput(f"configuration file {path}: {exc}") from None
 
+
+_ADDED_SINCE: dict[tuple[str, str], Any] = {("cache", "train_batch_size"): 1}
+"""Settings added after runs began to be recorded, with the value a run recorded without them ran with: a resumed or
+reloaded older run goes on exactly as it started (its stored-feature steps one `--batch_size` pass at a time)."""
 
 _GROUPS = tuple(
     f.name

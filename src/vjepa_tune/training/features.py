@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vjepa_tune.config import TrainConfig
+from vjepa_tune.data.dataset import SkippedClip
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.errors import BadInput
 
@@ -393,17 +394,20 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> dict[str, Any] | None:
-        if self.samples[i].id in self.unreadable:
-            return None
+    def __getitem__(self, i: int) -> dict[str, Any] | SkippedClip:
+        sample = self.samples[i]
+        if sample.id in self.unreadable:
+            return SkippedClip(index=i, sample_id=sample.id, reason=self.unreadable[sample.id])
         # In the stored dtype: the model's forward casts it (exactly) to its own.
         return {"inputs": load_entry(self.paths[i], self.spec.dtype, as_stored=True), "labels": self.samples[i].label,
                 "index": i}
 
 
 def collate_features(batch: list[Any]) -> dict[str, Any]:
-    kept = [b for b in batch if b is not None]
-    skipped = [i for i, b in enumerate(batch) if b is None]
+    """Stack the stored features of a batch; `skipped` lists the dataset indices of videos that could not be read
+    (as `collate_clips` does), so the run reports the right videos."""
+    kept = [b for b in batch if not isinstance(b, SkippedClip)]
+    skipped = [b.index for b in batch if isinstance(b, SkippedClip)]
     if not kept:
         return {"inputs": torch.empty(0), "labels": torch.empty(0, dtype=torch.long),
                 "index": torch.empty(0, dtype=torch.long), "skipped": skipped}

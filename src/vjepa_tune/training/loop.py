@@ -203,6 +203,9 @@ class _PlannedBatches(torch.utils.data.Sampler[list[int]]):
 def _loader(dataset: Dataset, batches: list[list[int]], pipeline: Pipeline, num_workers: int
             ) -> Iterable[dict[str, Any]]:
     if pipeline.read_ahead and num_workers == 0:
+        # A DataLoader draws its workers' base seed from the global generator when iterated; draw it too, so that
+        # what follows (dropout masks) is the same whichever way the batches come.
+        torch.empty((), dtype=torch.int64).random_()
         return _read_ahead(dataset, batches, pipeline.collate)
     return DataLoader(dataset, batch_sampler=_PlannedBatches(batches), num_workers=num_workers,
                       collate_fn=pipeline.collate, persistent_workers=False)

@@ -8,8 +8,9 @@ recomputing them, so a changed data folder cannot shift a half-finished run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,19 @@ def frozen_fingerprint(model: torch.nn.Module) -> float:
 
 
 class _LastRandomBuild:
-    """The last `random:ARCH` base model built in this process, before any strategy touched it.
+    """The last `random:ARCH` base model built inside `reusing_random_builds`, before any strategy touched it.
 
     Drawing a ViT-L's 375 M weights takes 9-11 s on a CPU, and `compare` builds the same model from the same seed
     for each strategy; a copy takes under a second. The RNG state after the build is kept too, so that what is
-    drawn next (LoRA's A matrices) is the same whether the model was built or copied. One model is kept, so a
-    process holds at most one spare copy; checkpoints are not cached (their files may change between runs).
+    drawn next (LoRA's A matrices) is the same whether the model was built or copied. Only one model is kept, and
+    only while a grid runs (a spare ViT-L is 1.5 GB); checkpoints are not cached (their files may change).
     """
 
     def __init__(self) -> None:
+        self.active = False
+        self.clear()
+
+    def clear(self) -> None:
         self.key: tuple | None = None
         self.model: torch.nn.Module | None = None
         self.rng_after: torch.Tensor | None = None
@@ -98,6 +103,17 @@ class _LastRandomBuild:
 _last_random_build = _LastRandomBuild()
 
 
+@contextlib.contextmanager
+def reusing_random_builds() -> Iterator[None]:
+    """While inside, a `random:ARCH` model built once is copied for the next build of it (same classes, seed)."""
+    _last_random_build.active = True
+    try:
+        yield
+    finally:
+        _last_random_build.active = False
+        _last_random_build.clear()
+
+
 def build_model(model_spec: str, strategy: str, lora: Any, classes: list[str], seed: int, log: Log,
                 gradient_checkpointing: bool = False) -> torch.nn.Module:
     """The base model with the strategy applied; weights it must initialise itself are drawn from the run seed."""
@@ -107,12 +123,13 @@ def build_model(model_spec: str, strategy: str, lora: Any, classes: list[str], s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(key_seed(seed, "init"))
         key = (model_spec, tuple(classes), seed)
-        if model_spec.startswith(RANDOM_PREFIX) and _last_random_build.key == key:
+        reuse = _last_random_build.active and model_spec.startswith(RANDOM_PREFIX)
+        if reuse and _last_random_build.key == key:
             model = copy.deepcopy(_last_random_build.model)
             torch.set_rng_state(_last_random_build.rng_after)
         else:
             model = load_model(model_spec, num_labels=len(classes), id2label=dict(enumerate(classes)), log=log)
-            if model_spec.startswith(RANDOM_PREFIX):
+            if reuse:
                 _last_random_build.keep(key, model, torch.get_rng_state())
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
