@@ -351,13 +351,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables here.")
     args = parser.parse_args(argv)
     args.strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
-    try:
-        args.extraction_sweep = [tuple(int(n) for n in pair.split(":")) for pair in args.extraction_sweep.split(",")
-                                 if pair.strip()]
-    except ValueError:
+    pairs = [pair.split(":") for pair in args.extraction_sweep.split(",") if pair.strip()]
+    if not all(len(p) == 2 and p[0].strip().isdigit() and p[1].strip().isdigit() and int(p[1]) >= 1 for p in pairs):
         parser.error(f"--extraction_sweep takes WORKERS:BATCH pairs such as 14:8,8:32, got {args.extraction_sweep!r}")
-    if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1 for pair in args.extraction_sweep):
-        parser.error(f"--extraction_sweep takes WORKERS:BATCH pairs such as 14:8,8:32, got {args.extraction_sweep!r}")
+    args.extraction_sweep = [(int(workers), int(batch)) for workers, batch in pairs]
     return args
 
 
@@ -402,27 +399,27 @@ def main(argv: list[str] | None = None) -> int:
 
         instrument(clock)
         full_size = ["--num_epochs", str(args.epochs), "--data.videos_per_class", str(args.videos_per_class)]
-        common = ["compare", "--data.root", str(summary.root), "--model", args.model,
-                  "--strategies", ",".join(args.strategies), "--num_workers", str(args.num_workers),
-                  "--cache.dir", str(work / "store")]
-        if args.cache_batch_size is not None:
-            common += ["--cache.batch_size", str(args.cache_batch_size)]
+
+        def compare_argv(strategies: list[str], workers: int, store: Path, batch: int | None) -> list[str]:
+            argv = ["compare", "--data.root", str(summary.root), "--model", args.model, "--strategies",
+                    ",".join(strategies), "--num_workers", str(workers), "--cache.dir", str(store)]
+            return argv + (["--cache.batch_size", str(batch)] if batch is not None else [])
+
+        common = compare_argv(args.strategies, args.num_workers, work / "store", args.cache_batch_size)
         store_argv = [*common, *full_size, "--out", str(work / "runs-store")]
         report["store"] = run_grid("store on", store_argv, clock, progress)
         report.pop("in_progress", None)
         save()
         print(markdown(report), flush=True)
         # After the grid, so that the grid does not find the random model built or the videos probed already.
-        if args.extraction_sweep:
-            report["extraction_sweep"] = []
         for workers, batch in args.extraction_sweep:
             name = f"sweep-{workers}w-{batch}b"
-            argv = ["compare", "--data.root", str(summary.root), "--model", args.model, "--strategies", "head_only",
-                    "--num_workers", str(workers), "--cache.batch_size", str(batch),
-                    "--cache.dir", str(work / name / "store"), *full_size, "--out", str(work / name / "runs")]
+            argv = [*compare_argv(["head_only"], workers, work / name / "store", batch), *full_size,
+                    "--out", str(work / name / "runs")]
             grid = run_grid(f"extraction, {workers} workers, batch {batch}", argv, clock)
-            report["extraction_sweep"].append({"num_workers": workers, "cache_batch_size": batch,
-                                               "clips": grid["backbone_clips"], "stages_s": grid["stages_s"]})
+            report.setdefault("extraction_sweep", []).append({
+                "num_workers": workers, "cache_batch_size": batch, "clips": grid["backbone_clips"],
+                "stages_s": grid["stages_s"]})
             save()
             shutil.rmtree(work / name, ignore_errors=True)  # 12 GB of features each
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from vjepa_tune.config import DataConfig
 from vjepa_tune.data.samples import DatasetIndex, Sample
 from vjepa_tune.data.sources import VIDEO_EXTENSIONS, read_dataset
-from vjepa_tune.data.video import UnreadableVideo, probe_video
+from vjepa_tune.data.video import UnreadableVideo, decoder_threads, probe_video, usable_cpus
 from vjepa_tune.errors import BadInput
 
 OUTPUT_EXTENSION = ".mp4"
@@ -428,10 +428,6 @@ def _remove_stale_parts(out: Path) -> None:
                 Path(dirpath, name).unlink(missing_ok=True)
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _list_file(index: DatasetIndex, data: DataConfig, root: Path) -> Path | None:
     """The explicit list file the list reader used (looked up as it looks: as given, then under the root)."""
     if index.format != "list" or data.list_file is None:
@@ -528,8 +524,8 @@ def prepare_dataset(
     _remove_stale_parts(out)
     _save_manifest(out, root, short_side, failed_before)
 
-    workers = _cpu_count() if workers is None else workers
-    threads = max(1, _cpu_count() // max(1, min(workers, len(videos) or 1)))
+    workers = usable_cpus() if workers is None else workers
+    threads = decoder_threads(min(workers, len(videos) or 1))
     jobs, skipped = [], 0
     for rel in videos:
         target = out / output_name(rel)

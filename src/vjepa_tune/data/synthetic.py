@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from vjepa_tune.data.motions import CLASS_MOTIONS, CLASSES, MOTIONS, Pose, blend_poses
+from vjepa_tune.data.video import usable_cpus
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import keyed_random
 
@@ -1103,15 +1104,8 @@ def synthesize(
     )
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (a container's limit, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _run_jobs(out_dir: Path, jobs: list[_Job], fps: int, workers: int | None, progress: bool) -> None:
-    count = min(len(jobs), _usable_cpus() if workers is None else workers)
+    count = min(len(jobs), usable_cpus() if workers is None else workers)
     bar = tqdm(total=len(jobs), unit="video", desc="synth", disable=None if progress else True)
     try:
         if count <= 1:

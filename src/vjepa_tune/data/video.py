@@ -280,9 +280,17 @@ def _choose_threads(stream: av.video.stream.VideoStream) -> None:
     stream.thread_count = threads
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def decoder_threads(workers: int) -> int:
-    """Decoding threads for each of `workers` DataLoader workers: the cores this process may use, shared out."""
-    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+    """Codec threads for each of `workers` processes decoding (or encoding) side by side: the usable CPUs shared
+    out, at least one each."""
+    return max(1, usable_cpus() // max(1, workers))
 
 
 def _read_after_seek(path: Path, needed: list[int], info: VideoInfo, key: int) -> dict[int, np.ndarray]:

@@ -114,8 +114,8 @@ def _run_predict(a: Any) -> int:
     if not paths:
         raise BadInput(f"no video files found in {', '.join(a.videos)}.")
     predictor = load_run(a.run_dir, device=a.device, precision=a.precision)
-    if a.flip and predictor.flip_caveat():
-        print(predictor.flip_caveat(), file=sys.stderr)
+    if caveat := predictor.flip_caveat(a.flip):
+        print(caveat, file=sys.stderr)
     common = {"num_crops": a.num_crops, "flip": a.flip, "batch_size": a.batch_size, "num_workers": a.num_workers}
     if a.window is not None:
         predictions = predictor.predict_windows(

@@ -123,8 +123,8 @@ def evaluate_run(
     run_dir = Path(run_dir)
     predictor = load_run(run_dir, device=device, precision=precision)
     spec = predictor.view_spec(num_clips, num_crops, flip)
-    if flip and predictor.flip_caveat():
-        log(predictor.flip_caveat())
+    if caveat := predictor.flip_caveat(flip):
+        log(caveat)
     classes = predictor.classes
     seed = predictor.config.seed if predictor.config is not None else 42
     if data is not None:

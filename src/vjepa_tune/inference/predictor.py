@@ -137,9 +137,9 @@ class Predictor:
         return predict_views(self.logits, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc,
                              unit=unit, progress=progress)
 
-    def flip_caveat(self) -> str | None:
-        """What to tell someone who asks for mirrored views of a run that never saw any in training."""
-        if self.data.hflip:
+    def flip_caveat(self, flip: bool) -> str | None:
+        """What to tell someone who asks for mirrored views (`flip`) of a run that never saw any in training."""
+        if not flip or self.data.hflip:
             return None
         run = self.run_dir if self.run_dir is not None else "this run"
         return (f"warning: {run} was trained without horizontal flips (--data.hflip false), so its actions may read "

@@ -243,8 +243,9 @@ def read_config_yaml(path: Path) -> TrainConfig:
                 f"(such as '{group}:' then indented keys), found {values[group]!r}."
             )
     for (group, name), value in _ADDED_SINCE.items():
-        if name not in (values.get(group) or {}):
-            values[group] = {**(values.get(group) or {}), name: value}
+        settings = values.get(group) or {}
+        if name not in settings:
+            values[group] = {**settings, name: value}
     try:
         return from_plain(TrainConfig, values)
     except BadInput as exc:
