@@ -1,0 +1,88 @@
+"""Run folders written by earlier versions keep working: they load, resume, evaluate, predict and export.
+
+tests/fixtures/runs/ was made by scripts/make_run_fixtures.py at commit dc2d1a0 and is never remade: a `lora` run on
+the bundled `tiny` that finished, and one killed after its first epoch's checkpoint. Their records name the folders
+they were made in (under `WORK`); each test copies them and substitutes where the copy lies, as a user whose data
+moved would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vjepa_tune.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs"
+WORK = "/tmp/vjepa-tune-run-fixtures"
+CLASSES = ["other", "sitting_down", "standing_up", "waving"]
+
+
+@pytest.fixture()
+def old_runs(tmp_path: Path) -> Path:
+    """A copy of the fixtures laid out as they were made: data/, runs/{finished,interrupted}, runs/experiments.csv."""
+    shutil.copytree(FIXTURES / "data", tmp_path / "data")
+    for name in ("finished", "interrupted"):
+        shutil.copytree(FIXTURES / name, tmp_path / "runs" / name)
+    shutil.copy2(FIXTURES / "experiments.csv", tmp_path / "runs" / "experiments.csv")
+    for path in [*(tmp_path / "runs").glob("*/config.yaml"), tmp_path / "runs" / "experiments.csv"]:
+        path.write_text(path.read_text(encoding="utf-8").replace(WORK, str(tmp_path)), encoding="utf-8")
+    return tmp_path
+
+
+def test_the_fixtures_are_what_the_old_code_wrote() -> None:
+    finished, interrupted = FIXTURES / "finished", FIXTURES / "interrupted"
+    assert (finished / "metrics.json").is_file() and not (finished / "checkpoint").exists()
+    assert (interrupted / "checkpoint" / "state.pt").is_file() and not (interrupted / "metrics.json").exists()
+    assert json.loads((finished / "model" / "model.json").read_text())["classes"] == CLASSES
+
+
+def test_an_old_finished_run_loads_and_predicts_in_python(old_runs: Path) -> None:
+    from vjepa_tune import load_run
+
+    predictor = load_run(old_runs / "runs" / "finished")
+    video = old_runs / "data" / "waving" / "waving_0000.mp4"
+    prediction = predictor.predict(video, progress=False)
+    assert predictor.classes == CLASSES
+    assert prediction.label in CLASSES
+    assert abs(float(prediction.probs.sum()) - 1.0) < 1e-5
+
+
+def test_an_old_finished_run_evaluates_and_predicts_from_the_command_line(old_runs: Path, capsys) -> None:
+    run = old_runs / "runs" / "finished"
+    assert main(["evaluate", str(run), "--split", "test", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    recorded = json.loads((run / "splits.json").read_text())
+    assert metrics["num_videos"] == len(recorded["test"]) == 4
+    out = old_runs / "predictions.csv"
+    assert main(["predict", str(run), str(old_runs / "data"), "--out", str(out)]) == 0
+    assert len(out.read_text().strip().splitlines()) == 1 + 24
+
+
+def test_an_old_finished_run_exports_as_adapter_and_merged(old_runs: Path) -> None:
+    from transformers import VJEPA2ForVideoClassification
+
+    run = old_runs / "runs" / "finished"
+    assert main(["export", str(run), str(old_runs / "adapter")]) == 0
+    assert (old_runs / "adapter" / "adapter_config.json").is_file()
+    assert main(["export", str(run), str(old_runs / "merged"), "--merge"]) == 0
+    model = VJEPA2ForVideoClassification.from_pretrained(old_runs / "merged")
+    assert [model.config.id2label[i] for i in range(4)] == CLASSES
+
+
+def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
+    import torch
+
+    run = old_runs / "runs" / "interrupted"
+    state = torch.load(run / "checkpoint" / "state.pt", map_location="cpu", weights_only=False)
+    first_epoch = state["train_state"]["history"][0]
+    assert main(["train", "--resume", "auto", "--out", str(old_runs / "runs")]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["history"]] == [1, 2]
+    assert metrics["history"][0] == first_epoch
+    rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and str(run.resolve()) in rows[-1]
+    assert main(["evaluate", str(run), "--split", "val"]) == 0
