@@ -41,8 +41,11 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
+_PLAIN = "import sys; from vjepa_tune.cli import main; raise SystemExit(main(sys.argv[1:]))"
+
+
 def _train(args: list[str], kill: bool) -> None:
-    code = _KILL_IN_SECOND_EPOCH if kill else "import sys; from vjepa_tune.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    code = _KILL_IN_SECOND_EPOCH if kill else _PLAIN
     result = subprocess.run([sys.executable, "-c", code, *args], check=False)
     expected = 137 if kill else 0
     if result.returncode != expected:
