@@ -3,15 +3,16 @@
     {"database": {VIDEO_KEY: {"subset": "test", "duration": 212.3, "fps": 30.0,
                               "annotations": [{"label": "waving", "label_id": 1, "segment": [3.2, 7.9]}]}}}
 
-This is the layout of ActionFormer's `thumos14.json`, kept exactly so that ActionFormer (and OpenTAD, which reads the
-same files) takes our files unchanged: its THUMOS14 dataset reads `database`, and per video `subset` (compared in
-lower case with the split names), `fps` (unless the config sets `default_fps`), `duration` and `annotations`, each
-with `label`, `label_id` (its class index: it builds `label -> label_id` from every video and asserts it has
-`num_classes` entries) and `segment` ([start, end] in seconds); its evaluation reads `label_id` too. So every one of
-these keys is required here, a label has one id and an id one label across the whole file, and ids are class
-indices (whole numbers >= 0). Any other key (ActivityNet's `version`, `taxonomy`, `url`, `resolution`; THUMOS's
-`segment(frames)`) is kept as it is and written back; subsets other than the usual training/validation/test are
-allowed.
+This is the layout of ActionFormer's `thumos14.json`, kept exactly so that ActionFormer takes our files unchanged:
+its THUMOS14 dataset (`libs/datasets/thumos14.py`) reads `database`, and per video `subset` (compared in lower case
+with the split names), `fps` (unless the config sets `default_fps`), `duration` and `annotations`, each with `label`,
+`label_id` (its class index: it builds `label -> label_id` from every video and asserts it has `num_classes`
+entries) and `segment` ([start, end] in seconds); its evaluation reads `label_id` too. So every one of these keys is
+required here, a label has one id and an id one label across the whole file, and ids are class indices (whole
+numbers >= 0). They need not run 0..n-1 here, since a file may hold only some of a model's classes; ActionFormer
+trains only on a file whose ids are exactly 0..num_classes-1, each in use. Any other key (ActivityNet's `version`,
+`taxonomy`, `url`, `resolution`; THUMOS's `segment(frames)`) is kept as it is and written back; subsets other than
+the usual training/validation/test are allowed.
 
 A segment must end after it starts, start at 0 or later and end within the video: by the duration plus half a
 frame, since durations and times are both rounded to frames. This module is the one reader and writer of the file.

@@ -1,9 +1,9 @@
 """Temporal action detection scored as the field scores it: average precision per class at temporal IoU thresholds.
 
 The computation is ActivityNet's official evaluation (`Evaluation/eval_detection.py`:
-`compute_average_precision_detection` with `utils.interpolated_prec_rec`), which ActionFormer, OpenTAD and the
-THUMOS14 papers all report through; on the same inputs without tied scores our numbers are theirs. For each class
-and tIoU threshold:
+`compute_average_precision_detection` with `utils.interpolated_prec_rec`), which ActionFormer copies into its
+`libs/utils/metrics.py` and reports THUMOS14 with; on the same inputs, short of the ties below, our numbers are
+theirs. For each class and tIoU threshold:
 
 - the class's detections from every video are ranked by score, highest first;
 - in that order, each detection takes the ground-truth segment of its video and class, not yet taken at this
@@ -19,11 +19,13 @@ Where the official code leaves a choice open, this module decides:
   sort of -score, as COCO's evaluation does (`np.argsort(-scores, kind='mergesort')`). The official code's
   `argsort()[::-1]` puts equal scores in whatever order numpy's unstable sort leaves, reversed (for 16 or fewer
   detections of a class the later first; beyond that it depends on numpy's version and the CPU), so no fixed rule
-  reproduces it; with tied scores our AP can differ from theirs by the order of the tie, never otherwise.
-- A detection with equal tIoU to two free ground-truth segments takes the one listed first.
-- The classes are those of the ground truth: a class with ground truth but no detection has AP 0 and counts in
-  the mean (as the official code does); detections of a class without ground truth have no AP (there is no recall
-  to measure), are left out of the mean as the official code leaves them out, and are reported by count.
+  reproduces it, and with tied scores our AP can differ from theirs.
+- A detection with equal tIoU to two free ground-truth segments takes the one listed first (the official code's
+  reversed argsort takes the later for short lists). Which one it takes only matters to later detections.
+- The classes are those of the ground truth, as in the official code: a class with ground truth but no detection
+  has AP 0 and counts in the mean; detections of a class without ground truth have no AP (there is no recall to
+  measure), are left out of the mean and are reported by count. (The official loader fails on such a label;
+  ActionFormer's copy leaves its id unmapped, where it can land on another class's index.)
 - A video with no ground-truth segment is evaluated: every detection in it is a false positive. A detection for a
   video absent from the ground truth is refused (the official code counts it as a false positive, which silently
   lowers the score when the two sets of videos differ by mistake).
@@ -43,7 +45,10 @@ import numpy as np
 from vjepa_tune.errors import BadInput
 
 THUMOS14_TIOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-"""The THUMOS14 protocol: mAP at each of these and their mean. ActivityNet-1.3 uses 0.5, 0.55, ..., 0.95."""
+"""The THUMOS14 protocol: mAP at each of these and their mean. ActivityNet-1.3 uses 0.5, 0.55, ..., 0.95.
+
+Written out rather than ActionFormer's `np.linspace(0.3, 0.7, 5)`, whose second value is 0.39999999999999997: a
+tIoU of exactly 2/5 matches at both, only a tIoU within 3e-17 below 0.4 would tell them apart."""
 
 
 # ------------------------------------------------------------------------------------------------ segments
