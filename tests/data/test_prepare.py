@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,6 +139,36 @@ def test_list_file_naming_avi_videos_is_rewritten(tmp_path):
         f"{tmp_path / 'out2' / 'clips' / 'd.mp4'} run\n"
     )
     assert again.readback == []
+
+
+@pytest.mark.parametrize("declared", ["group_pattern", "list_groups"])
+def test_declared_groups_read_the_same_in_the_copy(declared, tmp_path, capsys):
+    """Group patterns search the name without its extension, so the .mp4 copy has the same groups; the summary's
+    `use:` line carries the group flag."""
+    root = tmp_path / "src"
+    lines = []
+    for name in ("walk", "run"):
+        for k in range(3):
+            path = root / "clips" / f"{name}{k}_clip1.avi"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, gray_clip([60] * 4, (32, 32)), fps=25)
+            lines.append(f"clips/{path.name} {name} {name}{k}")
+    (root / "all.txt").write_text("\n".join(lines) + "\n")
+    if declared == "group_pattern":
+        (root / "all.txt").write_text("".join(line.rsplit(" ", 1)[0] + "\n" for line in lines))
+        data = DataConfig(root=root, list_file=root / "all.txt", group_pattern=r"^(.+)_clip\d+$")
+        flags = "--data.group_pattern '^(.+)_clip\\d+$'"
+    else:
+        data = DataConfig(root=root, list_file=root / "all.txt", list_groups=True)
+        flags = "--data.list_groups true"
+
+    summary = prepare_dataset(data, tmp_path / "out", 32, workers=1, progress=False)
+    assert summary.readback == []
+    source = read_dataset(data)
+    copy = read_dataset(replace(data, root=tmp_path / "out", list_file=summary.list_file))
+    assert reading(copy) == reading(source)
+    assert {s.group for s in copy.samples} == {f"{n}{k}" for n in ("walk", "run") for k in range(3)}
+    assert summary.describe().endswith(f"--data.list_file {summary.list_file} {flags}")
 
 
 def gray_clip(levels: list[int], size: tuple[int, int] = (40, 56)) -> np.ndarray:

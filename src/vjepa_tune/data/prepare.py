@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -397,11 +398,14 @@ class PrepareSummary:
     frame at the missing frames' times, as training shows the source."""
     readback: list[str] = field(default_factory=list)
     """Differences found reading the copy back with the same --data settings (empty when it reads alike)."""
+    group_flags: list[str] = field(default_factory=list)
+    """The flags that declared groups (--data.group_pattern, --data.list_groups): the copy needs them too."""
 
     def data_flags(self) -> list[str]:
         flags = ["--data.root", str(self.out), "--data.format", self.format]
         if self.list_file is not None:
             flags += ["--data.list_file", str(self.list_file)]
+        flags += self.group_flags
         return flags
 
     def describe(self) -> str:
@@ -452,7 +456,7 @@ class PrepareSummary:
                 "  the copy reads back with the same videos, labels, groups and official splits, and every "
                 "transcoded video with its source's frames at their times"
             )
-        lines.append("use: " + " ".join(self.data_flags()))
+        lines.append("use: " + shlex.join(self.data_flags()))
         return "\n".join(lines)
 
 
@@ -713,4 +717,11 @@ def prepare_dataset(
         list_file=list_file,
         fewer_frames=fewer_frames,
         readback=readback,
+        group_flags=_group_flags(data),
     )
+
+
+def _group_flags(data: DataConfig) -> list[str]:
+    if data.group_pattern is not None:
+        return ["--data.group_pattern", data.group_pattern]
+    return ["--data.list_groups", "true"] if data.list_groups else []
