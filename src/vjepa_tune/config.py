@@ -252,10 +252,10 @@ def group_regex(data: DataConfig) -> re.Pattern[str] | None:
     try:
         compiled = re.compile(pattern)
     except (re.error, TypeError) as err:
-        raise BadInput(f"--data.group_pattern {pattern!r} is not a regular expression: {err}.") from None
+        raise BadInput(f"--data.group_pattern '{pattern}' is not a regular expression: {err}.") from None
     _require(
         compiled.groups >= 1,
-        f"--data.group_pattern {pattern!r} has no capture group: put the part of the file name that names the "
+        f"--data.group_pattern '{pattern}' has no capture group: put the part of the file name that names the "
         "group in parentheses, e.g. '^(.+)_clip\\d+$', or name it (?P<group>...).",
     )
     return compiled

@@ -467,8 +467,8 @@ def test_group_pattern_refuses_file_names_without_a_group_listing_the_first_few(
 @pytest.mark.parametrize(
     ("pattern", "message"),
     [
-        (r"rec(\d+", r"--data.group_pattern 'rec\(\\\\d\+' is not a regular expression"),
-        (r"rec\d+", r"--data.group_pattern 'rec\\\\d\+' has no capture group"),
+        (r"rec(\d+", r"--data.group_pattern 'rec\(\\d\+' is not a regular expression"),
+        (r"rec\d+", r"--data.group_pattern 'rec\\d\+' has no capture group"),
         (r"(?:rec)\d+", "has no capture group"),
     ],
 )

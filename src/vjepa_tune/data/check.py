@@ -82,8 +82,8 @@ def _split_section(
 
 
 UNCHECKED_LEAKS = (
-    "leaks between near-copies (clips cut from one recording) cannot be checked: the videos have no groups; "
-    f"declare them with {GROUP_FLAGS}"
+    "leaks between near-copies (clips cut from one recording) cannot be checked: the videos have no groups "
+    "(declare them with --data.group_pattern or --data.list_groups)"
 )
 
 

@@ -785,7 +785,7 @@ def _apply_group_pattern(index: DatasetIndex, pattern: re.Pattern[str]) -> None:
     unmatched = [os.path.basename(s.id) for s, g in zip(index.samples, groups, strict=True) if g is None]
     if unmatched:
         raise BadInput(
-            f"--data.group_pattern {pattern.pattern!r} finds no group in {len(unmatched)} of {len(groups)} video "
+            f"--data.group_pattern '{pattern.pattern}' finds no group in {len(unmatched)} of {len(groups)} video "
             f"file names: {_some(unmatched)}. It is searched in each file name without its folders and extension "
             "(e.g. 'rec7_clip1' of walk/rec7_clip1.mp4) and must capture a non-empty group in every one."
         )
@@ -794,7 +794,7 @@ def _apply_group_pattern(index: DatasetIndex, pattern: re.Pattern[str]) -> None:
         Sample(s.path, s.label, s.id, group, s.official_split) for s, group in zip(index.samples, groups, strict=True)
     ]
     index.notes.append(
-        f"groups from --data.group_pattern {pattern.pattern!r}: {len(set(groups))} groups"
+        f"groups from --data.group_pattern '{pattern.pattern}': {len(set(groups))} groups"
         + (f" (in place of the {index.format} format's own groups)." if replaced else ".")
     )
 
