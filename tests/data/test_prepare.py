@@ -299,6 +299,14 @@ def test_compare_frame_times_allows_up_to_half_a_nominal_frame_interval(tmp_path
     assert compare_frame_times(source, shorter) == "the copy holds 19 frames where the source lists 20"
 
 
+def test_frame_stamps_are_the_source_times_in_its_time_base_and_always_increase():
+    source = probe_like((0.0, 0.774, 0.774, 1.5), fps=15.0)  # a repeated timestamp, as some broken files have
+    assert prepare._frame_stamps(source, 4, Fraction(1, 1000)) == [0, 774, 775, 1500]
+    assert prepare._frame_stamps(source, 6, Fraction(1, 1000)) == [0, 774, 775, 1500, 1567, 1634]
+    slots = probe_like(tuple(float(t) / 15 for t in UNEVEN_SLOTS), fps=15.0)
+    assert prepare._frame_stamps(slots, 20, Fraction(1, 15)) == UNEVEN_SLOTS
+
+
 def probe_like(times: tuple[float, ...], fps: float) -> VideoInfo:
     interval = 1 / fps
     return VideoInfo(

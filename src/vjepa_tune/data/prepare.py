@@ -177,10 +177,14 @@ def _time_base(stream: av.VideoStream) -> Fraction:
 
 def _frame_stamps(info: VideoInfo, count: int, time_base: Fraction) -> list[int]:
     """Timestamps in `time_base` for `count` frames: frame i at the source's i-th frame time (presentation order,
-    from the first frame). Frames the container does not list (a decoder giving more than the probe counted)
-    follow the last at the typical interval; the read-back check then refuses the copy."""
+    from the first frame), strictly increasing as MP4 requires (a source's repeated timestamp moves one tick on).
+    Frames the container does not list (a decoder giving more than the probe counted) follow the last at the
+    typical interval; the read-back check then refuses the copy."""
     tick = float(time_base)
-    stamps = [round(t / tick) for t in info.frame_times[:count]]
+    stamps: list[int] = []
+    for seconds in info.frame_times[:count]:
+        stamp = round(seconds / tick)
+        stamps.append(stamp if not stamps or stamp > stamps[-1] else stamps[-1] + 1)
     step = max(1, round((info.duration_s - info.frame_times[-1]) / tick))
     while len(stamps) < count:
         stamps.append(stamps[-1] + step)
