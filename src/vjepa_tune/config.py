@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,16 @@ class DataConfig:
     """Layout of the data set; auto detects it from the files."""
     list_file: Path | None = None
     """For format=list: a file of `<path> <label>` lines (paths relative to the root or absolute)."""
+    group_pattern: str | None = None
+    """Group videos by their file name: a regular expression searched (re.search, so it may match part of the name)
+    in each video's file name without its folders and extension; its named group `group`, else its first capture
+    group, is the video's group, and videos of one group (clips cut from one recording) never go to two splits.
+    E.g. '^(.+)_clip\\d+$' groups rec7_clip1.mp4 and rec7_clip2.mp4 as rec7. Every video must match. Works for
+    every format (for ntu and ucf101 it replaces their performer or source-video groups); unset = the format's own
+    groups (none for folder, list, ssv2 and kinetics)."""
+    list_groups: bool = False
+    """For format=list: each line is `<path> <label> <group>`, the last whitespace-separated field being the
+    video's group (clips of one recording share one) and the one before it the label; paths may hold spaces."""
     task: Literal["action4", "all"] = "action4"
     """For ntu: action4 = the guide's sitting_down (A008), standing_up (A009), waving (A023) and other;
     all = every action."""
@@ -217,7 +228,37 @@ def validate_data(data: DataConfig) -> DataConfig:
     _require(
         0 <= data.random_erasing <= 1, f"--data.random_erasing must be in [0, 1], got {data.random_erasing!r}."
     )
+    group_regex(data)
     return data
+
+
+def group_regex(data: DataConfig) -> re.Pattern[str] | None:
+    """`--data.group_pattern` compiled (None when unset); a pattern that cannot name a group is refused by name."""
+    pattern = data.group_pattern
+    _require(
+        not (pattern is not None and data.list_groups),
+        "--data.group_pattern and --data.list_groups both declare groups; give one of them.",
+    )
+    _require(
+        data.list_groups in (True, False), f"--data.list_groups must be true or false, got {data.list_groups!r}."
+    )
+    _require(
+        data.format in ("auto", "list") or not data.list_groups,
+        f"--data.list_groups reads a group column from a list file, but --data.format is {data.format}; use "
+        "--data.group_pattern to take groups from file names instead.",
+    )
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, TypeError) as err:
+        raise BadInput(f"--data.group_pattern '{pattern}' is not a regular expression: {err}.") from None
+    _require(
+        compiled.groups >= 1,
+        f"--data.group_pattern '{pattern}' has no capture group: put the part of the file name that names the "
+        "group in parentheses, e.g. '^(.+)_clip\\d+$', or name it (?P<group>...).",
+    )
+    return compiled
 
 
 def to_plain(obj: Any) -> Any:

@@ -58,18 +58,25 @@ def write_video(
     fps: int = 25,
     pix_fmt: str = "yuv420p",
     times_ms: Sequence[int] | None = None,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
 ) -> Path:
-    """Encode frames (H, W, 3 RGB or H, W gray); `times_ms` gives each frame its own timestamp (VFR)."""
+    """Encode frames (H, W, 3 RGB or H, W gray); `times_ms` gives each frame its own timestamp (VFR), or `pts` in
+    `time_base` (default 1 / fps): AVI stores a time base of 1/15 as a nominal 15 fps, and a gap as skipped frames,
+    as cameras write variable-rate AVI."""
     height, width = frames[0].shape[:2]
+    if times_ms is not None:
+        pts, time_base = times_ms, Fraction(1, 1000)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps, options=dict(options or {}))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if times_ms is not None:
-            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        if pts is not None:
+            time_base = time_base or Fraction(1, fps)
+            stream.time_base = stream.codec_context.time_base = time_base
         for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="gray" if array.ndim == 2 else "rgb24")
-            if times_ms is not None:
-                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
@@ -77,7 +84,8 @@ def write_video(
 
 @pytest.fixture
 def make_video(tmp_path: Path) -> Callable[..., Path]:
-    """make_video(name, num_frames, kind="mp4-h264", size=(64, 64), times_ms=None) -> numbered video path."""
+    """make_video(name, num_frames, kind="mp4-h264", size=(64, 64), times_ms=None, fps=25, pts=None,
+    time_base=None) -> numbered video path (`name` may hold folders: they are made)."""
 
     def make(
         name: str,
@@ -85,11 +93,17 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
         kind: str = "mp4-h264",
         size: tuple[int, int] = (64, 64),
         times_ms: Sequence[int] | None = None,
+        fps: int = 25,
+        pts: Sequence[int] | None = None,
+        time_base: Fraction | None = None,
     ) -> Path:
         ext, codec, options = VIDEO_KINDS[kind]
         frames = [pattern_frame(i, *size) for i in range(num_frames)]
         path = tmp_path / f"{name}.{ext}"
-        return write_video(path, frames, codec=codec, options=options, times_ms=times_ms)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_video(
+            path, frames, codec=codec, options=options, fps=fps, times_ms=times_ms, pts=pts, time_base=time_base
+        )
 
     return make
 

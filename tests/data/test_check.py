@@ -146,6 +146,69 @@ def test_clean_data_set_is_ready(synth_sets):
     assert "cannot be checked" in format_report(report)
 
 
+def test_without_groups_check_says_leaks_cannot_be_checked_and_how_to_declare_them(synth_sets):
+    """A folder of clips may hold several clips of one recording: with no groups, `data check` cannot tell, so it
+    says so and names both ways to declare groups instead of calling the split leak-free."""
+    report = check_dataset(
+        DataConfig(root=synth_sets["folder"], frames_per_clip=FRAMES), workers=2, progress=False
+    )
+    assert report["split"]["leaks_checked"] is False and report["split"]["leaks"] == {}
+    verdict = report["verdict"]["text"]
+    assert "leak-free" not in verdict
+    assert "leaks between near-copies (clips cut from one recording) cannot be checked" in verdict
+    assert "--data.group_pattern" in verdict and "--data.list_groups" in verdict
+    leaks_line = next(line for line in format_report(report).splitlines() if line.startswith("leaks:"))
+    assert "cannot be checked" in leaks_line
+    assert "--data.group_pattern REGEX" in leaks_line and "--data.list_groups true" in leaks_line
+
+    # The caveat stays when there are warnings too.
+    short = check_dataset(DataConfig(root=synth_sets["folder"], frames_per_clip=16), workers=2, progress=False)
+    assert short["verdict"]["status"] == "warnings" and "cannot be checked" in short["verdict"]["text"]
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory) -> Path:
+    """Folder layout of 2 clips cut from each of 5 recordings per class: <class>/<recording>_clip<j>.mp4."""
+    root = tmp_path_factory.mktemp("recordings")
+    for label, name in enumerate(("run", "sit", "walk")):
+        (root / name).mkdir()
+        for k in range(5):
+            for j in range(2):
+                frames = np.full((FRAMES, 32, 32, 3), 40 * label + 8 * k + j, np.uint8)
+                write_video(root / name / f"{name}{k}_clip{j}.mp4", frames, fps=25)
+    return root
+
+
+def test_declared_groups_are_checked_for_leaks_from_the_command_line(recordings, capsys):
+    flags = ["data", "check", "--data.root", str(recordings), "--data.frames_per_clip", str(FRAMES)]
+    pattern = ["--data.group_pattern", r"^(.+)_clip\d+$"]
+    assert main([*flags, *pattern, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"]["method"] == "group"  # the default once groups are declared
+    assert report["split"]["leaks_checked"] is True and report["split"]["groups"] == 15
+    assert report["split"]["leaks"] == {}
+    assert report["verdict"]["text"] == (
+        "ready: every video is readable and the split is leak-free (15 groups, each in one split)"
+    )
+
+    assert main([*flags, *pattern, "--data.split", "random"]) == 0
+    text = capsys.readouterr().out
+    assert "groups have videos in more than one split" in text and "verdict: PROBLEMS" in text
+
+    assert main([*flags, "--data.group_pattern", r"^(run\d)_"]) == 2
+    err = capsys.readouterr().err
+    assert "--data.group_pattern" in err and "finds no group in 20 of 30 video file names" in err
+    assert main([*flags, "--data.group_pattern", "clip("]) == 2
+    assert "is not a regular expression" in capsys.readouterr().err
+
+
+def test_data_help_explains_both_ways_to_declare_groups(capsys):
+    assert main(["data", "check", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--data.group_pattern" in text and "re.search" in text and "without its folders and extension" in text
+    assert "--data.list_groups" in text and "<path> <label> <group>" in text
+
+
 def test_a_split_training_would_refuse_is_reported(folder_set):
     for path in sorted((folder_set / "waving").iterdir())[1:]:
         path.unlink()

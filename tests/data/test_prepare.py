@@ -1,11 +1,14 @@
 """`data prepare` on tiny synthetic data sets: the copy is a drop-in root (same videos, labels, groups,
-splits), every frame is kept in order, sizes shrink but never grow, reruns resume, and broken sources never
-stop a run."""
+splits), every frame is kept in order at its source's time, sizes shrink but never grow, reruns resume, and broken
+sources never stop a run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +16,19 @@ import pytest
 
 from vjepa_tune.cli import main
 from vjepa_tune.config import DataConfig
+from vjepa_tune.data import prepare
 from vjepa_tune.data.check import check_dataset
-from vjepa_tune.data.prepare import MANIFEST, output_size, prepare_dataset, rewrite_video_names
+from vjepa_tune.data.prepare import (
+    MANIFEST,
+    compare_frame_times,
+    output_size,
+    prepare_dataset,
+    rewrite_video_names,
+)
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import make_splits
 from vjepa_tune.data.synthetic import synthesize, write_video
-from vjepa_tune.data.video import probe_video, read_frames
+from vjepa_tune.data.video import VideoInfo, probe_video, read_frames
 from vjepa_tune.errors import BadInput
 
 SIZE = (64, 48)
@@ -131,6 +141,36 @@ def test_list_file_naming_avi_videos_is_rewritten(tmp_path):
     assert again.readback == []
 
 
+@pytest.mark.parametrize("declared", ["group_pattern", "list_groups"])
+def test_declared_groups_read_the_same_in_the_copy(declared, tmp_path, capsys):
+    """Group patterns search the name without its extension, so the .mp4 copy has the same groups; the summary's
+    `use:` line carries the group flag."""
+    root = tmp_path / "src"
+    lines = []
+    for name in ("walk", "run"):
+        for k in range(3):
+            path = root / "clips" / f"{name}{k}_clip1.avi"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, gray_clip([60] * 4, (32, 32)), fps=25)
+            lines.append(f"clips/{path.name} {name} {name}{k}")
+    (root / "all.txt").write_text("\n".join(lines) + "\n")
+    if declared == "group_pattern":
+        (root / "all.txt").write_text("".join(line.rsplit(" ", 1)[0] + "\n" for line in lines))
+        data = DataConfig(root=root, list_file=root / "all.txt", group_pattern=r"^(.+)_clip\d+$")
+        flags = "--data.group_pattern '^(.+)_clip\\d+$'"
+    else:
+        data = DataConfig(root=root, list_file=root / "all.txt", list_groups=True)
+        flags = "--data.list_groups true"
+
+    summary = prepare_dataset(data, tmp_path / "out", 32, workers=1, progress=False)
+    assert summary.readback == []
+    source = read_dataset(data)
+    copy = read_dataset(replace(data, root=tmp_path / "out", list_file=summary.list_file))
+    assert reading(copy) == reading(source)
+    assert {s.group for s in copy.samples} == {f"{n}{k}" for n in ("walk", "run") for k in range(3)}
+    assert summary.describe().endswith(f"--data.list_file {summary.list_file} {flags}")
+
+
 def gray_clip(levels: list[int], size: tuple[int, int] = (40, 56)) -> np.ndarray:
     return np.stack([np.full((*size, 3), level, np.uint8) for level in levels])
 
@@ -155,6 +195,167 @@ def test_every_frame_is_kept_in_order(suffix, tmp_path):
     frames = read_frames(info.path, range(30), info, seek_after_s=None)
     means = frames.float().mean(dim=(1, 2, 3)).numpy()
     np.testing.assert_allclose(means, levels, atol=2.5)
+
+
+UNEVEN_SLOTS = [0, 12, 21, 28, 32, 37, 38, 40, 41, 44, 56, 65, 77, 84, 93, 106, 116, 125, 133, 141]
+"""Frame times of a nominal 15 fps camera that skips frames, in 1/15 s: 20 frames over 9.5 s (1.3 s at 15 fps)."""
+UNEVEN_MS = [0, 774, 1369, 1858, 2144, 2462, 2556, 2679, 2752, 2959, 3702, 4307, 5133, 5616, 6185, 7060, 7732]
+"""The same kind of source with millisecond timestamps (Matroska's time base), off any 15 fps grid."""
+
+
+def numbered_source(make_video, name: str, kind: str) -> Path:
+    """A nominal 15 fps video with uneven frame times whose frames show their number (tests/data/conftest.py)."""
+    if kind.startswith("avi"):
+        return make_video(name, len(UNEVEN_SLOTS), kind, fps=15, pts=UNEVEN_SLOTS, time_base=Fraction(1, 15))
+    return make_video(name, len(UNEVEN_MS), kind, fps=15, pts=UNEVEN_MS, time_base=Fraction(1, 1000))
+
+
+def assert_same_frames_at_same_times(source: Path, copy: Path, pattern_number) -> None:
+    before, after = probe_video(source), probe_video(copy)
+    assert after.num_frames == before.num_frames
+    np.testing.assert_allclose(after.frame_times, before.frame_times, atol=1e-3)
+    assert after.duration_s == pytest.approx(before.duration_s, abs=1e-3)
+    frames = read_frames(copy, range(after.num_frames), after, seek_after_s=None)
+    assert [pattern_number(f.numpy()) for f in frames] == list(range(before.num_frames))
+
+
+@pytest.mark.parametrize("kind", ["avi-h264", "avi-mpeg4", "mkv-h264"])
+def test_a_variable_frame_rate_source_keeps_its_duration_and_every_frame_time(
+    kind, make_video, pattern_number, tmp_path
+):
+    """A camera's uneven timestamps (AVI: H.264 with B-frames, as NTU, and MPEG-4, as UCF-101; Matroska) are kept:
+    the copy is neither sped up to the nominal rate nor missing a frame. MP4 sources are not here: MP4 derives its
+    nominal rate from the timestamps, which hid the bug."""
+    source = numbered_source(make_video, "src/walk/clip", kind)
+    numbered_source(make_video, "src/run/clip", kind)
+    info = probe_video(source)
+    assert info.fps == pytest.approx(15) and info.duration_s > 2 * info.num_frames / 15  # really uneven
+
+    summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
+    assert_same_frames_at_same_times(source, tmp_path / "out" / "walk" / "clip.mp4", pattern_number)
+    assert (summary.transcoded, summary.failed, summary.differs) == (2, {}, {})
+    assert "every transcoded video with its source's frames at their times" in summary.describe()
+
+
+@pytest.mark.parametrize("kind", ["avi-h264", "avi-mpeg4", "mkv-h264", "mp4-h264"])
+def test_a_constant_rate_source_keeps_every_frame_and_its_time(kind, make_video, pattern_number, tmp_path):
+    """B-frames in AVI decode to out-of-order pts: the copy still holds frame i at the source's time i."""
+    source = make_video("src/walk/clip", 40, kind)
+    make_video("src/run/clip", 8, kind)
+    summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
+    assert (summary.transcoded, summary.failed, summary.differs) == (2, {}, {})
+    copy = tmp_path / "out" / "walk" / "clip.mp4"
+    assert_same_frames_at_same_times(source, copy, pattern_number)
+    assert probe_video(copy).frame_times == pytest.approx([i / 25 for i in range(40)], abs=1e-3)
+
+
+def test_a_copy_that_changes_frame_times_is_reported_and_the_source_kept(
+    make_video, monkeypatch, tmp_path
+):
+    """The read-back check compares frame times, not only that the copy opens: a transcode that evens out the
+    times (what `data prepare` once did) is caught, named, and the source copied unchanged in its place."""
+    source = numbered_source(make_video, "src/walk/uneven", "mkv-h264")
+    make_video("src/walk/even", 12, "mkv-h264")
+    make_video("src/run/even", 12, "mkv-h264")
+
+    def evenly_spaced(info, count, time_base):
+        return [round(i / float(prepare.nominal_rate(info)) / float(time_base)) for i in range(count)]
+
+    monkeypatch.setattr(prepare, "_frame_stamps", evenly_spaced)
+    summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
+    assert (summary.transcoded, summary.failed, list(summary.differs)) == (2, {}, ["walk/uneven.mkv"])
+    reason = summary.differs["walk/uneven.mkv"]
+    assert "in the copy but at" in reason and "the copy lasts 1.13 s against 8.26 s" in reason
+    text = summary.describe()
+    assert "failed the read-back check 1" in text
+    assert "error: walk/uneven.mkv: its copy did not keep the source's frames and times" in text
+    assert "every transcoded video with its source's frames at their times" not in text
+    assert (tmp_path / "out" / "walk" / "uneven.mp4").read_bytes() == source.read_bytes()
+    record = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert list(record["failed"]) == ["walk/uneven.mkv"]  # a rerun tries it again
+
+    monkeypatch.undo()
+    rerun = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
+    assert (rerun.transcoded, rerun.skipped, rerun.differs) == (1, 2, {})
+    assert probe_video(tmp_path / "out" / "walk" / "uneven.mp4").duration_s == pytest.approx(8.26, abs=0.01)
+
+
+def test_compare_frame_times_allows_up_to_half_a_nominal_frame_interval(tmp_path):
+    times = tuple(float(t) / 15 for t in UNEVEN_SLOTS)
+    source = probe_like(times, fps=15.0)
+    assert compare_frame_times(source, source) is None
+    nudged = probe_like(times[:-1] + (times[-1] + 0.4 / 15,), fps=30.0)  # the copy's own rate does not matter
+    assert compare_frame_times(source, nudged) is None
+    late = probe_like(times[:-1] + (times[-1] + 0.6 / 15,), fps=15.0)
+    assert "the last frame of 20 is at 9.440 s in the copy but at 9.400 s" in compare_frame_times(source, late)
+    moved = probe_like(times[:5] + (times[5] + 0.1,) + times[6:], fps=15.0)
+    assert "frame 5 of 20 is at 2.567 s in the copy but at 2.467 s" in compare_frame_times(source, moved)
+    evened = probe_like(tuple(i / 15 for i in range(20)), fps=15.0)
+    assert compare_frame_times(source, evened) == (
+        "the last frame of 20 is at 1.267 s in the copy but at 9.400 s in the source (more than half a frame "
+        "interval, 33.3 ms, apart): the copy lasts 1.33 s against 9.47 s"
+    )
+    shorter = probe_like(times[:-1], fps=15.0)
+    assert compare_frame_times(source, shorter) == "the copy holds 19 frames where the source lists 20"
+
+
+def test_frame_stamps_are_the_source_times_in_its_time_base_and_always_increase():
+    source = probe_like((0.0, 0.774, 0.774, 1.5), fps=15.0)  # a repeated timestamp, as some broken files have
+    assert prepare._frame_stamps(source, 4, Fraction(1, 1000)) == [0, 774, 775, 1500]
+    assert prepare._frame_stamps(source, 6, Fraction(1, 1000)) == [0, 774, 775, 1500, 1567, 1634]
+    slots = probe_like(tuple(float(t) / 15 for t in UNEVEN_SLOTS), fps=15.0)
+    assert prepare._frame_stamps(slots, 20, Fraction(1, 15)) == UNEVEN_SLOTS
+
+
+def probe_like(times: tuple[float, ...], fps: float) -> VideoInfo:
+    interval = 1 / fps
+    return VideoInfo(
+        path=Path("x.mp4"),
+        num_frames=len(times),
+        fps=fps,
+        duration_s=times[-1] + interval,
+        width=64,
+        height=64,
+        frame_times=times,
+    )
+
+
+def test_a_few_frames_the_decoder_does_not_give_are_shown_as_training_shows_them(
+    make_video, pattern_number, monkeypatch, tmp_path
+):
+    """A source that decodes to 2 frames fewer than it lists (XviD placeholders, a damaged tail): the copy keeps
+    the listed times and repeats the last decoded frame, as `read_frames` does for the source; more missing
+    frames than `read_frames` tolerates make the source unreadable, as for training."""
+    make_video("src/walk/clip", 30, "mkv-h264")
+    make_video("src/run/clip", 30, "mkv-h264")
+    make_video("src/run/damaged", 30, "mkv-h264")
+    original = prepare._decoded_frames
+
+    def losing_frames(container, stream, path):
+        keep = 10 if path.stem == "damaged" else 28
+        for n, frame in enumerate(original(container, stream, path)):
+            if n < keep:
+                yield frame
+
+    monkeypatch.setattr(prepare, "_decoded_frames", losing_frames)
+    summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
+    assert summary.transcoded == 2 and sorted(summary.fewer_frames) == ["run/clip.mkv", "walk/clip.mkv"]
+    assert "the decoder produced only 10 of the 30 frames" in summary.failed["run/damaged.mkv"]
+    copy = tmp_path / "out" / "walk" / "clip.mp4"
+    info = probe_video(copy)
+    assert info.frame_times == pytest.approx([i / 25 for i in range(30)], abs=1e-3)
+    frames = read_frames(copy, range(30), info, seek_after_s=None)
+    assert [pattern_number(f.numpy()) for f in frames] == [*range(28), 27, 27]
+    assert "repeat the last decoded frame" in summary.describe()
+
+
+def test_a_copy_made_before_frame_times_were_kept_is_not_resumed(folder_set, tmp_path):
+    out = tmp_path / "out"
+    prepare_dataset(DataConfig(root=folder_set), out, short_side=32, workers=1, progress=False)
+    record = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**record, "version": 1}))
+    with pytest.raises(BadInput, match="made by an earlier vjepa-tune.*prepare again into a new --out"):
+        prepare_dataset(DataConfig(root=folder_set), out, short_side=32, workers=1, progress=False)
 
 
 def test_output_size_keeps_aspect_never_upscales_and_stays_even():

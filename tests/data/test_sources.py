@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vjepa_tune.config import DataConfig
+from vjepa_tune.config import DataConfig, validate_data
 from vjepa_tune.data.samples import DatasetIndex
 from vjepa_tune.data.sources import (
     NTU_ACTION_NAMES,
@@ -419,6 +419,131 @@ def test_kinetics_without_any_video_is_refused(tmp_path):
     touch(tmp_path / "unrelated.mp4")
     with pytest.raises(BadInput, match="no videos found for --data.format kinetics"):
         read_dataset(DataConfig(root=tmp_path, format="kinetics"))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# declared groups: --data.group_pattern (any format) and --data.list_groups (list files)
+
+
+def groups_by_id(index: DatasetIndex) -> dict[str, str | None]:
+    return {s.id: s.group for s in index.samples}
+
+
+def test_group_pattern_groups_folder_videos_by_their_file_name_without_folders_or_extension(tmp_path):
+    for rel in ("walk/rec1_clip1.mp4", "walk/rec1_clip2.avi", "walk/day2/rec3_clip1.mp4", "run/rec1_clip3.mkv"):
+        touch(tmp_path / rel)
+    index = read_dataset(DataConfig(root=tmp_path, group_pattern=r"^(.+)_clip\d+$"))
+    assert groups_by_id(index) == {
+        "run/rec1_clip3.mkv": "rec1",  # one recording may hold clips of several classes: still one group
+        "walk/day2/rec3_clip1.mp4": "rec3",  # folders are not searched
+        "walk/rec1_clip1.mp4": "rec1",
+        "walk/rec1_clip2.avi": "rec1",
+    }
+    assert index.has_groups
+    assert any("groups from --data.group_pattern" in note and "2 groups" in note for note in index.notes)
+    # re.search: a partial pattern works; a named group `group` wins over an earlier capture group.
+    partial = read_dataset(DataConfig(root=tmp_path, group_pattern=r"(clip)?(?P<group>rec\d)"))
+    assert groups_by_id(partial) == groups_by_id(index)
+    first = read_dataset(DataConfig(root=tmp_path, group_pattern=r"rec(\d)_(clip)"))
+    assert set(groups_by_id(first).values()) == {"1", "3"}
+
+
+def test_group_pattern_refuses_file_names_without_a_group_listing_the_first_few(tmp_path):
+    touch(tmp_path / "walk" / "rec1_clip1.mp4")
+    for k in range(7):
+        touch(tmp_path / "run" / f"loose{k}.mp4")
+    with pytest.raises(BadInput, match="--data.group_pattern") as err:
+        read_dataset(DataConfig(root=tmp_path, group_pattern=r"^(rec\d+)_"))
+    text = str(err.value)
+    assert "finds no group in 7 of 8 video file names" in text
+    assert "loose0.mp4, loose1.mp4, loose2.mp4, loose3.mp4, loose4.mp4 and 2 more" in text
+    # The extension is not searched, so a pattern anchored on it finds nothing; an empty capture is no group.
+    with pytest.raises(BadInput, match="finds no group in 8 of 8"):
+        read_dataset(DataConfig(root=tmp_path, group_pattern=r"(\w+)\.mp4$"))
+    with pytest.raises(BadInput, match="finds no group in 7 of 8"):
+        read_dataset(DataConfig(root=tmp_path, group_pattern=r"^(rec\d+|)"))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"rec(\d+", r"--data.group_pattern 'rec\(\\d\+' is not a regular expression"),
+        (r"rec\d+", r"--data.group_pattern 'rec\\d\+' has no capture group"),
+        (r"(?:rec)\d+", "has no capture group"),
+    ],
+)
+def test_a_group_pattern_that_cannot_name_groups_is_refused_naming_the_flag(tmp_path, pattern, message):
+    touch(tmp_path / "walk" / "rec1.mp4")
+    data = DataConfig(root=tmp_path, group_pattern=pattern)
+    with pytest.raises(BadInput, match=message):
+        validate_data(data)
+    with pytest.raises(BadInput, match=message):
+        read_dataset(data)
+
+
+def test_list_groups_reads_the_last_field_as_the_group_and_paths_keep_their_spaces(tmp_path):
+    for name in ("my video 1.mp4", "my video 2.mp4", "b.mp4"):
+        touch(tmp_path / "clips" / name)
+    lines = (
+        "# path label group\nclips/my video 1.mp4 walk rec7\nclips/my video 2.mp4  run rec7\nclips/b.mp4\twalk\tr9\n"
+    )
+    list_file = write(tmp_path / "all.txt", lines, newline="\r\n")
+    index = read_dataset(DataConfig(root=tmp_path, list_file=list_file, list_groups=True))
+    assert index.format == "list" and index.classes == ["run", "walk"]
+    assert sorted((s.id, index.classes[s.label], s.group) for s in index.samples) == [
+        ("clips/b.mp4", "walk", "r9"),
+        ("clips/my video 1.mp4", "walk", "rec7"),
+        ("clips/my video 2.mp4", "run", "rec7"),
+    ]
+    assert any("2 groups (--data.list_groups)" in note for note in index.notes)
+    # Found and read without --data.list_file or --data.format: the root's only list, with its group column.
+    assert groups_by_id(read_dataset(DataConfig(root=tmp_path, list_groups=True))) == groups_by_id(index)
+
+
+def test_list_groups_line_without_a_group_names_the_file_and_line(tmp_path):
+    touch(tmp_path / "a.mp4")
+    list_file = write(tmp_path / "all.txt", "a.mp4 walk rec1\na.mp4 walk\n")
+    with pytest.raises(BadInput, match=r"all\.txt, line 2: expected `<path> <label> <group>`.*--data\.list_groups"):
+        read_dataset(DataConfig(root=tmp_path, list_file=list_file, list_groups=True))
+
+
+def test_a_list_with_a_group_column_read_without_list_groups_suggests_it(tmp_path):
+    touch(tmp_path / "a.mp4")
+    touch(tmp_path / "b.mp4")
+    list_file = write(tmp_path / "all.txt", "a.mp4 walk rec1\nb.mp4 run rec2\n")
+    with pytest.raises(BadInput, match="add --data.list_groups true"):
+        read_dataset(DataConfig(root=tmp_path, list_file=list_file))
+
+
+def test_group_pattern_also_reads_list_files_and_replaces_a_formats_own_groups(tmp_path):
+    touch(tmp_path / "clips" / "rec1_a.mp4")
+    touch(tmp_path / "clips" / "rec2_b.mp4")
+    list_file = write(tmp_path / "all.txt", "clips/rec1_a.mp4 walk\nclips/rec2_b.mp4 run\n")
+    listed = read_dataset(DataConfig(root=tmp_path, list_file=list_file, group_pattern=r"^(rec\d+)_"))
+    assert groups_by_id(listed) == {"clips/rec1_a.mp4": "rec1", "clips/rec2_b.mp4": "rec2"}
+
+    ntu = tmp_path / "ntu"
+    ntu_file(ntu, setup=1, camera=1, performer=1)
+    ntu_file(ntu, setup=2, camera=2, performer=1)
+    index = read_dataset(DataConfig(root=ntu, format="ntu", group_pattern=r"^(S\d{3})"))
+    assert sorted(s.group for s in index.samples) == ["S001", "S002"]
+    assert any("in place of the ntu format's own groups" in note for note in index.notes)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"format": "folder", "list_groups": True}, "--data.list_groups reads a group column from a list file"),
+        ({"list_groups": True, "group_pattern": "(a)"}, "--data.group_pattern and --data.list_groups both"),
+    ],
+)
+def test_list_groups_is_refused_where_it_cannot_apply(tmp_path, settings, message):
+    touch(tmp_path / "walk" / "a.mp4")
+    data = DataConfig(root=tmp_path, **settings)
+    with pytest.raises(BadInput, match=message):
+        validate_data(data)
+    with pytest.raises(BadInput, match=message):
+        read_dataset(data)
 
 
 # ------------------------------------------------------------------------------------------------------------

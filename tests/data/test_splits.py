@@ -9,6 +9,7 @@ import pytest
 
 from vjepa_tune.config import DataConfig
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
+from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import (
     allocate,
     leaks,
@@ -203,10 +204,53 @@ def test_group_split_gives_each_split_a_group_when_there_are_just_enough():
 
 
 def test_group_split_refusals():
-    with pytest.raises(BadInput, match="gives its videos no groups"):
+    with pytest.raises(BadInput, match="gives its videos no groups") as err:
         make_splits(flat_index({"a": 10}), DataConfig(split="group"), seed=0)
+    assert "--data.group_pattern" in str(err.value) and "--data.list_groups" in str(err.value)
     with pytest.raises(BadInput, match="needs at least 3 groups.*only 2"):
         make_splits(performer_index(performers=2, per_performer=2), DataConfig(split="group"), seed=0)
+
+
+def recordings(root: Path, per_class: int = 4, clips: int = 3) -> None:
+    """Folder layout of clips cut from recordings: <class>/rec<class><k>_clip<j>.mp4 (empty files: never decoded)."""
+    for name in ("run", "sit", "walk"):
+        for k in range(per_class):
+            for j in range(clips):
+                path = root / name / f"rec{name}{k}_clip{j}.mp4"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+
+
+@pytest.mark.parametrize("declared", ["group_pattern", "list_groups"])
+def test_declared_groups_make_group_the_default_split_and_reach_splits_json(tmp_path, declared):
+    """Clips of one recording land on one side by default once groups are declared, as for NTU and UCF-101."""
+    recordings(tmp_path, per_class=7)
+    if declared == "group_pattern":
+        data = DataConfig(root=tmp_path, group_pattern=r"^(.+)_clip\d+$")
+    else:
+        lines = [
+            f"{path.relative_to(tmp_path).as_posix()} {path.parent.name} {path.stem.split('_')[0]}"
+            for path in sorted(tmp_path.rglob("*.mp4"))
+        ]
+        (tmp_path / "clips.txt").write_text("\n".join(lines) + "\n")
+        data = DataConfig(root=tmp_path, list_file=tmp_path / "clips.txt", list_groups=True)
+    index = read_dataset(data)
+    splits = make_splits(index, data, seed=0)
+    assert splits.method == "group"
+    assert leaks(splits) == {}
+    assert [len(groups(items)) for _, items in splits.items()] == [15, 3, 3]  # 7 recordings per class: 5/1/1
+    record = splits_to_json(splits, index.classes)
+    for name, items in splits.items():
+        assert [entry["group"] for entry in record[name]] == [s.id.split("/")[-1].split("_")[0] for s in items]
+    # Without groups the same files are split at random, and clips of one recording leak.
+    plain = DataConfig(root=tmp_path, format="folder")
+    random_split = make_splits(read_dataset(plain), plain, seed=0)
+    assert random_split.method == "random"
+    sides = {}
+    for name, items in random_split.items():
+        for s in items:
+            sides.setdefault(s.id.split("/")[-1].split("_")[0], set()).add(name)
+    assert any(len(names) > 1 for names in sides.values())
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 The report reads the data set and splits it exactly as training does (`read_dataset`, then `make_splits`
 with the same seed), probes every video once (demuxing only, no decoding), and says what would go wrong:
 unreadable files (training leaves them out), videos too short for a clip (their frames repeat), groups on two
-sides of the split (near-copies that inflate the test score). The report is plain JSON-ready data;
-`format_report` renders it for people.
+sides of the split (near-copies that inflate the test score). Leaks can only be seen between videos with groups:
+without any (a folder or list layout with no `--data.group_pattern` or `--data.list_groups`) the report says it
+could not check them (`split.leaks_checked` false) rather than calling the split leak-free. The report is plain
+JSON-ready data; `format_report` renders it for people.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from vjepa_tune.config import DataConfig
 from vjepa_tune.data.dataset import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
-from vjepa_tune.data.splits import leaks, make_splits
+from vjepa_tune.data.splits import GROUP_FLAGS, leaks, make_splits
 from vjepa_tune.data.video import VideoInfo
 from vjepa_tune.errors import BadInput
 
@@ -58,7 +60,7 @@ def _split_section(
     try:
         splits: Splits = make_splits(index, data, seed)
     except BadInput as err:
-        return {"method": None, "error": str(err)}
+        return {"method": None, "error": str(err), "leaks_checked": False}
     counts, totals, readable = {}, {}, {}
     for name, items in splits.items():
         counts[name] = index.counts(items)
@@ -74,8 +76,15 @@ def _split_section(
         "readable": readable,
         "counts": counts,
         "groups": len(groups),
+        "leaks_checked": bool(groups),
         "leaks": leaks(splits),
     }
+
+
+UNCHECKED_LEAKS = (
+    "leaks between near-copies (clips cut from one recording) cannot be checked: the videos have no groups "
+    "(declare them with --data.group_pattern or --data.list_groups)"
+)
 
 
 def _verdict(report: dict) -> dict[str, object]:
@@ -117,16 +126,21 @@ def _verdict(report: dict) -> dict[str, object]:
     empty_classes = [name for name, n in report["classes"].items() if n == 0]
     if empty_classes:
         warnings.append(f"{len(empty_classes)} classes have no videos")
+    unchecked = [] if split["error"] or split["leaks_checked"] else [UNCHECKED_LEAKS]
     if problems:
         status = "problems"
-        text = "not ready: " + "; ".join(problems + warnings)
+        text = "not ready: " + "; ".join(problems + warnings + unchecked)
     elif warnings:
         status = "warnings"
-        text = "ready, with warnings: " + "; ".join(warnings)
+        text = "ready, with warnings: " + "; ".join(warnings + unchecked)
+    elif unchecked:
+        status = "ok"
+        text = "ready: every video is readable; " + unchecked[0]
     else:
         status = "ok"
-        text = "ready: every video is readable and the split is leak-free" + (
-            "" if report["split"]["groups"] else " as far as can be told (the videos have no groups)"
+        text = (
+            "ready: every video is readable and the split is leak-free "
+            f"({split['groups']} groups, each in one split)"
         )
     return {"status": status, "problems": problems, "warnings": warnings, "text": text}
 
@@ -226,10 +240,13 @@ def format_report(report: dict) -> str:
             for group, sides in list(split["leaks"].items())[:SHOWN]:
                 lines.append(f"  {group}: {', '.join(sides)}")
             lines += _more(len(split["leaks"]))
-        elif split["groups"]:
+        elif split["leaks_checked"]:
             lines.append(f"leaks: none ({split['groups']} groups, each in one split)")
         else:
-            lines.append("leaks: cannot be checked (the videos have no groups)")
+            lines.append(
+                "leaks: cannot be checked (the videos have no groups, so clips cut from one recording may sit on "
+                f"both sides); declare groups with {GROUP_FLAGS}"
+            )
 
     videos = report["videos"]
     lines += ["", f"videos ({videos['readable']} readable; min / median / max):"]

@@ -9,7 +9,10 @@ whose videos have a short side of `short_side` pixels and that is a drop-in `--d
 - the layout and names are kept; only the extension of a video becomes `.mp4`;
 - every other file (split lists, classInd.txt, labels.json, CSVs) is copied, and text files that name videos
   are rewritten to the new names;
-- every frame is kept, in order, at the source's frame rate, so frame sampling picks the same frames;
+- every frame is kept, in order, at its source's presentation time (measured from the first frame), so a
+  variable-frame-rate video keeps its duration and frame sampling picks the same frames; each copy is read back
+  and one whose frame count or any frame time differs from its source's by more than half a frame interval is
+  not kept: the source is copied unchanged under the new name and the file is reported;
 - an unreadable source is reported and copied unchanged under its new name, so the copy lists the same videos
   and training leaves the same ones out;
 - the run is resumable: each output is written aside and renamed when whole; a rerun skips finished outputs.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -34,7 +38,14 @@ from tqdm.auto import tqdm
 from vjepa_tune.config import DataConfig
 from vjepa_tune.data.samples import DatasetIndex, Sample
 from vjepa_tune.data.sources import VIDEO_EXTENSIONS, read_dataset
-from vjepa_tune.data.video import UnreadableVideo, decoder_threads, probe_video, usable_cpus
+from vjepa_tune.data.video import (
+    UnreadableVideo,
+    VideoInfo,
+    decoder_threads,
+    probe_video,
+    tolerated_missing_frames,
+    usable_cpus,
+)
 from vjepa_tune.errors import BadInput
 
 OUTPUT_EXTENSION = ".mp4"
@@ -45,9 +56,14 @@ KEYFRAME_INTERVAL_S = 2.0
 """A keyframe every 2 s bounds how far a seek must decode to reach any frame."""
 MAX_FPS = 240
 """Above this a container's frame rate is taken for a time base and the rate is measured instead."""
+FINE_TIME_BASE = Fraction(1, 90000)
+"""The copy's time base where the source's is missing or too fine for the encoder and the MP4 muxer."""
+MAX_TIME_BASE_DENOMINATOR = 2**31 - 1
 MANIFEST = ".vjepa-tune-prepare.json"
 """Hidden record in the output folder: the settings (a rerun must match them) and the sources that failed."""
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""2: copies keep every frame's presentation time (version 1 gave frames consecutive times at the nominal rate, which
+shortened variable-frame-rate videos)."""
 TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst", ".list", ".json", ".jsonl"})
 """Files that may name videos (list files, split lists, annotations): their video names are rewritten."""
 REPORTED = 10
@@ -111,9 +127,15 @@ class _Job:
 class _Outcome:
     target: Path
     reason: str | None = None
-    """Why the source could not be read; None when the transcode succeeded."""
+    """Why the source could not be read or its copy was not kept; None when the transcode succeeded."""
+    unreadable: bool = True
+    """With a reason: True when the source cannot be read, False when its copy lost frames or frame times."""
     source_frames: int = 0
-    frames: int = 0
+    decoded_frames: int = 0
+
+
+class _CopyDiffers(Exception):
+    """The transcoded copy does not show the source's frames at the source's times."""
 
 
 def _decoded_frames(
@@ -135,55 +157,119 @@ def _decoded_frames(
         yield from frames
 
 
-def _frame_rate(stream: av.VideoStream, num_frames: int, duration_s: float) -> Fraction:
-    """The source's average frame rate; frames over duration where the container's rate is missing or absurd
-    (some give the time base's 90000)."""
-    rate = stream.average_rate or stream.guessed_rate
-    if rate and 0 < rate <= MAX_FPS:
-        return Fraction(rate)
-    measured = num_frames / duration_s if duration_s > 0 else 25.0
+def nominal_rate(info: VideoInfo) -> Fraction:
+    """The source's nominal frame rate: the container's average rate, or frames over duration where that is missing
+    or absurd (some give the time base's 90000)."""
+    if 0 < info.fps <= MAX_FPS:
+        return Fraction(info.fps).limit_denominator(1001)
+    measured = info.num_frames / info.duration_s if info.duration_s > 0 else 25.0
     return Fraction(min(measured, MAX_FPS)).limit_denominator(1001)
 
 
-def _encode(job: _Job, part: Path) -> tuple[int, int]:
-    """Write the transcoded video to `part`; returns (frames listed by the source, frames written)."""
+def _time_base(stream: av.VideoStream) -> Fraction:
+    """A time base in which every frame time of the source is a whole number: the source stream's, written 1/den
+    (1001/30000 becomes 1/30000) as encoders and the MP4 muxer prefer."""
+    base = stream.time_base
+    if base and 0 < base.denominator <= MAX_TIME_BASE_DENOMINATOR:
+        return Fraction(1, base.denominator)
+    return FINE_TIME_BASE
+
+
+def _frame_stamps(info: VideoInfo, count: int, time_base: Fraction) -> list[int]:
+    """Timestamps in `time_base` for `count` frames: frame i at the source's i-th frame time (presentation order,
+    from the first frame), strictly increasing as MP4 requires (a source's repeated timestamp moves one tick on).
+    Frames the container does not list (a decoder giving more than the probe counted) follow the last at the
+    typical interval; the read-back check then refuses the copy."""
+    tick = float(time_base)
+    stamps: list[int] = []
+    for seconds in info.frame_times[:count]:
+        stamp = round(seconds / tick)
+        stamps.append(stamp if not stamps or stamp > stamps[-1] else stamps[-1] + 1)
+    step = max(1, round((info.duration_s - info.frame_times[-1]) / tick))
+    while len(stamps) < count:
+        stamps.append(stamps[-1] + step)
+    return stamps
+
+
+def _encode(job: _Job, part: Path) -> tuple[VideoInfo, int]:
+    """Write the transcoded video to `part`; returns the source's probe and the number of frames it decoded to.
+
+    Each frame keeps its source's presentation time. Times come from the probe (the container's packet timestamps
+    sorted, the i-th for the i-th frame in presentation order), never from decoded frames, whose `pts` are out of
+    order in AVI with B-frames. A source that decodes to a few frames fewer than it lists (at most what
+    `read_frames` tolerates) gets its last decoded frame repeated at the remaining times, as `read_frames` shows
+    the source; more missing frames make it unreadable, as for training.
+    """
     info = probe_video(job.source)
     width, height = output_size(info.width, info.height, job.short_side)
     try:
         source = av.open(str(job.source), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise UnreadableVideo(job.source, f"not a readable video container ({exc})") from exc
-    written = 0
     try:
         stream = next(
             s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic
         )
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = job.threads
-        rate = _frame_rate(stream, info.num_frames, info.duration_s)
+        rate = nominal_rate(info)
+        time_base = _time_base(stream)
         with av.open(str(part), mode="w", format="mp4", options={"movflags": "+faststart"}) as target:
             out = target.add_stream("libx264", rate=rate)
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
-            frame_time = 1 / rate
-            out.time_base = frame_time  # the muxer may change the stream's time base once it starts writing
+            out.codec_context.time_base = time_base
+            out.time_base = time_base  # the muxer picks its own time scale; it keeps these timestamps exactly
             out.codec_context.gop_size = max(1, round(KEYFRAME_INTERVAL_S * float(rate)))
             out.codec_context.thread_count = job.threads
             out.options = {"crf": str(CRF), "preset": PRESET}
-            # Frames get consecutive timestamps at the source's rate: decoded AVI frames can carry
-            # out-of-order pts, and the frame position, not its timestamp, is what sampling uses.
+            stamps = _frame_stamps(info, info.num_frames, time_base)
+            decoded = 0
+            picture: av.VideoFrame | None = None
             for frame in _decoded_frames(source, stream, job.source):
                 picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-                picture.pts, picture.time_base = written, frame_time
+                if decoded >= len(stamps):
+                    stamps = _frame_stamps(info, decoded + 1, time_base)
+                picture.pts, picture.time_base = stamps[decoded], time_base
                 # x264 places the keyframes: a frame keeps its source picture type unless told otherwise.
                 picture.pict_type = av.video.frame.PictureType.NONE
                 target.mux(out.encode(picture))
-                written += 1
-            if written == 0:
+                decoded += 1
+            if picture is None:
                 raise UnreadableVideo(job.source, "no frame could be decoded")
+            if info.num_frames - decoded > tolerated_missing_frames(info.num_frames):
+                raise UnreadableVideo(
+                    job.source,
+                    f"the decoder produced only {decoded} of the {info.num_frames} frames the container lists",
+                )
+            for stamp in stamps[decoded:]:
+                picture.pts = stamp
+                target.mux(out.encode(picture))
             target.mux(out.encode())
     finally:
         source.close()
-    return info.num_frames, written
+    return info, decoded
+
+
+def compare_frame_times(source: VideoInfo, copy: VideoInfo) -> str | None:
+    """Why `copy` does not show `source`'s frames at `source`'s times, or None when it does: the same number of
+    frames, each at most half a nominal frame interval (1 / the source's nominal rate) from its source's time.
+    Times count from each video's first frame, as sampling reads them."""
+    if copy.num_frames != source.num_frames:
+        return f"the copy holds {copy.num_frames} frames where the source lists {source.num_frames}"
+    tolerance = 0.5 / float(nominal_rate(source))
+    gaps = [abs(a - b) for a, b in zip(copy.frame_times, source.frame_times, strict=True)]
+    worst = max(range(len(gaps)), key=gaps.__getitem__)
+    if gaps[worst] <= tolerance:
+        return None
+    which = (
+        "the first frame" if worst == 0 else "the last frame" if worst == len(gaps) - 1 else f"frame {worst}"
+    )
+    return (
+        f"{which} of {len(gaps)} is at {copy.frame_times[worst]:.3f} s in the copy but at "
+        f"{source.frame_times[worst]:.3f} s in the source (more than half a frame interval, "
+        f"{1000 * tolerance:.1f} ms, apart): the copy lasts {copy.duration_s:.2f} s against "
+        f"{source.duration_s:.2f} s"
+    )
 
 
 def _transcode(job: _Job) -> _Outcome:
@@ -191,16 +277,20 @@ def _transcode(job: _Job) -> _Outcome:
     part = job.target.with_name(f".{job.target.name}.prepare-{os.getpid()}.part")
     job.target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        source_frames, written = _encode(job, part)
-        check = probe_video(part).num_frames
-        if check != written:
-            raise RuntimeError(
-                f"{part}: wrote {written} frames but the file holds {check}; the encoder lost frames"
-            )
+        source, decoded = _encode(job, part)
+        try:
+            copy = probe_video(part)
+        except UnreadableVideo as exc:
+            raise _CopyDiffers(f"the copy cannot be read back ({exc.reason})") from exc
+        difference = compare_frame_times(source, copy)
+        if difference is not None:
+            raise _CopyDiffers(difference)
         os.replace(part, job.target)
-        return _Outcome(job.target, None, source_frames, written)
+        return _Outcome(job.target, None, source_frames=source.num_frames, decoded_frames=decoded)
     except UnreadableVideo as exc:
         return _Outcome(job.target, exc.reason)
+    except _CopyDiffers as exc:
+        return _Outcome(job.target, str(exc), unreadable=False)
     finally:
         part.unlink(missing_ok=True)
 
@@ -296,6 +386,9 @@ class PrepareSummary:
     """Outputs already finished by an earlier run."""
     failed: dict[str, str]
     """Source (relative path) -> why it could not be read; each was copied unchanged under its new name."""
+    differs: dict[str, str]
+    """Source (relative path) -> how its transcoded copy differed from it (frame count or frame times); the copy
+    was not kept and the source was copied unchanged under its new name. Empty unless something is wrong."""
     files_copied: int
     files_rewritten: int
     """Text files whose video names were rewritten to .mp4."""
@@ -305,14 +398,18 @@ class PrepareSummary:
     list_file: Path | None = None
     """The rewritten list file to pass as --data.list_file (format list with an explicit list file)."""
     fewer_frames: list[str] = field(default_factory=list)
-    """Sources that decode to fewer frames than their container lists; the copy holds the decoded frames."""
+    """Sources that decode to a few frames fewer than their container lists; their copies repeat the last decoded
+    frame at the missing frames' times, as training shows the source."""
     readback: list[str] = field(default_factory=list)
     """Differences found reading the copy back with the same --data settings (empty when it reads alike)."""
+    group_flags: list[str] = field(default_factory=list)
+    """The flags that declared groups (--data.group_pattern, --data.list_groups): the copy needs them too."""
 
     def data_flags(self) -> list[str]:
         flags = ["--data.root", str(self.out), "--data.format", self.format]
         if self.list_file is not None:
             flags += ["--data.list_file", str(self.list_file)]
+        flags += self.group_flags
         return flags
 
     def describe(self) -> str:
@@ -326,6 +423,11 @@ class PrepareSummary:
                 " (copied unchanged under the new name; training leaves them out as before)"
                 if self.failed
                 else ""
+            )
+            + (
+                f", failed the read-back check {len(self.differs)} (copied unchanged under the new name)"
+                if self.differs
+                else ""
             ),
             f"  other files: {self.files_copied} copied, "
             f"{self.files_rewritten} rewritten to name the .mp4 videos",
@@ -338,14 +440,27 @@ class PrepareSummary:
             lines.append(f"  ... and {len(self.failed) - REPORTED} more unreadable")
         if self.fewer_frames:
             lines.append(
-                f"  note: {len(self.fewer_frames)} sources decode to fewer frames than their container lists "
-                f"(e.g. {self.fewer_frames[0]}); their copies hold the decoded frames"
+                f"  note: {len(self.fewer_frames)} sources decode to a few frames fewer than their container lists "
+                f"(e.g. {self.fewer_frames[0]}); their copies repeat the last decoded frame in their place, as "
+                "training shows the source"
             )
+        for rel, reason in list(self.differs.items())[:REPORTED]:
+            lines.append(f"  error: {rel}: its copy did not keep the source's frames and times: {reason}")
+        if len(self.differs) > REPORTED:
+            lines.append(f"  ... and {len(self.differs) - REPORTED} more copies that failed the read-back check")
         if self.readback:
             lines += [f"  warning: {text}" for text in self.readback]
+        elif self.differs:
+            lines.append(
+                "  the copy reads back with the same videos, labels, groups and official splits; the sources above "
+                "were copied unchanged (please report them: a transcode should keep every frame time)"
+            )
         else:
-            lines.append("  the copy reads back with the same videos, labels, groups and official splits")
-        lines.append("use: " + " ".join(self.data_flags()))
+            lines.append(
+                "  the copy reads back with the same videos, labels, groups and official splits, and every "
+                "transcoded video with its source's frames at their times"
+            )
+        lines.append("use: " + shlex.join(self.data_flags()))
         return "\n".join(lines)
 
 
@@ -399,6 +514,12 @@ def _claim_out(out: Path, root: Path, short_side: int) -> dict[str, str]:
             raise BadInput(
                 f"{record} is not a readable prepare record ({err}); delete it or choose another --out."
             ) from err
+        if previous.get("version") != MANIFEST_VERSION:
+            raise BadInput(
+                f"--out {out} holds a copy made by an earlier vjepa-tune (prepare record version "
+                f"{previous.get('version')!r}, now {MANIFEST_VERSION}), whose copies gave frames evenly spaced "
+                "times and so shortened or lengthened variable-frame-rate videos; prepare again into a new --out."
+            )
         changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
         if changed:
             before = ", ".join(f"{k}={previous.get(k)!r}" for k in changed)
@@ -535,6 +656,9 @@ def prepare_dataset(
             jobs.append(_Job(root / rel, target, short_side, threads))
 
     failed = {rel: reason for rel, reason in failed_before.items() if rel in videos}
+    """Every source whose output is a stand-in (the manifest's record, retried by a rerun)."""
+    unreadable: dict[str, str] = {}
+    differs: dict[str, str] = {}
     fewer_frames: list[str] = []
     transcoded = 0
     with tqdm(
@@ -545,10 +669,11 @@ def prepare_dataset(
             if outcome.reason is None:
                 transcoded += 1
                 failed.pop(rel, None)
-                if outcome.frames < outcome.source_frames:
+                if outcome.decoded_frames < outcome.source_frames:
                     fewer_frames.append(rel)
             else:
                 failed[rel] = outcome.reason
+                (unreadable if outcome.unreadable else differs)[rel] = outcome.reason
                 _save_manifest(out, root, short_side, failed)  # recorded before the stand-in exists
                 _copy_file(job.source, job.target, {}, rewrite=False, replace_prefix=("", ""))
             bar.update()
@@ -586,7 +711,8 @@ def prepare_dataset(
         videos=len(videos),
         transcoded=transcoded,
         skipped=skipped,
-        failed=failed,
+        failed=unreadable,
+        differs=differs,
         files_copied=results.count("copied"),
         files_rewritten=results.count("rewritten"),
         bytes_in=bytes_in,
@@ -595,4 +721,11 @@ def prepare_dataset(
         list_file=list_file,
         fewer_frames=fewer_frames,
         readback=readback,
+        group_flags=_group_flags(data),
     )
+
+
+def _group_flags(data: DataConfig) -> list[str]:
+    if data.group_pattern is not None:
+        return ["--data.group_pattern", data.group_pattern]
+    return ["--data.list_groups", "true"] if data.list_groups else []

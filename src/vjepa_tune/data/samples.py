@@ -3,7 +3,8 @@
 A `Sample` is one video file with its label and group. `id` is the sample's stable identity (its path relative to the
 data root, with forward slashes): it keys every random draw and every stored feature, so it must not depend on where
 the data set is mounted. `group` is the unit that must never be split across train/val/test (the NTU performer, the
-UCF-101 source-video group); `None` when the data set has no groups.
+UCF-101 source-video group, or one declared with `--data.group_pattern` or `--data.list_groups`); `None` when the
+data set has no groups.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from vjepa_tune.config import DataConfig
+from vjepa_tune.config import DataConfig, group_regex
 from vjepa_tune.data.samples import DatasetIndex, Sample
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
@@ -132,13 +132,17 @@ def read_folder(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
 # list: `<path> <label>` lines
 
 
+def _line_form(groups: bool) -> str:
+    return "`<path> <label> <group>`" if groups else "`<path> <label>`"
+
+
 def _find_list_file(data: DataConfig, root: Path) -> Path:
     if data.list_file is None:
-        found = _root_list_file(root)
+        found = _root_list_file(root, data.list_groups)
         if found is None:
             raise BadInput(
-                "--data.format list needs --data.list_file (a file of `<path> <label>` lines); none was "
-                f"given and {root} holds no single .txt/.csv list."
+                f"--data.format list needs --data.list_file (a file of {_line_form(data.list_groups)} lines); "
+                f"none was given and {root} holds no single .txt/.csv list."
             )
         return found
     candidates = [Path(data.list_file)]
@@ -150,8 +154,9 @@ def _find_list_file(data: DataConfig, root: Path) -> Path:
     raise BadInput(f"--data.list_file {data.list_file} does not exist (looked in: {_some(candidates)}).")
 
 
-def _root_list_file(root: Path) -> Path | None:
-    """The root's only .txt/.csv file, if its first entry looks like `<video path> <label>`."""
+def _root_list_file(root: Path, groups: bool = False) -> Path | None:
+    """The root's only .txt/.csv file, if its first entry looks like `<video path> <label>` (with `groups`,
+    `<video path> <label> <group>`)."""
     texts = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".txt", ".csv")]
     if len(texts) != 1:
         return None
@@ -161,31 +166,32 @@ def _root_list_file(root: Path) -> Path | None:
         return None
     if not lines:
         return None
-    parts = lines[0][1].rsplit(None, 1)
-    return texts[0] if len(parts) == 2 and _is_video(parts[0]) else None
+    fields = 3 if groups else 2
+    parts = lines[0][1].rsplit(None, fields - 1)
+    return texts[0] if len(parts) == fields and _is_video(parts[0]) else None
 
 
 def read_list(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     """`<path> <label>` per line, as the V-JEPA 2 evaluation code and MMAction2 read them.
 
     The label is the last whitespace-separated field, so paths may contain spaces. Labels are either all
-    integers (classes named by the integers, in numeric order) or all class names (sorted).
+    integers (classes named by the integers, in numeric order) or all class names (sorted). With
+    `--data.list_groups` each line is `<path> <label> <group>`: the last field is the group, the one before the label.
     """
     list_file = _find_list_file(data, root)
-    entries: list[tuple[int, str, str]] = []
+    form, fields = _line_form(data.list_groups), 3 if data.list_groups else 2
+    entries: list[tuple[int, str, str, str | None]] = []
     for number, line in _read_lines(list_file):
-        parts = line.rsplit(None, 1)
-        if len(parts) != 2:
-            raise BadInput(
-                f"{list_file}, line {number}: expected `<path> <label>`, got {line!r} "
-                "(no label after the path)."
-            )
-        entries.append((number, parts[0], parts[1]))
+        parts = line.rsplit(None, fields - 1)
+        if len(parts) != fields:
+            missing = "a group after the label (--data.list_groups)" if data.list_groups else "no label after the path"
+            raise BadInput(f"{list_file}, line {number}: expected {form}, got {line!r} ({missing}).")
+        entries.append((number, parts[0], parts[1], parts[2] if data.list_groups else None))
     if not entries:
-        raise BadInput(f"{list_file} has no `<path> <label>` lines.")
+        raise BadInput(f"{list_file} has no {form} lines.")
 
     numeric = entries[0][2].isdigit()
-    for number, _, label in entries:
+    for number, _, label, _ in entries:
         if label.isdigit() != numeric:
             kind = "integers" if numeric else "class names"
             raise BadInput(
@@ -194,27 +200,38 @@ def read_list(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
             )
 
     if numeric:
-        values = sorted({int(label) for _, _, label in entries})
+        values = sorted({int(label) for _, _, label, _ in entries})
         classes = [str(v) for v in values]
         index_of = {str(v): i for i, v in enumerate(values)}
-        label_of = {label: index_of[str(int(label))] for _, _, label in entries}
+        label_of = {label: index_of[str(int(label))] for _, _, label, _ in entries}
     else:
-        classes = sorted({label for _, _, label in entries})
+        classes = sorted({label for _, _, label, _ in entries})
         label_of = {name: i for i, name in enumerate(classes)}
 
     samples, missing = [], []
-    for number, raw_path, label in entries:
+    for number, raw_path, label, group in entries:
         path = _resolve_listed(raw_path, list_file.parent, root)
         if path is None:
-            missing.append(f"{raw_path} (line {number})")
+            missing.append((number, raw_path))
             continue
-        samples.append(Sample(path=path, label=label_of[label], id=_sample_id(path, root)))
+        samples.append(Sample(path=path, label=label_of[label], id=_sample_id(path, root), group=group))
     if missing:
+        hint = ""
+        if not data.list_groups and all(_is_video(raw.rsplit(None, 1)[0]) for _, raw in missing):
+            hint = (
+                " Their lines look like `<path> <label> <group>`: add --data.list_groups true to read the last "
+                "field as the group."
+            )
         raise BadInput(
-            f"{list_file}: {len(missing)} listed videos do not exist: {_some(missing)}. Relative paths are "
-            f"looked up beside the list file ({list_file.parent}), then under --data.root ({root})."
+            f"{list_file}: {len(missing)} listed videos do not exist: "
+            f"{_some(f'{raw} (line {number})' for number, raw in missing)}. Relative paths are looked up beside "
+            f"the list file ({list_file.parent}), then under --data.root ({root}).{hint}"
         )
     notes = [f"read {len(samples)} videos from {list_file}."]
+    if data.list_groups:
+        notes.append(
+            f"groups from the last field of each line: {len({s.group for s in samples})} groups (--data.list_groups)."
+        )
     if numeric and [int(c) for c in classes] != list(range(len(classes))):
         notes.append(
             f"integer labels {_some(classes)} are not 0..{len(classes) - 1}; they were renumbered in order."
@@ -730,10 +747,10 @@ def _looks_like_ntu(root: Path) -> bool:
     return seen
 
 
-def detect_format(root: Path, list_file: Path | None = None) -> str:
+def detect_format(root: Path, list_file: Path | None = None, list_groups: bool = False) -> str:
     """The layout of a data set, cheap checks first and a full scan last; `folder` when nothing else fits."""
     root = Path(root)
-    if list_file is not None:
+    if list_file is not None or list_groups:
         return "list"
     if (
         (root / UCF_LISTS / "classInd.txt").is_file()
@@ -750,6 +767,36 @@ def detect_format(root: Path, list_file: Path | None = None) -> str:
     if _root_list_file(root) is not None:
         return "list"
     return "folder"
+
+
+def group_of(pattern: re.Pattern[str], name: str) -> str | None:
+    """The group `--data.group_pattern` finds in a video's file name (searched without folders and extension):
+    its named group `group`, else its first capture group; None when it does not match or captures nothing."""
+    stem, ext = os.path.splitext(os.path.basename(name))
+    found = pattern.search(stem if ext.lower() in VIDEO_EXTENSIONS else os.path.basename(name))
+    if found is None:
+        return None
+    return found.group("group" if "group" in pattern.groupindex else 1) or None
+
+
+def _apply_group_pattern(index: DatasetIndex, pattern: re.Pattern[str]) -> None:
+    """Give every sample the group its file name names; a name without one is refused, listing the first few."""
+    groups = [group_of(pattern, s.id) for s in index.samples]
+    unmatched = [os.path.basename(s.id) for s, g in zip(index.samples, groups, strict=True) if g is None]
+    if unmatched:
+        raise BadInput(
+            f"--data.group_pattern '{pattern.pattern}' finds no group in {len(unmatched)} of {len(groups)} video "
+            f"file names: {_some(unmatched)}. It is searched in each file name without its folders and extension "
+            "(e.g. 'rec7_clip1' of walk/rec7_clip1.mp4) and must capture a non-empty group in every one."
+        )
+    replaced = index.has_groups
+    index.samples = [
+        Sample(s.path, s.label, s.id, group, s.official_split) for s, group in zip(index.samples, groups, strict=True)
+    ]
+    index.notes.append(
+        f"groups from --data.group_pattern '{pattern.pattern}': {len(set(groups))} groups"
+        + (f" (in place of the {index.format} format's own groups)." if replaced else ".")
+    )
 
 
 def _check_root(data: DataConfig) -> Path:
@@ -773,9 +820,12 @@ def read_dataset(data: DataConfig, seed: int = 42) -> DatasetIndex:
         raise BadInput(
             f"--data.format {data.format!r} is not a format; choose auto or one of {', '.join(READERS)}."
         )
+    pattern = group_regex(data)
     root = _check_root(data)
-    fmt = detect_format(root, data.list_file) if data.format == "auto" else data.format
+    fmt = detect_format(root, data.list_file, data.list_groups) if data.format == "auto" else data.format
     index = READERS[fmt](data, root, seed)
+    if pattern is not None:
+        _apply_group_pattern(index, pattern)
     if data.format == "auto":
         index.notes.insert(0, f"format detected: {fmt} (set --data.format to override).")
     counts = Counter(s.label for s in index.samples)

@@ -23,6 +23,11 @@ from vjepa_tune.randomness import key_seed
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
+GROUP_FLAGS = (
+    "--data.group_pattern REGEX (a capture group of each file name, e.g. '^(.+)_clip\\d+$' for rec7_clip1.mp4) "
+    "or, for a list file, --data.list_groups true (a third column: `<path> <label> <group>`)"
+)
+"""How a user declares groups, for every message that asks for them."""
 SPLITS_JSON_VERSION = 1
 
 Triple = tuple[list[Sample], list[Sample], list[Sample]]
@@ -177,8 +182,8 @@ def _group_method(
 ) -> tuple[Triple, str]:
     if not index.has_groups:
         raise BadInput(
-            f"--data.split group: format {index.format!r} gives its videos no groups ({index.root}); use "
-            "--data.split random, or a format whose files name their group (ntu, ucf101)."
+            f"--data.split group: format {index.format!r} gives its videos no groups ({index.root}); declare "
+            f"them with {GROUP_FLAGS}, or use --data.split random."
         )
     _require_class_sizes(index, samples, data.split_ratios)
     groups = {_group_key(s) for s in samples}

@@ -331,6 +331,12 @@ def _read_after_seek(path: Path, needed: list[int], info: VideoInfo, key: int) -
         container.close()
 
 
+def tolerated_missing_frames(num_frames: int) -> int:
+    """How many of the `num_frames` frames a container lists may fail to come out of the decoder (at the end)
+    before the video counts as damaged; `read_frames` shows the last decoded frame in their place."""
+    return max(_TAIL_SLACK_MIN, math.floor(_TAIL_SLACK_FRACTION * num_frames))
+
+
 def _read_sequential(path: Path, needed: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
     """Decode from the start, naming frames by count, and stop after the last needed one."""
     wanted, last = set(needed), needed[-1]
@@ -351,10 +357,9 @@ def _read_sequential(path: Path, needed: list[int], info: VideoInfo) -> dict[int
         container.close()
     # The decoder gave fewer frames than the container lists (XviD "not coded" placeholders, a damaged tail).
     missing = info.num_frames - decoded
-    slack = max(_TAIL_SLACK_MIN, math.floor(_TAIL_SLACK_FRACTION * info.num_frames))
     if last_frame is None:
         raise UnreadableVideo(path, "no frame could be decoded")
-    if missing > slack:
+    if missing > tolerated_missing_frames(info.num_frames):
         raise UnreadableVideo(
             path, f"the decoder produced only {decoded} of the {info.num_frames} frames the container lists"
         )
