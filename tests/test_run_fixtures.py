@@ -62,6 +62,26 @@ def test_an_old_finished_run_evaluates_and_predicts_from_the_command_line(old_ru
     assert len(out.read_text().strip().splitlines()) == 1 + 24
 
 
+def test_an_old_run_recognises_copies_of_its_training_videos_from_the_listed_files_that_still_exist(
+    old_runs: Path, capsys
+) -> None:
+    run = old_runs / "runs" / "finished"
+    recorded = json.loads((run / "splits.json").read_text())
+    assert "fingerprint_scheme" not in recorded  # written before fingerprints were recorded
+    other = old_runs / "other"
+    for side in ("train", "val", "test"):  # a copy of a test video is no overlap: the run never saw it
+        entry = recorded[side][0]
+        (other / entry["class"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(old_runs / "data" / entry["id"], other / entry["class"] / f"renamed_{side}.mp4")
+    (old_runs / "data" / recorded["train"][1]["id"]).unlink()
+    assert main(["evaluate", str(run), "--data.root", str(other), "--out", str(old_runs / "eval"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    overlap = json.loads(out)["overlap"]
+    assert (overlap["videos"], overlap["train"], overlap["val"], overlap["unrecognisable"]) == (3, 1, 1, 1)
+    assert "overlap: 2 of 3 videos were seen in training (train 1, val 1; 2 are copies under another path)" in err
+    assert "1 of the run's 20 train and val videos is gone from" in err
+
+
 def test_an_old_finished_run_exports_as_adapter_and_merged(old_runs: Path) -> None:
     from transformers import VJEPA2ForVideoClassification
 

@@ -152,6 +152,13 @@ def _build_data_check(p: ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42, help="Seed of the split (as in train).")
     p.add_argument("--workers", type=int, default=2, help="Threads probing videos.")
     p.add_argument("--json", type=bool, default=False, help="Print the report as JSON.")
+    p.add_argument(
+        "--against",
+        type=Path | None,
+        default=None,
+        help="A trained run folder: also say how many of these videos it saw in training (by path, or a copy of "
+        "one: same size and content fingerprint).",
+    )
 
 
 def _run_data_check(a: Any) -> int:
@@ -159,7 +166,7 @@ def _run_data_check(a: Any) -> int:
     from vjepa_tune.data.check import check_dataset, format_report
 
     data = validate_data(_instantiate(a).data)
-    report = check_dataset(data, seed=a.seed, workers=a.workers)
+    report = check_dataset(data, seed=a.seed, workers=a.workers, against=a.against)
     print(json.dumps(report, indent=2) if a.json else format_report(report))
     return 0
 

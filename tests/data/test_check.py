@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from vjepa_tune.cli import main
 from vjepa_tune.config import DataConfig
@@ -242,3 +243,27 @@ def test_cli_exits_0_with_unreadable_videos_and_2_for_a_missing_root(folder_set,
     captured = capsys.readouterr()
     assert str(missing) in captured.err and "does not exist" in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_against_a_run_it_reports_the_videos_that_run_saw_in_training(folder_set, trained_run, tmp_path, capsys):
+    run = trained_run("head_only")
+    recorded = json.loads((run / "splits.json").read_text())
+    data_root = Path(yaml.safe_load((run / "config.yaml").read_text())["data"]["root"])
+    for n, entry in enumerate([recorded["train"][0], recorded["train"][1], recorded["val"][0]]):
+        shutil.copy2(data_root / entry["id"], folder_set / entry["class"] / f"from_training_{n}.mp4")
+
+    assert main(["data", "check", "--data.root", str(folder_set), "--against", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"against run {run}:" in out
+    assert "overlap: 3 of 15 videos were seen in training (train 2, val 1; 3 are copies under another path)" in out
+    assert "3 videos were seen in training by" in out.split("verdict:")[1]
+
+    assert main(["data", "check", "--data.root", str(folder_set), "--against", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["overlap"]["seen"], report["overlap"]["train"], report["overlap"]["val"]) == (3, 2, 1)
+    assert report["verdict"]["status"] == "warnings"
+
+    assert main(["data", "check", "--data.root", str(folder_set)]) == 0
+    assert "overlap" not in capsys.readouterr().out
+    assert main(["data", "check", "--data.root", str(folder_set), "--against", str(tmp_path)]) == 2
+    assert "has no splits.json" in capsys.readouterr().err

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from vjepa_tune.config import DataConfig
+from vjepa_tune.data.fingerprints import FileIdentity
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import (
     allocate,
     leaks,
     make_splits,
+    recorded_identities,
     shrink_train,
     splits_from_json,
     splits_to_json,
@@ -331,6 +333,25 @@ def test_splits_json_round_trip():
     assert [(s.path, s.label, s.group) for s in back.test] == [
         (s.path, s.label, s.group) for s in splits.test
     ]
+
+
+def test_splits_json_records_each_videos_size_and_fingerprint_and_old_files_still_read():
+    index = flat_index({"a": 5, "b": 5})
+    splits = make_splits(index, DataConfig(), seed=0)
+    every = [s for _, items in splits.items() for s in items]
+    identities = {s.id: FileIdentity(1000 + n, f"{n:064x}") for n, s in enumerate(every[1:])}
+    data = splits_to_json(splits, index.classes, identities)
+    first = next(e for name in ("train", "val", "test") for e in data[name] if e["id"] == every[0].id)
+    assert "size" not in first and "fingerprint" not in first  # a video without an identity is listed without one
+    assert recorded_identities(data) == identities
+    assert as_tuple(splits_from_json(data, ROOT)) == as_tuple(splits)
+
+    old = splits_to_json(splits, index.classes)  # as version 1 wrote it: no sizes, fingerprints or scheme
+    del old["fingerprint_scheme"]
+    old["version"] = 1
+    assert recorded_identities(old) == {}
+    assert as_tuple(splits_from_json(old, ROOT)) == as_tuple(splits)
+    assert recorded_identities({**data, "fingerprint_scheme": "md5-whole"}) == {}, "another scheme is not compared"
 
 
 def test_splits_json_with_a_bad_label_is_refused():

@@ -349,6 +349,110 @@ def test_evaluate_on_another_data_set_maps_its_classes_to_the_runs(
     assert code == 2 and "'jumping'" in stderr and "not among the run's classes" in stderr
 
 
+# ------------------------------------------------------------------------------------------------ overlap
+@pytest.fixture(scope="module")
+def mixed_set(lora_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    """A folder data set of 4 new videos (one per class, another seed) and 3 copies of the run's videos under
+    other names: train[0] and train[1] (one in another class's folder name style) and val[0]. Returns the root
+    and the ids of the new videos."""
+    from vjepa_tune.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("mixed") / "mixed"
+    synthesize(root, videos_per_class=1, size=(64, 64), frames=32, fps=25, seed=11, workers=1, progress=False)
+    fresh = {p.relative_to(root).as_posix() for p in root.rglob("*.mp4")}
+    recorded = json.loads((lora_run / "splits.json").read_text())
+    data_root = Path(yaml.safe_load((lora_run / "config.yaml").read_text())["data"]["root"])
+    for n, entry in enumerate([recorded["train"][0], recorded["train"][1], recorded["val"][0]]):
+        shutil.copy2(data_root / entry["id"], root / entry["class"] / f"copy_{n}.mp4")
+    return root, fresh
+
+
+def test_evaluate_on_a_data_set_holding_training_videos_reports_the_overlap_and_can_leave_them_out(
+    lora_run: Path, mixed_set: tuple[Path, set[str]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root, fresh = mixed_set
+    code, stdout, stderr = _run_cli(
+        capsys, "evaluate", str(lora_run), "--data.root", str(root), "--out", str(tmp_path / "all"), "--json"
+    )
+    assert code == 0
+    assert "overlap: 3 of 7 videos were seen in training (train 2, val 1; 3 are copies under another path)" in stderr
+    metrics = json.loads(stdout)
+    overlap = metrics["overlap"]
+    assert (overlap["videos"], overlap["seen"], overlap["train"], overlap["val"]) == (7, 3, 2, 1)
+    assert overlap["by_content"] == 3 and overlap["excluded"] == 0 and metrics["num_videos"] == 7
+    assert sorted(Path(v["path"]).name for v in overlap["seen_videos"]) == ["copy_0.mp4", "copy_1.mp4", "copy_2.mp4"]
+    assert json.loads((tmp_path / "all" / "metrics.json").read_text())["overlap"] == overlap
+    rows = {r["id"]: r["seen"] for r in csv.DictReader((tmp_path / "all" / "predictions.csv").open())}
+    assert sorted(seen for seen in rows.values()) == ["", "", "", "", "train", "train", "val"]
+
+    code, stdout, stderr = _run_cli(capsys, "evaluate", str(lora_run), "--data.root", str(root))
+    assert code == 0 and "3 of the 7 videos were seen in training: not a held-out score" in stdout
+
+    code, stdout, stderr = _run_cli(
+        capsys, "evaluate", str(lora_run), "--data.root", str(root), "--exclude_seen", "--json"
+    )
+    assert code == 0 and "--exclude_seen leaves them out and scores the other 4" in stderr
+    metrics = json.loads(stdout)
+    assert metrics["num_videos"] == 4 and metrics["overlap"]["excluded"] == 3
+    unseen = lora_run / "evaluation" / "mixed-1x1-unseen"  # beside, never over, the evaluation of every video
+    rows = list(csv.DictReader((unseen / "predictions.csv").open()))
+    assert {r["id"] for r in rows} == fresh and all(r["seen"] == "" for r in rows)
+
+
+def test_evaluate_on_its_own_split_is_quiet_about_no_overlap_and_reports_a_duplicate_across_splits(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, stdout, stderr = _run_cli(capsys, "evaluate", str(lora_run), "--split", "val", "--json")
+    assert code == 0 and "overlap" not in stderr
+    assert json.loads(stdout)["overlap"]["seen"] == 0
+
+    recorded = json.loads((lora_run / "splits.json").read_text())
+    data = Path(shutil.copytree(synth_root, tmp_path / "data"))
+    shutil.copy2(data / recorded["train"][0]["id"], data / recorded["test"][0]["id"])  # one video under two names
+    code, stdout, stderr = _run_cli(capsys, "evaluate", str(lora_run), "--split_root", str(data), "--out",
+                                    str(tmp_path / "eval"), "--json")
+    assert code == 0
+    assert f"overlap: 1 of {len(recorded['test'])} videos was seen in training (train 1; 1 is a copy" in stderr
+    assert json.loads(stdout)["overlap"]["seen_videos"][0]["matches"] == recorded["train"][0]["id"]
+
+
+def test_predict_on_a_folder_reports_the_overlap_and_can_leave_seen_videos_out(
+    lora_run: Path, mixed_set: tuple[Path, set[str]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root, fresh = mixed_set
+    out = tmp_path / "predictions.json"
+    code, stdout, stderr = _run_cli(capsys, "predict", str(lora_run), str(root), "--out", str(out))
+    assert code == 0 and "overlap: 3 of 7 videos were seen in training (train 2, val 1" in stderr
+    assert "overlap" not in stdout
+    document = json.loads(out.read_text())
+    assert (document["overlap"]["seen"], document["overlap"]["train"], document["overlap"]["val"]) == (3, 2, 1)
+    assert len(document["videos"]) == 7
+
+    code, stdout, stderr = _run_cli(capsys, "predict", str(lora_run), str(root), "--exclude_seen", "--json")
+    assert code == 0 and "--exclude_seen leaves them out and labels the other 4" in stderr
+    document = json.loads(stdout)
+    assert {Path(v["path"]).relative_to(root).as_posix() for v in document["videos"]} == fresh
+    assert document["overlap"]["excluded"] == 3
+
+    code, _, stderr = _run_cli(capsys, "predict", str(lora_run), *(str(root / f) for f in sorted(fresh)))
+    assert code == 0 and "overlap: none of the 4 videos were seen in training" in stderr
+
+
+def test_a_run_without_splits_json_still_scores_and_predicts_but_says_the_overlap_cannot_be_checked(
+    lora_run: Path, mixed_set: tuple[Path, set[str]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root, _ = mixed_set
+    run = Path(shutil.copytree(lora_run, tmp_path / "run", ignore=shutil.ignore_patterns("evaluation")))
+    (run / "splits.json").unlink()
+    code, stdout, stderr = _run_cli(capsys, "evaluate", str(run), "--data.root", str(root), "--json")
+    assert code == 0 and "overlap: cannot be checked" in stderr and json.loads(stdout)["overlap"] is None
+    code, stdout, stderr = _run_cli(capsys, "predict", str(run), str(root), "--json")
+    assert code == 0 and "overlap: cannot be checked" in stderr and json.loads(stdout)["overlap"] is None
+    for command in (["evaluate", str(run), "--data.root", str(root)], ["predict", str(run), str(root)]):
+        code, _, stderr = _run_cli(capsys, *command, "--exclude_seen")
+        assert code == 2 and "--exclude_seen" in stderr and "has no splits.json" in stderr, command
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
     lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture

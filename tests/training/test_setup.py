@@ -1,6 +1,11 @@
-"""Building a run's model: a copied random base model must be the model a fresh build gives, LoRA draws included."""
+"""Building a run: a copied random base model must be the model a fresh build gives, LoRA draws included; the
+splits.json it writes records every listed video's identity."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +58,18 @@ def test_inside_a_grid_a_random_model_is_built_once_and_each_copy_equals_a_fresh
     assert setup._last_random_build.model is None, "the spare copy is dropped with the grid"
     build()
     assert len(builds) == 5
+
+
+def test_a_run_records_the_size_and_fingerprint_of_every_video_it_lists(trained_run: Callable[[str], Path]) -> None:
+    from vjepa_tune.data.fingerprints import FINGERPRINT_SCHEME, file_identity
+    from vjepa_tune.tracking.records import read_config_yaml
+
+    run = trained_run("head_only")
+    recorded = json.loads((run / "splits.json").read_text())
+    root = Path(read_config_yaml(run / "config.yaml").data.root)
+    assert recorded["version"] == 2 and recorded["fingerprint_scheme"] == FINGERPRINT_SCHEME
+    entries = [e for name in ("train", "val", "test") for e in recorded[name]]
+    assert len(entries) == 24
+    for entry in entries:
+        identity = file_identity(root / entry["id"])
+        assert (entry["size"], entry["fingerprint"]) == (identity.size, identity.fingerprint), entry["id"]

@@ -14,9 +14,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from vjepa_tune.config import DataConfig
 from vjepa_tune.data.dataset import probe_samples
+from vjepa_tune.data.fingerprints import seen_in_training
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import GROUP_FLAGS, leaks, make_splits
@@ -126,6 +128,11 @@ def _verdict(report: dict) -> dict[str, object]:
     empty_classes = [name for name, n in report["classes"].items() if n == 0]
     if empty_classes:
         warnings.append(f"{len(empty_classes)} classes have no videos")
+    if report.get("overlap") and report["overlap"]["seen"]:
+        warnings.append(
+            f"{report['overlap']['seen']} videos were seen in training by {report['overlap']['run_dir']}: a score on "
+            "them is not a held-out score (evaluate --exclude_seen leaves them out)"
+        )
     unchecked = [] if split["error"] or split["leaks_checked"] else [UNCHECKED_LEAKS]
     if problems:
         status = "problems"
@@ -145,13 +152,19 @@ def _verdict(report: dict) -> dict[str, object]:
     return {"status": status, "problems": problems, "warnings": warnings, "text": text}
 
 
-def check_dataset(data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True) -> dict:
+def check_dataset(
+    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: Path | None = None
+) -> dict:
     """Read, split and probe the data set `data` describes; a JSON-ready report (see `format_report`).
 
     Unreadable videos are reported, never raised; a data set that cannot be read at all (missing root,
-    malformed list) raises BadInput.
+    malformed list) raises BadInput. `against`: a run folder; the report then says how many of the videos that run
+    saw in training (`data.fingerprints`), as `evaluate` would.
     """
     index = read_dataset(data, seed)
+    overlap = (
+        seen_in_training([s.path for s in index.samples], against, progress=progress) if against is not None else None
+    )
     infos, unreadable = probe_samples(index.samples, workers=workers, progress=progress)
     unreadable_ids = {s.id for s, _ in unreadable}
     span = (
@@ -178,7 +191,10 @@ def check_dataset(data: DataConfig, seed: int = 42, workers: int = 2, progress: 
             "window_frames": span,
             "shorter_than_window": sum(1 for i in infos.values() if i.num_frames < span),
         },
+        "overlap": overlap.as_dict() if overlap is not None else None,
     }
+    if overlap is not None:
+        report["overlap"]["text"] = overlap.describe()
     report["verdict"] = _verdict(report)
     return report
 
@@ -280,6 +296,9 @@ def format_report(report: dict) -> str:
             f"note: {short['shorter_than_window']} videos are shorter than the random_window span of "
             f"{short['window_frames']} frames; their window starts at frame 0 and repeats the last frame"
         )
+
+    if report.get("overlap"):
+        lines += ["", f"against run {report['overlap']['run_dir']}:", f"  {report['overlap']['text']}"]
 
     verdict = report["verdict"]
     lines += ["", f"verdict: {verdict['status'].upper()}: {verdict['text']}"]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from vjepa_tune.config import DataConfig
+from vjepa_tune.data.fingerprints import FINGERPRINT_SCHEME, FileIdentity
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
@@ -28,7 +29,8 @@ GROUP_FLAGS = (
     "or, for a list file, --data.list_groups true (a third column: `<path> <label> <group>`)"
 )
 """How a user declares groups, for every message that asks for them."""
-SPLITS_JSON_VERSION = 1
+SPLITS_JSON_VERSION = 2
+"""1: ids, labels, classes and groups; 2 adds each video's size and fingerprint (`data.fingerprints`)."""
 
 Triple = tuple[list[Sample], list[Sample], list[Sample]]
 
@@ -285,19 +287,44 @@ def leaks(splits: Splits) -> dict[str, list[str]]:
     return {group: names for group, names in sorted(where.items()) if len(names) > 1}
 
 
-def splits_to_json(splits: Splits, classes: Sequence[str]) -> dict:
-    """The exact videos of each split with their labels and groups (the run folder's splits.json)."""
+def splits_to_json(
+    splits: Splits, classes: Sequence[str], identities: Mapping[str, FileIdentity] | None = None
+) -> dict:
+    """The exact videos of each split with their labels and groups (the run folder's splits.json), and with each
+    video's `size` and `fingerprint` where `identities` (keyed by sample id) has them: what lets `evaluate` and
+    `predict` recognise a copy of a training video after the originals moved."""
+    identities = identities or {}
 
     def entry(s: Sample) -> dict:
-        return {"id": s.id, "label": s.label, "class": classes[s.label], "group": s.group}
+        out = {"id": s.id, "label": s.label, "class": classes[s.label], "group": s.group}
+        if (identity := identities.get(s.id)) is not None:
+            out.update(size=identity.size, fingerprint=identity.fingerprint)
+        return out
 
     return {
         "version": SPLITS_JSON_VERSION,
         "method": splits.method,
         "classes": list(classes),
         "counts": {name: len(items) for name, items in splits.items()},
+        "fingerprint_scheme": FINGERPRINT_SCHEME,
         **{name: [entry(s) for s in items] for name, items in splits.items()},
     }
+
+
+def recorded_identities(d: dict) -> dict[str, FileIdentity]:
+    """The size and fingerprint splits.json records per video id; none for files written before version 2 or with
+    another fingerprint scheme (those are compared by reading the listed files that still exist)."""
+    if not isinstance(d, dict) or d.get("fingerprint_scheme") != FINGERPRINT_SCHEME:
+        return {}
+    out: dict[str, FileIdentity] = {}
+    for name in SPLIT_NAMES:
+        for entry in d.get(name) or []:
+            if not isinstance(entry, dict):
+                continue
+            size, fingerprint = entry.get("size"), entry.get("fingerprint")
+            if isinstance(size, int) and size >= 0 and isinstance(fingerprint, str) and "id" in entry:
+                out[str(entry["id"])] = FileIdentity(size, fingerprint)
+    return out
 
 
 def splits_from_json(d: dict, root: Path, source: str = "splits.json") -> Splits:

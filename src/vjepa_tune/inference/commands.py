@@ -95,7 +95,42 @@ def _build_predict(p: Any) -> None:
         help="Folder for the timeline PNGs (default: the folder of --out, else the current one).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the predictions as JSON.")
+    _add_exclude_seen_argument(p, "Label only")
     _add_running_arguments(p)
+
+
+def _add_exclude_seen_argument(p: Any, verb: str) -> None:
+    p.add_argument(
+        "--exclude_seen",
+        type=bool,
+        default=False,
+        help=f"{verb} the videos the run never saw: leave out those its splits.json lists under train or val, "
+        "and copies of them (same size and content fingerprint).",
+    )
+
+
+def _seen_in_training(
+    run_dir: Path, paths: list[Path], exclude_seen: bool
+) -> tuple[list[Path], dict[str, Any] | None]:
+    """The videos to predict and the overlap record: which of `paths` the run saw in training, said on stderr."""
+    from vjepa_tune.data.fingerprints import seen_in_training
+
+    try:
+        overlap = seen_in_training(paths, run_dir)
+    except BadInput as exc:
+        if exclude_seen:
+            raise BadInput(f"--exclude_seen: {exc}") from None
+        print(f"overlap: cannot be checked: {exc}", file=sys.stderr)
+        return paths, None
+    advice = "; labels of those show what the model memorised, not how it does on new videos"
+    if exclude_seen and overlap.num_seen:
+        kept = overlap.unseen_paths()
+        if not kept:
+            raise BadInput(f"--exclude_seen: all {len(paths)} videos were seen in training; none is left to label.")
+        advice = f"; --exclude_seen leaves them out and labels the other {len(kept)}"
+        paths = kept
+    print(overlap.describe(advice), file=sys.stderr)
+    return paths, overlap.as_dict(excluded=exclude_seen)
 
 
 def _run_predict(a: Any) -> int:
@@ -116,6 +151,7 @@ def _run_predict(a: Any) -> int:
     predictor = load_run(a.run_dir, device=a.device, precision=a.precision)
     if caveat := predictor.flip_caveat(a.flip):
         print(caveat, file=sys.stderr)
+    paths, overlap = _seen_in_training(Path(a.run_dir), paths, a.exclude_seen)
     common = {"num_crops": a.num_crops, "flip": a.flip, "batch_size": a.batch_size, "num_workers": a.num_workers}
     if a.window is not None:
         predictions = predictor.predict_windows(
@@ -142,7 +178,8 @@ def _run_predict(a: Any) -> int:
         "num_crops": a.num_crops,
         "flip": a.flip,
     }
-    document = predictions_json(predictions, top_k=a.top_k, run_dir=Path(a.run_dir), settings=settings)
+    document = predictions_json(predictions, top_k=a.top_k, run_dir=Path(a.run_dir), settings=settings,
+                                overlap=overlap)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".json":
@@ -192,11 +229,13 @@ def _build_evaluate(p: Any) -> None:
         help="Where the run's data set is now, if it moved since training.",
     )
     p.add_class_arguments(DataConfig, "data", sub_configs=True)
+    _add_exclude_seen_argument(p, "Score only")
     p.add_argument(
         "--out",
         type=Path | None,
         default=None,
-        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>, -flip added with --flip).",
+        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>, -flip added with --flip, "
+        "-unseen with --exclude_seen).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
     _add_running_arguments(p)
@@ -228,6 +267,7 @@ def _run_evaluate(a: Any) -> int:
         flip=a.flip,
         data=data,
         split_root=a.split_root,
+        exclude_seen=a.exclude_seen,
         out_dir=a.out,
         batch_size=a.batch_size,
         num_workers=a.num_workers,

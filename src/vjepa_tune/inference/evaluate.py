@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vjepa_tune.config import DataConfig, TrainConfig
+from vjepa_tune.data.fingerprints import SEEN_SPLITS, Overlap, seen_in_training
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.predictor import Log, load_run
 
@@ -34,8 +35,19 @@ class Evaluation:
         return (
             f"{m['evaluated_on']} ({m['num_videos']} videos, {m['num_clips']} clips x {m['num_crops']} crops"
             f"{mirrored}): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
-            f"{m['macro_f1']:.4f}{skipped}; records in {self.out_dir}"
+            f"{m['macro_f1']:.4f}{skipped}{_seen_note(m.get('overlap'))}; records in {self.out_dir}"
         )
+
+
+def _seen_note(overlap: dict[str, Any] | None) -> str:
+    """What the summary says of videos the run saw in training (the overlap line says more)."""
+    if not overlap or not overlap["seen"]:
+        return ""
+    if overlap["excluded"]:
+        n = overlap["excluded"]
+        return f"; {n} {'video' if n == 1 else 'videos'} seen in training left out"
+    verb = "was" if overlap["seen"] == 1 else "were"
+    return f"; {overlap['seen']} of the {overlap['videos']} videos {verb} seen in training: not a held-out score"
 
 
 def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -> tuple[list[Any], list[str]]:
@@ -66,6 +78,49 @@ def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -
     return samples, list(recorded["classes"])
 
 
+def _leave_out_seen(
+    samples: list[Any],
+    run_dir: Path,
+    own_split: str | None,
+    split_root: Path | None,
+    exclude_seen: bool,
+    progress: bool,
+    log: Log,
+) -> tuple[list[Any], Overlap | None]:
+    """Compare the videos to score with the run's training videos, say so, and leave the seen ones out when asked.
+
+    The run's own split is compared with the other sides only (val is not "seen" by scoring val) and the line is
+    logged only when some were seen; another data set always gets the line. A run folder without a readable
+    splits.json cannot be compared: an error with `exclude_seen`, else said and recorded as null.
+    """
+    sides = [name for name in SEEN_SPLITS if name != own_split]
+    try:
+        overlap = seen_in_training([s.path for s in samples], run_dir, data_root=split_root, sides=sides,
+                                   progress=progress)
+    except BadInput as exc:
+        if exclude_seen:
+            raise BadInput(f"--exclude_seen: {exc}") from None
+        if own_split is not None:
+            raise
+        log(f"overlap: cannot be checked: {exc}")
+        return samples, None
+    if overlap.num_seen or own_split is None:
+        log(overlap.describe(_overlap_advice(overlap, exclude_seen)))
+    if exclude_seen and overlap.num_seen:
+        unseen = set(map(str, overlap.unseen_paths()))
+        samples = [s for s in samples if str(s.path) in unseen]
+        if not samples:
+            raise BadInput(f"--exclude_seen: all {len(overlap.paths)} videos were seen in training; none is left "
+                           "to score.")
+    return samples, overlap
+
+
+def _overlap_advice(overlap: Overlap, exclude_seen: bool) -> str:
+    if exclude_seen:
+        return f"; --exclude_seen leaves them out and scores the other {len(overlap.paths) - overlap.num_seen}"
+    return "; a score on them is not a held-out score (--exclude_seen scores only the others)"
+
+
 def _other_dataset(data: DataConfig, classes: list[str], seed: int) -> tuple[list[Any], str]:
     from vjepa_tune.config import validate_data
     from vjepa_tune.data.samples import Sample
@@ -94,6 +149,7 @@ def evaluate_run(
     flip: bool = False,
     data: DataConfig | None = None,
     split_root: Path | None = None,
+    exclude_seen: bool = False,
     out_dir: Path | None = None,
     batch_size: int = 8,
     num_workers: int = 0,
@@ -104,8 +160,13 @@ def evaluate_run(
 ) -> Evaluation:
     """Score a run on its own `split` (the videos of its splits.json), or on every video of `data`.
 
+    Every scored video is compared with the run's training and validation videos (`data.fingerprints`): the overlap
+    is logged (for the run's own split only when some are found) and kept in metrics.json; `exclude_seen` scores only
+    the videos the run never saw.
+
     Writes metrics.json, confusion.csv/png and predictions.csv (one row per video) into `out_dir` (default
-    RUN_DIR/evaluation/<split or data set>-<clips>x<crops>, with "-flip" when every view is mirrored too).
+    RUN_DIR/evaluation/<split or data set>-<clips>x<crops>, with "-flip" when every view is mirrored too and
+    "-unseen" with `exclude_seen`).
     """
     import torch
 
@@ -137,7 +198,12 @@ def evaluate_run(
         if recorded != classes:
             raise BadInput(f"{run_dir}: splits.json classes {recorded} differ from the model's {classes}.")
         evaluated_on, name = f"{split} split", split
-    views = f"{name}-{num_clips}x{num_crops}" + ("-flip" if flip else "")
+    samples, overlap = _leave_out_seen(samples, run_dir, split if data is None else None, split_root, exclude_seen,
+                                       progress, log)
+    seen_as = {} if overlap is None else {
+        str(p): v.split for p, v in zip(overlap.paths, overlap.seen, strict=True) if v is not None
+    }
+    views = f"{name}-{num_clips}x{num_crops}" + ("-flip" if flip else "") + ("-unseen" if exclude_seen else "")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / views
 
     mine = distributed.shard(list(range(len(samples))))  # each process a contiguous part; all of it with one
@@ -166,6 +232,7 @@ def evaluate_run(
         "num_videos": len(scored),
         "skipped_videos": len(result.errors),
         "skipped": [{"id": samples[i].id, "reason": r} for i, r in sorted(result.errors.items())],
+        "overlap": overlap.as_dict(excluded=exclude_seen) if overlap is not None else None,
         **scores,
         "versions": versions(),
     }
@@ -173,7 +240,7 @@ def evaluate_run(
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "metrics.json", metrics)
         write_confusion(out_dir, scores["confusion"], classes)
-        _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes)
+        _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes, seen_as)
     distributed.barrier()
     return Evaluation(metrics, out_dir)
 
@@ -184,12 +251,17 @@ def _write_eval_csv(
     probs: dict[int, torch.Tensor],
     errors: dict[int, str],
     classes: list[str],
+    seen_as: dict[str, str],
 ) -> None:
+    """One row per video; `seen` says where the run saw it (train or val), empty for a video it never saw."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["id", "path", "label", "predicted", "score", "correct", "error", *(f"p_{c}" for c in classes)])
+        writer.writerow(
+            ["id", "path", "label", "predicted", "score", "correct", "error", "seen", *(f"p_{c}" for c in classes)]
+        )
         for i, sample in enumerate(samples):
             truth = classes[sample.label]
+            seen = seen_as.get(str(sample.path), "")
             if i in probs:
                 p = probs[i]
                 best = int(p.argmax())
@@ -202,10 +274,13 @@ def _write_eval_csv(
                         f"{float(p[best]):.6f}",
                         int(best == sample.label),
                         "",
+                        seen,
                         *(f"{v:.6f}" for v in p.tolist()),
                     ]
                 )
             else:
-                writer.writerow([sample.id, sample.path, truth, "", "", "", errors.get(i, ""), *([""] * len(classes))])
+                writer.writerow(
+                    [sample.id, sample.path, truth, "", "", "", errors.get(i, ""), seen, *([""] * len(classes))]
+                )
 
 

@@ -19,12 +19,16 @@ def predictions_json(
     top_k: int = DEFAULT_TOP_K,
     run_dir: Path | None = None,
     settings: dict[str, Any] | None = None,
+    overlap: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The prediction document (`predict --json`, `--out FILE.json`); `overlap`: which of the videos the run saw in
+    training (`data.fingerprints.Overlap.as_dict`), null when it was not checked."""
     classes = predictions[0].classes if predictions else []
     return {
         "run_dir": str(run_dir) if run_dir is not None else None,
         "classes": classes,
         "settings": settings or {},
+        "overlap": overlap,
         "videos": [p.as_dict(top_k) for p in predictions],
     }
 

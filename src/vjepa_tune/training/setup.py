@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from vjepa_tune.config import TrainConfig
+from vjepa_tune.data.fingerprints import FileIdentity, file_identities
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
@@ -189,6 +190,14 @@ def _drop_unreadable(splits: Splits, infos: dict[str, Any], unreadable: list[tup
     )
 
 
+def _identities(splits: Splits) -> dict[str, FileIdentity]:
+    """Size and fingerprint of every video of the splits, recorded in splits.json so that a later `evaluate` or
+    `predict` recognises copies of them even when the originals are gone (`data.fingerprints`)."""
+    chosen = splits.train + splits.val + splits.test
+    found = file_identities([s.path for s in chosen], desc="fingerprinting videos")
+    return {s.id: identity for s, identity in zip(chosen, found, strict=True) if identity is not None}
+
+
 def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = print, resuming: bool = False,
               splits: Splits | None = None) -> Run:
     from vjepa_tune.data.dataset import probe_samples
@@ -226,7 +235,7 @@ def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = p
     pipeline = make_pipeline(cfg, model, splits, infos, accelerator, log)
     if accelerator.is_main_process:
         write_config_yaml(run_dir, cfg)
-        write_splits_json(run_dir, splits_to_json(splits, classes))
+        write_splits_json(run_dir, splits_to_json(splits, classes, _identities(splits)))
     return Run(
         cfg=cfg, run_dir=run_dir, accelerator=accelerator, model=model, classes=classes, splits=splits,
         pipeline=pipeline, counts=counts, skipped={s.id: r for s, r in unreadable},

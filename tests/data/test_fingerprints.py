@@ -1,0 +1,206 @@
+"""File identities (size + content fingerprint) and which videos a run saw in training: by path, as copies under
+other names, for runs that record fingerprints and for runs recorded before they did.
+
+The run folders here are made by hand (config.yaml + splits.json over files of random bytes): the comparison reads
+bytes, never decodes, so no video or model is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vjepa_tune.config import DataConfig, TrainConfig
+from vjepa_tune.data import fingerprints
+from vjepa_tune.data.fingerprints import (
+    CHUNK_BYTES,
+    WHOLE_FILE_BYTES,
+    FileIdentity,
+    file_identities,
+    file_identity,
+    seen_in_training,
+)
+from vjepa_tune.data.samples import Sample, Splits
+from vjepa_tune.data.splits import splits_to_json
+from vjepa_tune.errors import BadInput
+from vjepa_tune.tracking.records import write_config_yaml, write_splits_json
+
+CLASSES = ["a", "b"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _random_bytes(n: int, seed: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+# ------------------------------------------------------------------------------------------------ identities
+def test_a_small_file_is_fingerprinted_whole_a_large_one_by_its_start_middle_and_end(tmp_path: Path) -> None:
+    small = _write(tmp_path / "small.mp4", _random_bytes(WHOLE_FILE_BYTES, 1))
+    assert file_identity(small) == FileIdentity(WHOLE_FILE_BYTES, hashlib.sha256(small.read_bytes()).hexdigest())
+
+    size = 10 * CHUNK_BYTES + 123
+    data = _random_bytes(size, 2)
+    large = _write(tmp_path / "large.mp4", data)
+    middle = (size - CHUNK_BYTES) // 2
+    chunks = data[:CHUNK_BYTES] + data[middle : middle + CHUNK_BYTES] + data[-CHUNK_BYTES:]
+    assert file_identity(large) == FileIdentity(size, hashlib.sha256(chunks).hexdigest())
+
+    for offset in (0, middle + 5, size - 1):  # a byte changed in any chunk changes the identity
+        changed = bytearray(data)
+        changed[offset] ^= 0xFF
+        assert file_identity(_write(tmp_path / f"changed-{offset}.mp4", bytes(changed))) != file_identity(large)
+    between = bytearray(data)  # as documented: bytes between the chunks are not read
+    between[CHUNK_BYTES + 10] ^= 0xFF
+    assert file_identity(_write(tmp_path / "between.mp4", bytes(between))) == file_identity(large)
+    longer = _write(tmp_path / "longer.mp4", data + b"\x00")
+    assert file_identity(longer).size == size + 1 and file_identity(longer) != file_identity(large)
+
+
+def test_a_rewritten_file_gets_its_new_identity_not_a_remembered_one(tmp_path: Path) -> None:
+    path = _write(tmp_path / "v.mp4", _random_bytes(1000, 3))
+    before = file_identity(path)
+    os.utime(path, ns=(1, 1))
+    path.write_bytes(_random_bytes(1000, 4))
+    assert file_identity(path) != before
+    assert file_identity(path).fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_file_identities_keep_the_order_and_give_none_for_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    paths = [_write(tmp_path / f"{n}.mp4", _random_bytes(100 + n, n)) for n in range(20)]
+    paths.insert(5, tmp_path / "missing.mp4")
+    found = file_identities(paths, workers=4, progress=False)
+    assert found[5] is None
+    assert [f.size for f in found if f is not None] == [100 + n for n in range(20)]
+
+
+# ------------------------------------------------------------------------------------------------ overlap
+def _run(tmp_path: Path, *, fingerprinted: bool) -> tuple[Path, Path, dict[str, list[Path]]]:
+    """A run folder over data/ with 3 train, 2 val and 2 test videos of random bytes of different sizes."""
+    root = tmp_path / "data"
+    files: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
+    samples: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    n = 0
+    for side, count in (("train", 3), ("val", 2), ("test", 2)):
+        for _ in range(count):
+            cls = CLASSES[n % 2]
+            rel = f"{cls}/{side}_{n}.mp4"
+            path = _write(root / rel, _random_bytes(3000 + 7 * n, 100 + n))
+            files[side].append(path)
+            samples[side].append(Sample(path=path, label=n % 2, id=rel))
+            n += 1
+    splits = Splits(train=samples["train"], val=samples["val"], test=samples["test"], method="random")
+    identities = None
+    if fingerprinted:
+        identities = {s.id: file_identity(s.path) for _, items in splits.items() for s in items}
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config_yaml(run, TrainConfig(data=DataConfig(root=root)))
+    write_splits_json(run, splits_to_json(splits, CLASSES, identities))
+    return run, root, files
+
+
+def _other(tmp_path: Path, files: dict[str, list[Path]]) -> list[Path]:
+    """Elsewhere: train[0] by its own path, renamed copies of train[1] and val[0], a copy of test[0] (not seen),
+    and two new files, one as large as train[2] (its fingerprint, not its size, tells it apart)."""
+    other = tmp_path / "other"
+    copies = [
+        _write(other / "renamed_train.mp4", files["train"][1].read_bytes()),
+        _write(other / "deep" / "renamed_val.avi", files["val"][0].read_bytes()),
+        _write(other / "test_copy.mp4", files["test"][0].read_bytes()),
+        _write(other / "new.mp4", _random_bytes(5000, 7)),
+        _write(other / "same_size.mp4", _random_bytes(files["train"][2].stat().st_size, 8)),
+    ]
+    return [files["train"][0], *copies]
+
+
+@pytest.mark.parametrize("fingerprinted", [True, False], ids=["fingerprints-recorded", "recorded-before-them"])
+def test_a_video_is_seen_by_its_path_or_as_a_copy_of_a_train_or_val_video(tmp_path: Path, fingerprinted: bool) -> None:
+    run, _, files = _run(tmp_path, fingerprinted=fingerprinted)
+    paths = _other(tmp_path, files)
+    overlap = seen_in_training(paths, run, progress=False)
+    assert [(s.split, s.by) if s else None for s in overlap.seen] == [
+        ("train", "path"), ("train", "content"), ("val", "content"), None, None, None
+    ]
+    assert overlap.seen[2].id == "b/val_3.mp4"
+    record = overlap.as_dict()
+    assert {k: record[k] for k in ("videos", "seen", "train", "val", "by_path", "by_content", "listed")} == {
+        "videos": 6, "seen": 3, "train": 2, "val": 1, "by_path": 1, "by_content": 2, "listed": 5
+    }
+    assert record["unrecognisable"] == 0 and record["excluded"] == 0
+    assert overlap.describe() == (
+        "overlap: 3 of 6 videos were seen in training (train 2, val 1; 2 are copies under another path)"
+    )
+    assert overlap.unseen_paths() == paths[3:]
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_copies_are_recognised_from_recorded_fingerprints_after_the_originals_are_gone(tmp_path: Path) -> None:
+    run, root, files = _run(tmp_path, fingerprinted=True)
+    paths = _other(tmp_path, files)[1:]
+    shutil.rmtree(root)
+    overlap = seen_in_training(paths, run, progress=False)
+    assert overlap.counts() == {"train": 1, "val": 1} and overlap.unrecognisable == 0
+
+
+def test_an_old_run_says_how_many_listed_videos_it_cannot_recognise_once_they_are_gone(tmp_path: Path) -> None:
+    run, _, files = _run(tmp_path, fingerprinted=False)
+    paths = _other(tmp_path, files)[1:]
+    files["val"][0].unlink()  # the original of renamed_val.avi: its copy can no longer be recognised
+    overlap = seen_in_training(paths, run, progress=False)
+    assert overlap.counts() == {"train": 1, "val": 0} and overlap.unrecognisable == 1
+    assert overlap.describe() == (
+        "overlap: 1 of 5 videos was seen in training (train 1; 1 is a copy under another path); 1 of the run's 5 "
+        f"train and val videos is gone from {tmp_path / 'data'} and has no recorded fingerprint: a copy of it would "
+        "not be recognised"
+    )
+
+
+def test_a_moved_data_set_is_compared_where_it_is_now(tmp_path: Path) -> None:
+    run, root, files = _run(tmp_path, fingerprinted=False)
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    here = moved / files["train"][0].relative_to(root)
+    overlap = seen_in_training([here], run, data_root=moved, progress=False)
+    assert overlap.seen[0] is not None and overlap.seen[0].by == "path"
+    assert seen_in_training([here], run, progress=False).unrecognisable == 5
+
+
+def test_only_videos_as_large_as_a_listed_one_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, _, files = _run(tmp_path, fingerprinted=False)
+    read: list[Path] = []
+    real = fingerprints.file_identities
+
+    def spy(paths, **kwargs):
+        read.extend(paths)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(fingerprints, "file_identities", spy)
+    unrelated = [_write(tmp_path / "other" / f"{n}.mp4", _random_bytes(9000 + n, n)) for n in range(5)]
+    assert seen_in_training(unrelated, run, progress=False).num_seen == 0
+    assert read == []
+    same_size = _write(tmp_path / "other" / "same.mp4", _random_bytes(files["train"][2].stat().st_size, 9))
+    assert seen_in_training([*unrelated, same_size], run, progress=False).num_seen == 0
+    assert sorted(read) == sorted([same_size, files["train"][2]])
+
+
+def test_none_seen_says_so_and_a_folder_that_is_no_run_is_refused(tmp_path: Path) -> None:
+    run, _, _ = _run(tmp_path, fingerprinted=True)
+    fresh = _write(tmp_path / "fresh.mp4", b"x" * 10)
+    assert seen_in_training([fresh], run, progress=False).describe() == (
+        "overlap: none of the 1 video was seen in training (compared by path and content with the run's 5 train "
+        "and val videos)"
+    )
+    with pytest.raises(BadInput, match="has no splits.json"):
+        seen_in_training([fresh], tmp_path / "data")
