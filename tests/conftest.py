@@ -76,3 +76,17 @@ def demo_result(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(argv) == 0
     (compare_dir,) = (work / "runs").glob("compare-*")
     return compare_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_root: Path, store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch `lora` run on the bundled `tiny` (a real pretrained base, as a user's hub model is),
+    trained on the session's feature store; made once per session for the documentation's examples and the model
+    card's base-model example."""
+    from vjepa_tune.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-runs")
+    argv = ["train", "--strategy", "lora", "--model", "tiny", "--data.root", str(synth_root), "--out", str(out),
+            "--run_name", "lora-tiny", "--num_epochs", "1", "--cache.dir", str(store_dir)]
+    assert main(argv) == 0, "training the tiny fixture run failed"
+    return out / "lora-tiny"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -198,3 +199,55 @@ def test_existing_folders_and_foreign_runs_are_refused_with_exit_code_2(
         code, _, stderr = _export(capsys, *argv)
         assert code == 2 and message in stderr, (argv, stderr)
     assert (run_dir / "model").is_dir()
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mode & 0o777 for p in [folder, *sorted(folder.rglob("*"))]}
+
+
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "adapter"])
+def test_an_export_is_readable_by_other_users_under_umask_022(
+    trained_run: RunFactory, tmp_path: Path, capsys: pytest.CaptureFixture, merge: bool
+) -> None:
+    out = tmp_path / "served" / "model"
+    previous = os.umask(0o022)
+    try:
+        code, _, _ = _export(capsys, str(trained_run("lora")), str(out), *(["--merge"] if merge else []))
+    finally:
+        os.umask(previous)
+    assert code == 0
+    modes = _modes(out)
+    weights = "model.safetensors" if merge else "adapter_model.safetensors"
+    assert modes[weights] == 0o644 and modes["."] == 0o755
+    assert modes == {name: 0o755 if (out / name).is_dir() else 0o644 for name in modes}
+
+
+def _card_examples(card: str, out: Path, video: Path) -> list[str]:
+    blocks = re.findall(r"^```python\n(.*?)^```", card, re.S | re.M)
+    return [b.replace('"OUT_DIR', f'"{out}').replace('"video.mp4"', f'"{video}"') for b in blocks]
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft on transformers 5
+@pytest.mark.parametrize(
+    ("run", "flags", "examples"),
+    [("tiny", [], 2), ("random:tiny", [], 1), ("tiny", ["--merge"], 1)],
+    ids=["adapter-on-a-pretrained-base", "adapter-on-a-random-base", "merged"],
+)
+def test_the_model_cards_examples_run_and_print_the_runs_class_for_the_video(
+    tiny_run: Path, trained_run: RunFactory, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    run: str, flags: list[str], examples: int,
+) -> None:
+    from vjepa_tune import load_run
+
+    run_dir = tiny_run if run == "tiny" else trained_run("lora")
+    out = tmp_path / "exported"
+    assert _export(capsys, str(run_dir), str(out), *flags)[0] == 0
+    video = sorted((synth_root / "standing_up").glob("*.mp4"))[0]
+    expected = load_run(run_dir, device="cpu").predict(video, progress=False)
+    blocks = _card_examples((out / "README.md").read_text(), out, video)
+    assert len(blocks) == examples
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the card's code is what is tested
+        label, score = capsys.readouterr().out.split()
+        assert label == expected.label and label in CLASSES, "the run's class name, not LABEL_n"
+        assert float(score) == pytest.approx(expected.score, abs=2e-3)

@@ -106,3 +106,22 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
     rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and str(run.resolve()) in rows[-1]
     assert main(["evaluate", str(run), "--split", "val"]) == 0
+
+
+def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_training_videos(
+    old_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vjepa_tune.data.synthetic import render_sequence, write_video
+    from vjepa_tune.inference.predictor import train_clip_seconds
+    from vjepa_tune.tracking.records import read_config_yaml
+
+    run = old_runs / "runs" / "finished"
+    assert "train_clip_s" not in json.loads((run / "model" / "model.json").read_text())
+    data = read_config_yaml(run / "config.yaml").data
+    assert train_clip_seconds(run, data) == pytest.approx(1.28), "its 32-frame, 25 fps training videos"
+    long_video = old_runs / "recording.mp4"
+    write_video(long_video, render_sequence([("waving", 70), ("other", 70)], 5, size=(64, 64)).frames, fps=25)
+    assert main(["predict", str(run), str(long_video)]) == 0
+    assert "x the run's training clips (typically 1.28 s)" in capsys.readouterr().err
+    shutil.rmtree(old_runs / "data")
+    assert train_clip_seconds(run, data) is None, "training videos gone: unknown, and no claim made"

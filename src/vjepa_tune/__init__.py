@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 # OpenMP threads that spin while waiting make small models hundreds of times slower whenever the cores are shared
 # (a DataLoader worker, a second process, a busy CI machine): a tiny run took 1.3 s instead of 143 s here. It only
@@ -13,9 +14,23 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__", "load_run"]
 
+if TYPE_CHECKING:
+    from vjepa_tune.inference.predictor import load_run
 
-def load_run(run_dir):  # noqa: ANN001, ANN201 - thin lazy re-export
-    """Load a finished run for prediction: `load_run(RUN_DIR).predict("video.mp4")`."""
-    from vjepa_tune.inference import load_run as _load_run
+_LAZY = {"load_run": "vjepa_tune.inference.predictor"}
+"""Names served from their modules on first use, so that `import vjepa_tune` does not import torch."""
 
-    return _load_run(run_dir)
+
+def __getattr__(name: str) -> Any:
+    """`vjepa_tune.load_run` is `vjepa_tune.inference.load_run` itself: its signature, its docstring."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vjepa_tune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

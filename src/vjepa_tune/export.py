@@ -17,14 +17,13 @@ is written aside and moved into place, so a failed export never leaves half a di
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import staged_folder
 
 if TYPE_CHECKING:  # torch, transformers and peft load when an export runs, not when the command line starts
     import torch
@@ -137,9 +136,7 @@ def export_run(
     else:
         kind = "merged" if merge else "adapter"
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    try:
+    with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
         crop = model_crop_size(model)
         if kind == "merged":
             plain = model.merge_and_unload() if isinstance(model, PeftModel) else unwrap(model)
@@ -154,12 +151,6 @@ def export_run(
         VJEPA2VideoProcessor(crop_size=crop).save_pretrained(staging)
         card = model_card(run_dir, meta, cfg, classes, kind, notes, command)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return ExportResult(out_dir, kind, notes)
 
 
@@ -176,40 +167,96 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
 
 
-def _base_instructions(meta: dict[str, Any], classes: list[str]) -> str:
-    """How to get the base model an adapter goes on, by kind of base."""
-    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
-
-    spec = meta["model"]
-    if spec.startswith(RANDOM_PREFIX):
-        return (
-            f"The run started from `{spec}`, whose weights vjepa-tune draws from the run seed "
-            f"({meta['init_seed']}); `base_model/config.json` is its configuration. Rebuild it with "
-            "vjepa-tune, or export with `--merge` for a model that needs nothing else.\n\n" + _VJEPA_BASE
-        )
-    if spec == TINY:
-        where = "vjepa-tune's bundled `tiny` checkpoint (`vjepa_tune.models.loading.tiny_checkpoint_dir()`)"
-        source = "TINY_DIR"
+def _clip_code(data: Any) -> list[str]:
+    """Python lines that read `video.mp4` and label the clip the run would cut from it (`model`, `processor`)."""
+    n = int(data.frames_per_clip)
+    if data.sampling == "random_window":
+        step = int(data.frame_step)
+        pick = [
+            f"# {n} frames {step} apart from the middle of the video, as the run cut its evaluation clips",
+            f"start = max(0, (len(frames) - {(n - 1) * step + 1}) // 2)",
+            f"video = np.stack([frames[min(start + {step} * k, len(frames) - 1)] for k in range({n})])",
+        ]
     else:
-        source = _hub_id(spec) or str(Path(spec).expanduser().resolve())
-        where = f"`{source}`"
-    labels = f"num_labels={len(classes)}, ignore_mismatched_sizes=True"
-    return (
-        f"The adapter goes on {where}; the classifier comes with the adapter:\n\n```python\n"
-        "from peft import PeftModel\nfrom transformers import VJEPA2ForVideoClassification\n\n"
-        f'base = VJEPA2ForVideoClassification.from_pretrained("{source}", {labels})\n'
-        'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()\n```\n\n'
-        "If that checkpoint has no pooler (a backbone-only V-JEPA 2 checkpoint), the run drew the pooler's "
-        "weights from its seed and the adapter needs exactly those: rebuild the base with vjepa-tune (below) "
-        "or export with `--merge`.\n\n" + _VJEPA_BASE
+        pick = [
+            f"# {n} frames spread evenly over the whole video, as the run sampled its clips",
+            f"video = np.stack([frames[(2 * k + 1) * len(frames) // {2 * n}] for k in range({n})])",
+        ]
+    return [
+        'with av.open("video.mp4") as container:',
+        '    frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]',
+        *pick,
+        'inputs = processor(video, return_tensors="pt")',
+        "with torch.no_grad():",
+        "    probs = model(**inputs).logits.softmax(-1)[0]",
+        "print(model.config.id2label[int(probs.argmax())], round(float(probs.max()), 3))",
+    ]
+
+
+def _python_block(imports: list[str], load: list[str], data: Any) -> list[str]:
+    """One complete example: imports, loading the model and its processor, labelling one video."""
+    head = ["import av", "import numpy as np", "import torch", *imports]
+    return ["```python", *sorted(head, key=lambda line: line.startswith("from ")), "", *load,
+            'processor = AutoVideoProcessor.from_pretrained("OUT_DIR")', "", *_clip_code(data), "```"]
+
+
+def _merged_use(data: Any) -> list[str]:
+    return _python_block(
+        ["from transformers import AutoVideoProcessor, VJEPA2ForVideoClassification"],
+        ['model = VJEPA2ForVideoClassification.from_pretrained("OUT_DIR").eval()'],
+        data,
     )
 
 
-_VJEPA_BASE = (
-    "```python\nfrom peft import PeftModel\nfrom vjepa_tune.export import rebuild_base_model\n\n"
-    'base = rebuild_base_model("RUN_DIR")  # the run folder this adapter was exported from\n'
-    'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()\n```\n'
-)
+def _adapter_use(run_dir: Path, meta: dict[str, Any], data: Any) -> list[str]:
+    """How to put the adapter on its base model, by kind of base; every example prints the run's class names."""
+    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
+
+    spec = meta["model"]
+    rebuilt = _python_block(
+        ["from peft import PeftModel", "from transformers import AutoVideoProcessor",
+         "from vjepa_tune.export import rebuild_base_model"],
+        [f"base = rebuild_base_model({json.dumps(str(Path(run_dir).resolve()))})  # the run this adapter is from",
+         'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()'],
+        data,
+    )
+    if spec.startswith(RANDOM_PREFIX):
+        return [
+            f"The run started from `{spec}`, whose weights vjepa-tune draws from the run seed "
+            f"({meta['init_seed']}); `base_model/config.json` is its configuration. Rebuild it with vjepa-tune, "
+            "or export with `--merge` for a model that needs nothing else:",
+            "",
+            *rebuilt,
+        ]
+    imports = ["from peft import PeftModel",
+               "from transformers import AutoVideoProcessor, VJEPA2Config, VJEPA2ForVideoClassification"]
+    if spec == TINY:
+        where = "vjepa-tune's bundled `tiny` checkpoint"
+        source = "tiny_checkpoint_dir()"
+        imports.append("from vjepa_tune.models.loading import tiny_checkpoint_dir")
+    else:
+        name = _hub_id(spec) or str(Path(spec).expanduser().resolve())
+        where, source = f"`{name}`", json.dumps(name)
+    direct = _python_block(
+        imports,
+        ['config = VJEPA2Config.from_pretrained("OUT_DIR/base_model")  # the base model with this run\'s classes',
+         f"base = VJEPA2ForVideoClassification.from_pretrained({source}, config=config, "
+         "ignore_mismatched_sizes=True)",
+         'model = PeftModel.from_pretrained(base, "OUT_DIR").eval()  # the LoRA matrices and the trained classifier'],
+        data,
+    )
+    return [
+        f"The adapter goes on {where}; the classifier comes with the adapter, and `base_model/config.json` "
+        "holds the base model's configuration with this run's classes:",
+        "",
+        *direct,
+        "",
+        "If that checkpoint has no pooler (a backbone-only V-JEPA 2 checkpoint), the run drew the pooler's "
+        "weights from its seed and the adapter needs exactly those: rebuild the base with vjepa-tune, or export "
+        "with `--merge`:",
+        "",
+        *rebuilt,
+    ]
 
 
 def model_card(
@@ -285,24 +332,8 @@ def model_card(
         ]
     else:
         lines.append("The run has no metrics.json (it did not finish): no test results.")
-    lines += ["", "## Use", ""]
-    if kind == "merged":
-        lines += [
-            "```python",
-            "import torch",
-            "from transformers import AutoVideoProcessor, VJEPA2ForVideoClassification",
-            "",
-            'model = VJEPA2ForVideoClassification.from_pretrained("OUT_DIR").eval()',
-            'processor = AutoVideoProcessor.from_pretrained("OUT_DIR")',
-            f"# video: {data.frames_per_clip} frames (T, H, W, 3) uint8, sampled as in training",
-            'inputs = processor(video, return_tensors="pt")',
-            "with torch.no_grad():",
-            "    probs = model(**inputs).logits.softmax(-1)[0]",
-            "print(model.config.id2label[int(probs.argmax())])",
-            "```",
-        ]
-    else:
-        lines.append(_base_instructions(meta, classes))
+    lines += ["", "## Use", "", "`OUT_DIR` stands for this folder and `video.mp4` for your video.", ""]
+    lines += _merged_use(data) if kind == "merged" else _adapter_use(run_dir, meta, data)
     lines += [
         "",
         "## How it was made",

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.metadata
 import os
 import random
+from pathlib import Path
 
 import av
 import numpy as np
@@ -315,3 +316,17 @@ def test_workers_share_the_cores_between_their_decoders_and_get_the_same_frames(
         assert len(choices) == 2 and all(count == threads for _, count in choices), choices
     assert video.decoder_threads(14) == max(1, len(os.sched_getaffinity(0)) // 14)
     assert video.decoder_threads(1) == len(os.sched_getaffinity(0))
+
+
+def test_a_clip_spans_the_whole_video_with_uniform_sampling_and_its_frames_with_random_window() -> None:
+    from vjepa_tune.data.video import VideoInfo, clip_span_s, typical_clip_s
+
+    def info(seconds: float, fps: float = 25.0) -> VideoInfo:
+        frames = round(seconds * fps)
+        return VideoInfo(Path("v.mp4"), frames, fps, seconds, 64, 64, tuple(i / fps for i in range(frames)))
+
+    assert clip_span_s(info(10.0), 16, "uniform") == 10.0
+    assert clip_span_s(info(10.0), 16, "random_window", 4) == pytest.approx(61 / 25)
+    assert clip_span_s(info(1.0), 16, "random_window", 4) == 1.0, "a video shorter than the window: all of it"
+    assert typical_clip_s([info(1.0), info(3.0), info(8.0)], 16) == 3.0, "the median"
+    assert typical_clip_s([], 16) is None

@@ -174,6 +174,48 @@ def test_predict_files_folders_real_footage_and_unreadable_videos(
     assert "bikes.mp4" in stdout
 
 
+def test_predict_warns_about_a_video_far_longer_than_the_training_clips_and_records_both_durations(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sequence = render_sequence([("sitting_down", 50), ("waving", 50), ("standing_up", 50)], 5, size=(64, 64))
+    long_video = tmp_path / "recording.mp4"
+    write_video(long_video, sequence.frames, fps=25)  # 6.0 s, against training clips of 1.28 s: 4.7x
+    short_video = _first_video(synth_root, "waving")
+    as_json, as_csv = tmp_path / "preds.json", tmp_path / "preds.csv"
+    for out in (as_json, as_csv):
+        code, _, stderr = _run_cli(capsys, "predict", str(lora_run), str(long_video), str(short_video),
+                                   "--out", str(out))
+        assert code == 0
+        assert stderr.count("warning:") == 1, stderr
+        assert f"{long_video} lasts 6.0 s, 5x the run's training clips (typically 1.28 s)" in stderr
+        assert "--window 1.28" in stderr
+    long_result, short_result = json.loads(as_json.read_text())["videos"]
+    assert long_result["duration_s"] == pytest.approx(6.0) and long_result["train_clip_s"] == pytest.approx(1.28)
+    assert long_result["long_video"] is True and short_result["long_video"] is False
+    assert short_result["duration_s"] == pytest.approx(1.28)
+    long_row, short_row = list(csv.DictReader(as_csv.open()))
+    assert float(long_row["end_s"]) == pytest.approx(6.0) and float(long_row["train_clip_s"]) == pytest.approx(1.28)
+    assert "longer than the training clips" in long_row["note"] and "--window" in long_row["note"]
+    assert short_row["note"] == ""
+    code, _, stderr = _run_cli(capsys, "predict", str(lora_run), str(long_video), "--window", "1.28")
+    assert code == 0 and "warning:" not in stderr, "window by window is what the warning asks for"
+
+
+def test_the_long_video_rule_is_more_than_four_training_clips() -> None:
+    def prediction(duration_s: float, clip_s: float | None, windows: bool = False) -> Prediction:
+        window = [WindowPrediction(0.0, 1.0, torch.tensor([1.0]))] if windows else []
+        return Prediction(Path("v.mp4"), ["a"], torch.tensor([1.0]), duration_s=duration_s, train_clip_s=clip_s,
+                          windows=window)
+
+    assert prediction(4.01, 1.0).long_video and not prediction(4.0, 1.0).long_video
+    assert not prediction(100.0, None).long_video, "unknown training clips: no claim"
+    assert not prediction(100.0, 1.0, windows=True).long_video, "window mode labels it window by window"
+    assert prediction(12.0, 2.0).long_video_warning() == (
+        "v.mp4 lasts 12.0 s, 6x the run's training clips (typically 2.00 s): its label comes from one clip that "
+        "cannot describe it all, however confident it looks. Label it window by window instead: --window 2."
+    )
+
+
 def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
     lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -1,4 +1,10 @@
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -17,6 +23,7 @@ from vjepa_tune.models.loading import (
 )
 from vjepa_tune.models.strategies import apply_strategy
 
+SRC = Path(__file__).resolve().parents[2] / "src"
 LABELS4 = {0: "sitting_down", 1: "standing_up", 2: "waving", 3: "other"}
 LABELS3 = {0: "a", 1: "b", 2: "c"}
 
@@ -157,13 +164,100 @@ def test_bundled_tiny_checkpoint_has_the_tiny_architecture():
     assert {k: config[k] for k in ARCHITECTURES["tiny"]} == pytest.approx(ARCHITECTURES["tiny"])
 
 
-def test_unreachable_hub_is_bad_input_naming_the_id(tmp_path, monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(
-        BadInput, match="facebook/vjepa2-vitl-fpc16-256-ssv2.*could not be reached.*local directory"
-    ):
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def no_hub(tmp_path, monkeypatch):
+    """A hub that cannot be reached (its endpoint a closed local port) and an empty local Hugging Face cache."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    loading._probed.clear()
+    yield
+    loading._probed.clear()
+
+
+def test_the_hub_probe_says_unreachable_at_once_for_a_closed_port_and_reachable_for_a_listening_one(no_hub):
+    started = time.perf_counter()
+    assert loading.hub_reachable() is False
+    assert time.perf_counter() - started < 1.0
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert loading.hub_reachable(f"http://127.0.0.1:{server.getsockname()[1]}") is True
+
+
+def test_the_hub_probe_connects_to_the_proxy_unless_no_proxy_exempts_the_hub(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert loading._connect_target("https://huggingface.co") == ("proxy.example", 3128)
+    monkeypatch.setenv("NO_PROXY", "huggingface.co")
+    assert loading._connect_target("https://huggingface.co") == ("huggingface.co", 443)
+    assert loading._connect_target("http://127.0.0.1:8080") == ("127.0.0.1", 8080)
+
+
+def test_a_hub_id_with_the_hub_unreachable_fails_at_once_saying_what_to_use_instead(no_hub):
+    started = time.perf_counter()
+    with pytest.raises(BadInput) as error:
         load_model("facebook/vjepa2-vitl-fpc16-256-ssv2", num_labels=4, id2label=LABELS4)
+    assert time.perf_counter() - started < 5.0, "no half minute of retries"
+    message = str(error.value)
+    assert "--model facebook/vjepa2-vitl-fpc16-256-ssv2 is a Hugging Face hub id" in message
+    assert "cannot be reached" in message and "not in the local Hugging Face cache" in message
+    assert "local folder" in message and "--model tiny" in message and "--model random:vitl" in message
+
+
+def test_a_hub_id_with_HF_HUB_OFFLINE_fails_train_at_once_and_leaves_nothing(
+    no_hub, synth_root, tmp_path, monkeypatch, capsys
+):
+    from vjepa_tune.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    code = main(["train", "--model", "facebook/vjepa2-vitl-fpc16-256-ssv2", "--data.root", str(synth_root),
+                 "--out", str(tmp_path / "runs")])
+    assert time.perf_counter() - started < 5.0
+    err = capsys.readouterr().err
+    assert code == 2 and "HF_HUB_OFFLINE is set" in err and "--model tiny" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+_LOAD_FROM_CACHE = """
+import sys
+from vjepa_tune.models.loading import load_model
+
+said = []
+model = load_model("someone/tiny-copy", num_labels=2, id2label={0: "a", 1: "b"}, log=said.append)
+print(type(model).__name__, "|".join(said))
+"""
+
+
+@pytest.mark.parametrize("why", ["offline", "unreachable"])
+def test_a_hub_model_in_the_local_cache_still_loads_without_the_hub(tmp_path, why):
+    snapshot = tmp_path / "hub" / "models--someone--tiny-copy" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes((tiny_checkpoint_dir() / name).read_bytes())
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SRC), "HF_HUB_CACHE": str(tmp_path / "hub"),
+           "HF_HOME": str(tmp_path / "home"), "OMP_WAIT_POLICY": "PASSIVE"}
+    env |= {"HF_HUB_OFFLINE": "1"} if why == "offline" else {"HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    done = subprocess.run([sys.executable, "-c", _LOAD_FROM_CACHE], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("VJEPA2ForVideoClassification ")
+    assert "loading someone/tiny-copy from the local Hugging Face cache" in done.stdout
 
 
 def test_folder_without_config_is_bad_input(tmp_path):

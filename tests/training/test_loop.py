@@ -61,6 +61,8 @@ def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
     assert metrics["trainable_pct"] == pytest.approx(100 * metrics["trainable_params"] / metrics["total_params"])
     assert set(metrics["versions"]) >= {"python", "torch", "transformers", "peft", "vjepa_tune"}
     assert metrics["skipped_videos"] == 0
+    model_meta = json.loads((lora_run / "model" / "model.json").read_text())
+    assert model_meta["train_clip_s"] == pytest.approx(1.28), "32 frames at 25 fps, spanned by a uniform clip"
 
     splits = json.loads((lora_run / "splits.json").read_text())
     assert len(splits["train"]) == metrics["num_train"] and len(splits["test"]) == metrics["num_test"]
@@ -147,15 +149,30 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(synth_root: P
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
-    synth_root: Path, store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    synth_root: Path, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from vjepa_tune.training import loop
+
+    real_epoch = loop._train_epoch
+
+    def diverge_in_epoch_2(model, *args, **kwargs):
+        if args[-3] == 1:  # the epoch argument: weights gone to NaN in the second epoch
+            with torch.no_grad():
+                for p in model.parameters():
+                    if p.requires_grad:
+                        p.fill_(float("nan"))
+        return real_epoch(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "_train_epoch", diverge_in_epoch_2)
     code = main(_train_args(synth_root, tmp_path, "--strategy", "pooler_and_head", "--num_epochs", "3",
-                            "--learning_rate", "1e30", "--cache.dir", str(store_dir)))
+                            "--cache.dir", str(store_dir)))
     err = capsys.readouterr().err
     assert code == 1
-    assert "training loss became" in err and "last good checkpoint" in err and "Traceback" not in err
     run_dir = _only_run(tmp_path)
-    assert not (run_dir / "metrics.json").exists()
+    assert "training loss became nan at epoch 2" in err and "Traceback" not in err
+    assert f"the last good checkpoint (after epoch 1) is kept in {run_dir / 'checkpoint' / 'state.pt'}" in err
+    assert (run_dir / "checkpoint" / "state.pt").is_file() and not (run_dir / "metrics.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -196,6 +213,109 @@ def test_label_mismatch_with_a_local_model_is_reinitialised_and_said(
 def test_missing_data_root_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_train_args(tmp_path / "nowhere", tmp_path / "out")) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--data.root", "{tmp}/nowhere"], "--data.root {tmp}/nowhere does not exist"),
+        (["--data.root", "{root}", "--data.crop_size", "32"], "--data.crop_size 32 differs from the model's"),
+        (["--data.root", "{root}", "--num_epochs", "0"], "--num_epochs must be a whole number >= 1, got 0"),
+        (["--data.root", "{root}", "--model", "{tmp}/no-model"], "--model {tmp}/no-model: no such directory"),
+        ([], "--data.root is required"),
+    ],
+    ids=["missing-root", "bad-crop-size", "zero-epochs", "model-cannot-load", "no-root"],
+)
+def test_a_failed_train_adds_nothing_to_out_not_even_out_itself(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], needle: str
+) -> None:
+    argv = [f.format(tmp=tmp_path, root=synth_root) for f in ["train", "--model", "random:tiny", *flags]]
+    new_out, existing_out = tmp_path / "runs", tmp_path / "existing"
+    existing_out.mkdir()
+    (existing_out / "experiments.csv").write_text("run_dir\n")
+    for out in (new_out, existing_out):
+        before = _tree(tmp_path)
+        assert main([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert needle.format(tmp=tmp_path) in err and "Traceback" not in err
+        assert _tree(tmp_path) == before, f"--out {out} changed"
+    assert not new_out.exists()
+
+
+def test_a_failure_in_the_first_epoch_leaves_no_run_folder(
+    synth_root: Path, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vjepa_tune.training import loop
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure in the first epoch")
+
+    monkeypatch.setattr(loop, "_train_epoch", fail)
+    out = tmp_path / "runs"
+    assert main(_train_args(synth_root, out, "--strategy", "head_only", "--cache.dir", str(store_dir))) == 1
+    assert "injected failure in the first epoch" in capsys.readouterr().err
+    assert not out.exists(), "the run folder and the --out it made are gone"
+
+
+def test_a_non_finite_loss_in_the_first_epoch_leaves_no_run_folder_and_says_there_is_no_checkpoint(
+    synth_root: Path, store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    out.mkdir()
+    code = main(_train_args(synth_root, out, "--strategy", "pooler_and_head", "--num_epochs", "3",
+                            "--learning_rate", "1e30", "--cache.dir", str(store_dir)))
+    err = capsys.readouterr().err
+    assert code == 1 and "training loss became" in err and "no checkpoint to resume from" in err, err
+    assert list(out.iterdir()) == [], "--out existed: it stays, empty as it was"
+
+
+def test_a_failure_after_a_checkpoint_keeps_the_run_and_a_resumed_runs_folder_is_never_removed(
+    synth_root: Path, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vjepa_tune.training import loop
+
+    real_epoch = loop._train_epoch
+
+    def fail_in_epoch_2(*args, **kwargs):
+        if args[-3] == 1:  # the epoch argument: the second epoch
+            raise RuntimeError("injected failure in the second epoch")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_train_epoch", fail_in_epoch_2)
+    args = _train_args(synth_root, tmp_path, "--strategy", "head_only", "--num_epochs", "2",
+                       "--cache.dir", str(store_dir))
+    assert main(args) == 1
+    run_dir = _only_run(tmp_path)
+    assert (run_dir / "checkpoint" / "state.pt").is_file(), "epoch 1 finished: its checkpoint stays to resume from"
+    assert main(["train", "--resume", str(run_dir)]) == 1
+    assert (run_dir / "checkpoint" / "state.pt").is_file() and (run_dir / "config.yaml").is_file()
+    monkeypatch.setattr(loop, "_train_epoch", real_epoch)
+    assert main(["train", "--resume", "auto", "--out", str(tmp_path)]) == 0
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_resume_auto_with_nothing_to_resume_says_so_and_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    assert main(["train", "--resume", "auto", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing to resume in {out}" in err and "--data.root" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_resume_auto_with_nothing_to_resume_and_data_given_starts_a_new_run_and_says_so(
+    synth_root: Path, store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_train_args(synth_root, tmp_path, "--strategy", "head_only", "--num_epochs", "1", "--resume", "auto",
+                            "--cache.dir", str(store_dir))) == 0
+    assert f"nothing to resume in {tmp_path}; starting a new run" in capsys.readouterr().out
+    assert (_only_run(tmp_path) / "metrics.json").is_file()
 
 
 def test_plan_epoch_is_exact_keyed_and_covers_every_sample_once() -> None:

@@ -230,6 +230,22 @@ def sample_frame_indices(
     raise BadInput(f"--data.sampling {sampling!r} is not a sampling; choose one of {', '.join(SAMPLINGS)}.")
 
 
+def clip_span_s(info: VideoInfo, n: int, sampling: str = "uniform", frame_step: int = 1) -> float:
+    """Seconds of the video that one clip of `n` frames spans: all of it with uniform sampling; with random_window
+    `(n - 1) x frame_step + 1` frames at the video's frame rate, or all of a video shorter than that."""
+    if sampling == "uniform" or info.fps <= 0:
+        return info.duration_s
+    return min(info.duration_s, ((n - 1) * frame_step + 1) / info.fps)
+
+
+def typical_clip_s(infos: Iterable[VideoInfo], n: int, sampling: str = "uniform", frame_step: int = 1
+                   ) -> float | None:
+    """The median `clip_span_s` over some videos (a run's training videos): the time scale the run learnt its
+    actions at; None for no videos."""
+    spans = [clip_span_s(info, n, sampling, frame_step) for info in infos]
+    return float(statistics.median(spans)) if spans else None
+
+
 def window_frame_indices(info: VideoInfo, start_s: float, end_s: float, n: int) -> list[int]:
     """`n` frames spread over [start_s, end_s) as `uniform` spreads them over a video (segment centres)."""
     if not end_s > start_s:

@@ -193,6 +193,9 @@ def _run_predict(a: Any) -> int:
     failed = [p for p in predictions if p.error is not None]
     for p in failed:
         print(f"vjepa-tune predict: cannot read {p.path}: {p.error}", file=sys.stderr)
+    for p in predictions:
+        if warning := p.long_video_warning():
+            print(f"warning: {warning}", file=sys.stderr)
     if a.json:
         print(json.dumps(document, indent=2))
     else:

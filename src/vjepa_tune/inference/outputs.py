@@ -34,17 +34,20 @@ def predictions_json(
 
 
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: int = DEFAULT_TOP_K) -> Path:
-    """One table: a `video` row per video, `window`, `segment` and `cut` rows in window mode, `error` rows."""
+    """One table: a `video` row per video, `window`, `segment` and `cut` rows in window mode, `error` rows.
+
+    A video row's `end_s` is the video's duration and its `train_clip_s` the time the run's training clips
+    typically spanned; its note says when the video is far longer (`Prediction.long_video`)."""
     k = max(1, min(top_k, len(predictions[0].classes))) if predictions else top_k
     header = ["path", "kind", "start_s", "end_s", "label", "score"]
     header += [f"{name}_{i}" for i in range(1, k + 1) for name in ("label", "prob")]
-    header.append("note")
+    header += ["note", "train_clip_s"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         for p in predictions:
             if p.error is not None:
-                writer.writerow([p.path, "error", "", "", "", "", *([""] * (2 * k)), p.error])
+                writer.writerow([p.path, "error", "", "", "", "", *([""] * (2 * k)), p.error, ""])
                 continue
             writer.writerow(
                 [
@@ -55,7 +58,8 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
                     p.label,
                     _num(p.score),
                     *_flat_top_k(p.probs, p.classes, k),
-                    "",
+                    _video_note(p),
+                    _num(p.train_clip_s),
                 ]
             )
             for w in p.windows:
@@ -71,6 +75,7 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
                         _num(float(w.probs[best])),
                         *_flat_top_k(w.probs, p.classes, k),
                         note,
+                        "",
                     ]
                 )
             for s in p.segments:
@@ -84,11 +89,19 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
                         _num(s.score),
                         *([""] * (2 * k)),
                         f"{s.num_windows} windows",
+                        "",
                     ]
                 )
             for t in p.cuts:
-                writer.writerow([p.path, "cut", _num(t), "", "", "", *([""] * (2 * k)), "a new shot starts"])
+                writer.writerow([p.path, "cut", _num(t), "", "", "", *([""] * (2 * k)), "a new shot starts", ""])
     return path
+
+
+def _video_note(p: Prediction) -> str:
+    if not p.long_video:
+        return ""
+    ratio = p.duration_s / p.train_clip_s  # type: ignore[operator]
+    return f"{ratio:.0f}x longer than the training clips: one clip cannot describe it; label it with --window"
 
 
 def _window_note(whole_video: bool, whole_shot: bool) -> str:

@@ -101,6 +101,7 @@ class Predictor:
         config: TrainConfig | None = None,
         device: str | torch.device | None = None,
         precision: str = "auto",
+        train_clip_s: float | None = None,
     ) -> None:
         from vjepa_tune.models.fast_encoder import fast_encoder
         from vjepa_tune.models.loading import check_crop_size
@@ -113,6 +114,8 @@ class Predictor:
         self.run_dir = run_dir
         self.config = config
         """The run's full configuration, when loaded from a run folder."""
+        self.train_clip_s = train_clip_s
+        """The time one training clip typically spanned (seconds; `Prediction.train_clip_s`), when known."""
         self.crop_size = check_crop_size(model, data.crop_size)
         self._autocast = _autocast_dtype(precision, self.device)
         self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder)
@@ -197,11 +200,15 @@ class Predictor:
         from vjepa_tune.evaluation.views import ClipRequest
 
         paths, single = _expand(videos)
+        infos = _probe_readable(paths)  # their durations, against the training clips' (`Prediction.long_video`)
         result = self.run_views([ClipRequest(p) for p in paths], self.view_spec(num_clips, num_crops, flip),
-                                batch_size=batch_size, num_workers=num_workers, desc="predicting", unit="video",
-                                progress=progress)
+                                infos=infos, batch_size=batch_size, num_workers=num_workers, desc="predicting",
+                                unit="video", progress=progress)
         predictions = [
-            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i)) for i, p in enumerate(paths)
+            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i),
+                       duration_s=infos[p].duration_s if p in infos and i in result.probs else None,
+                       train_clip_s=self.train_clip_s)
+            for i, p in enumerate(paths)
         ]
         return _single_or_list(predictions, single)
 
@@ -273,7 +280,8 @@ class Predictor:
             segments = merge_segments(windows, self.classes, min_score=min_score, min_length_s=min_length_s,
                                       duration_s=duration, cuts=video_cuts)
             mean = torch.stack([w.probs for w in windows]).mean(dim=0)
-            predictions.append(Prediction(path, self.classes, mean, None, duration, windows, segments, video_cuts))
+            predictions.append(Prediction(path, self.classes, mean, None, duration, windows, segments, video_cuts,
+                                          train_clip_s=self.train_clip_s))
         return _single_or_list(predictions, single)
 
 
@@ -297,6 +305,18 @@ def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int
             except UnreadableVideo as exc:
                 errors[n] = exc.reason
     return found
+
+
+def _probe_readable(paths: Sequence[Path]) -> dict[Path, VideoInfo]:
+    """The probe of every video that can be probed; the others are reported with their reason where they are
+    read."""
+    from vjepa_tune.data.video import UnreadableVideo, probe_video
+
+    infos: dict[Path, VideoInfo] = {}
+    for path in dict.fromkeys(paths):
+        with contextlib.suppress(UnreadableVideo):
+            infos[path] = probe_video(path)
+    return infos
 
 
 def _expand(videos: str | Path | Sequence[str | Path]) -> tuple[list[Path], bool]:
@@ -335,6 +355,50 @@ def load_run(
 
     run_dir = Path(run_dir)
     model, cfg, classes = load_run_model(run_dir, log=log)
-    return Predictor(model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision)
+    return Predictor(model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision,
+                     train_clip_s=train_clip_seconds(run_dir, cfg.data))
+
+
+MEASURED_TRAIN_VIDEOS = 16
+"""For a run that did not record its training clips' duration: how many of its training videos are probed."""
+
+
+def train_clip_seconds(run_dir: Path, data: DataConfig) -> float | None:
+    """The time one of the run's training clips typically spanned: as the run recorded it (model/model.json), or,
+    for runs recorded before it was, measured on up to `MEASURED_TRAIN_VIDEOS` of its training videos (splits.json)
+    that are still where they were; None when neither is possible."""
+    import json
+
+    from vjepa_tune.training.checkpoint import MODEL_DIR, MODEL_META_FILE
+
+    try:
+        meta = json.loads((run_dir / MODEL_DIR / MODEL_META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    if "train_clip_s" in meta:
+        return meta["train_clip_s"]
+    return _measure_train_clip_s(run_dir, data)
+
+
+def _measure_train_clip_s(run_dir: Path, data: DataConfig) -> float | None:
+    import json
+
+    from vjepa_tune.data.splits import splits_from_json
+    from vjepa_tune.data.video import UnreadableVideo, probe_video, typical_clip_s
+
+    if data.root is None:
+        return None
+    try:
+        splits = splits_from_json(json.loads((run_dir / "splits.json").read_text(encoding="utf-8")),
+                                  Path(data.root).expanduser())
+    except (OSError, ValueError, BadInput):
+        return None
+    present = [s.path for s in splits.train if s.path.is_file()]
+    step = max(1, len(present) // MEASURED_TRAIN_VIDEOS)
+    infos = []
+    for path in present[::step][:MEASURED_TRAIN_VIDEOS]:
+        with contextlib.suppress(UnreadableVideo):
+            infos.append(probe_video(path))
+    return typical_clip_s(infos, data.frames_per_clip, data.sampling, data.frame_step)
 
 

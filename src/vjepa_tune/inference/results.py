@@ -18,6 +18,11 @@ DEFAULT_TOP_K = 5
 DEFAULT_MIN_SCORE = 0.5
 _TIME_EPS = 1e-6
 
+LONG_VIDEO_RATIO = 4.0
+"""A video labelled whole is "long" when it lasts more than this many times the run's typical training clip
+(`Prediction.train_clip_s`): one clip of frames_per_clip frames then stands for far more action than any clip the
+run learnt from, and its label can look confident while describing little of the video."""
+
 
 # ------------------------------------------------------------------------------------------------ results
 @dataclass
@@ -76,6 +81,30 @@ class Prediction:
     windows: list[WindowPrediction] = field(default_factory=list)
     segments: list[DetectedSegment] = field(default_factory=list)
     cuts: list[float] = field(default_factory=list)
+    train_clip_s: float | None = None
+    """The time one of the run's training clips typically spans (the median over its training videos; None when
+    the run did not record it and its training videos are gone)."""
+
+    @property
+    def long_video(self) -> bool:
+        """Labelled whole from one clip although it lasts more than `LONG_VIDEO_RATIO` training clips."""
+        return (
+            not self.windows
+            and self.duration_s is not None
+            and bool(self.train_clip_s)
+            and self.duration_s > LONG_VIDEO_RATIO * self.train_clip_s  # type: ignore[operator]
+        )
+
+    def long_video_warning(self) -> str | None:
+        """What to tell someone about a `long_video`, naming it; None for any other prediction."""
+        if not self.long_video:
+            return None
+        clip = self.train_clip_s or 0.0
+        return (
+            f"{self.path} lasts {self.duration_s:.1f} s, {self.duration_s / clip:.0f}x the run's training clips "
+            f"(typically {clip:.2f} s): its label comes from one clip that cannot describe it all, however confident "
+            f"it looks. Label it window by window instead: --window {clip:.3g}."
+        )
 
     @property
     def ok(self) -> bool:
@@ -123,6 +152,8 @@ class Prediction:
         )
         if self.duration_s is not None:
             out["duration_s"] = round(self.duration_s, 4)
+        out["train_clip_s"] = round(self.train_clip_s, 4) if self.train_clip_s is not None else None
+        out["long_video"] = self.long_video
         if self.windows:
             out["windows"] = [_window_dict(w, self.classes, top_k) for w in self.windows]
             out["segments"] = [s.as_dict() for s in self.segments]

@@ -12,6 +12,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.resources
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -171,6 +177,11 @@ def _resolve_source(spec: str) -> tuple[str, str]:
     return spec, spec
 
 
+def _is_hub_id(source: str) -> bool:
+    """What `_resolve_source` gave names a model on the hub, not a folder here."""
+    return not Path(source).expanduser().exists()
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -179,15 +190,120 @@ def _first_line(error: Exception) -> str:
 def _hub_failure(spec: str, error: Exception) -> BadInput:
     return BadInput(
         f"--model {spec}: could not load it from the Hugging Face hub (the hub could not be "
-        f"reached, or it has no such model: {_first_line(error)}). Pass a local directory in "
-        f"Hugging Face format instead: download it where the hub is reachable with "
-        f"`hf download {spec} --local-dir DIR`, copy DIR here and use --model DIR."
+        f"reached, or it has no such model: {_first_line(error)}). {_LOCAL_CHOICES.format(spec=spec)}"
     )
 
 
-def _read_checkpoint_config(source: str, spec: str) -> VJEPA2Config:
+_LOCAL_CHOICES = (
+    "Use a model on this machine instead: a local folder in Hugging Face format (download it where the hub is "
+    "reachable with `hf download {spec} --local-dir DIR`, copy DIR here and pass --model DIR), --model tiny (the "
+    "small V-JEPA 2 bundled with vjepa-tune, for trying the tool) or --model random:vitl (the architecture with "
+    "random weights, for testing)."
+)
+
+HUB_PROBE_TIMEOUT_S = 3.0
+"""How long the reachability probe waits for a connection to the hub (or its proxy) before calling it unreachable."""
+
+_PROBE_REUSE_S = 60.0
+_probed: dict[tuple[str, int], tuple[float, bool]] = {}
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, now or when huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+
+
+def hub_endpoint() -> str:
+    """The hub's address: HF_ENDPOINT when set, else huggingface_hub's (https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _connect_target(endpoint: str) -> tuple[str, int]:
+    """Where a request to `endpoint` first connects: its proxy (HTTPS_PROXY and the like, unless NO_PROXY
+    exempts the host), else the endpoint itself."""
+    url = urllib.parse.urlsplit(endpoint)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if proxy_url.hostname:
+            return proxy_url.hostname, proxy_url.port or (443 if proxy_url.scheme == "https" else 80)
+    return host, port
+
+
+def hub_reachable(endpoint: str | None = None, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a connection to the hub (or the proxy that reaches it) opens within `timeout_s`.
+
+    A short TCP connect, not a request: it costs milliseconds when the network is up and at most `timeout_s` when
+    it is not (a name lookup that hangs is given up on too), where huggingface_hub's own retries take half a
+    minute. The answer is reused for a minute, so a model's config and weights cost one probe.
+    """
+    host, port = _connect_target(endpoint or hub_endpoint())
+    if not host:
+        return False
+    now = time.monotonic()
+    cached = _probed.get((host, port))
+    if cached is not None and now - cached[0] < _PROBE_REUSE_S:
+        return cached[1]
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    reachable = bool(outcome) and outcome[0]
+    _probed[(host, port)] = (now, reachable)
+    return reachable
+
+
+def _cached_locally(repo_id: str) -> bool:
+    """The repo's config.json is in the local Hugging Face cache (a model downloaded before)."""
+    from huggingface_hub import try_to_load_from_cache
+
     try:
-        config_dict, _ = VJEPA2Config.get_config_dict(source)
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return False
+    return isinstance(found, str)
+
+
+def _hub_local_only(spec: str, log: Callable[[str], None]) -> bool:
+    """For a hub id: True to load from the local cache only (the hub cannot be reached, and the model is cached);
+    False to load from the hub. Raises at once, without huggingface_hub's half minute of retries, when the hub
+    cannot be reached and the model is not cached."""
+    if hub_offline():
+        why = "HF_HUB_OFFLINE is set"
+    elif not hub_reachable():
+        why = f"the hub ({hub_endpoint()}) cannot be reached from here"
+    else:
+        return False
+    if _cached_locally(spec):
+        log(f"{why}: loading {spec} from the local Hugging Face cache.")
+        return True
+    raise BadInput(
+        f"--model {spec} is a Hugging Face hub id, but {why} and the model is not in the local Hugging Face "
+        f"cache. {_LOCAL_CHOICES.format(spec=spec)}"
+    )
+
+
+def _read_checkpoint_config(source: str, spec: str, local_only: bool = False) -> VJEPA2Config:
+    try:
+        config_dict, _ = VJEPA2Config.get_config_dict(source, local_files_only=local_only)
     except OSError as error:
         if Path(source).is_dir():
             message = f"--model {spec}: could not read {source}/config.json: {_first_line(error)}"
@@ -200,7 +316,17 @@ def _read_checkpoint_config(source: str, spec: str) -> VJEPA2Config:
             "fine-tunes V-JEPA 2 models only."
         )
     with _quiet_transformers():
-        return VJEPA2Config.from_pretrained(source)
+        return VJEPA2Config.from_pretrained(source, local_files_only=local_only)
+
+
+def model_config(spec: str, log: Callable[[str], None] = lambda _: None) -> VJEPA2Config:
+    """The configuration `spec` names, read without its weights: what a run checks before it starts (a model
+    that cannot be loaded, its crop size)."""
+    if spec.startswith(RANDOM_PREFIX):
+        return build_config(spec[len(RANDOM_PREFIX) :], 1)
+    source, _ = _resolve_source(spec)
+    local_only = _is_hub_id(source) and _hub_local_only(spec, log)
+    return _read_checkpoint_config(source, spec, local_only)
 
 
 def _preview(id2label: dict[int, str], count: int = 3) -> str:
@@ -280,7 +406,8 @@ def load_model(
         return VJEPA2ForVideoClassification(config).to(device).eval()
 
     source, name = _resolve_source(spec)
-    checkpoint_config = _read_checkpoint_config(source, spec)
+    local_only = _is_hub_id(source) and _hub_local_only(spec, log)
+    checkpoint_config = _read_checkpoint_config(source, spec, local_only)
     checkpoint_labels = {int(k): v for k, v in (checkpoint_config.id2label or {}).items()}
     config = copy.deepcopy(checkpoint_config)
     config._attn_implementation = ATTN_IMPLEMENTATION
@@ -297,6 +424,7 @@ def load_model(
                 output_loading_info=True,
                 attn_implementation=ATTN_IMPLEMENTATION,
                 dtype=torch.float32,
+                local_files_only=local_only,
             )
     except OSError as error:
         if Path(source).is_dir():

@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,6 +29,7 @@ import yaml
 
 from vjepa_tune.config import TrainConfig, from_plain, to_plain
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_text_atomic
 
 try:
     import fcntl
@@ -134,39 +134,7 @@ def versions() -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Whole files, written atomically.
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder and `os.replace`: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions instead
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with _ignore_missing():
-            os.unlink(tmp_name)
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (os.umask can only set it)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
+# Whole files, written atomically (`vjepa_tune.files`; `write_text_atomic` is re-exported here for its users).
 
 
 def write_json_atomic(path: Path, obj: Any) -> Path:
@@ -197,14 +165,6 @@ def _json_ready(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 0) == 0:
         return _json_ready(obj.item())  # numpy scalars and 0-d torch tensors
     raise TypeError(f"cannot write a value of type {type(obj).__name__} to JSON/YAML: {obj!r}")
-
-
-@contextmanager
-def _ignore_missing() -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        pass
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -370,7 +330,7 @@ def append_experiment_row(csv_path: Path, row: Mapping[str, Any]) -> None:
     """
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(csv_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(csv_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
     try:
         with _locked(fd, exclusive=True):
             size = os.fstat(fd).st_size

@@ -19,8 +19,6 @@ checkpoint) are drawn from the generator seeded by the run seed before loading, 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_atomic, write_text_atomic
 
 STATE_FILE = Path("checkpoint") / "state.pt"
 MODEL_DIR = Path("model")
@@ -35,21 +34,9 @@ WEIGHTS_FILE = "trainable.safetensors"
 MODEL_META_FILE = "model.json"
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
     """Write the resumable state atomically: a kill mid-write leaves the previous state intact."""
-    _atomic_write(run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
+    write_atomic(run_dir / STATE_FILE, lambda aside: torch.save(state, aside))
 
 
 def load_state(run_dir: Path) -> dict[str, Any] | None:
@@ -99,8 +86,8 @@ def save_model(run_dir: Path, weights: dict[str, torch.Tensor], meta: dict[str, 
     """Write the best model: every trained weight in safetensors plus what is needed to rebuild the rest."""
     out = run_dir / MODEL_DIR
     contiguous = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-    _atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(contiguous, tmp))
-    _atomic_write(out / MODEL_META_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    write_atomic(out / WEIGHTS_FILE, lambda aside: save_file(contiguous, aside))
+    write_text_atomic(out / MODEL_META_FILE, json.dumps(meta, indent=2), durable=False)
     return out
 
 

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from vjepa_tune.config import TrainConfig
 from vjepa_tune.data.dataset import SkippedClip
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_atomic, write_text_atomic
 
 Log = Callable[[str], None]
 
@@ -135,18 +135,16 @@ def entry_key(sample: Sample, view: int | str, cfg: TrainConfig) -> str:
     })
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add .npy to a path's name
+        np.save(f, array)
+
+
 def _save_entry(path: Path, feature: torch.Tensor, dtype: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     t = feature.detach().to("cpu", _DTYPES[dtype]).contiguous()
     array = t.view(torch.uint16).numpy() if dtype == "bf16" else t.numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda aside: _save_array(aside, array))
 
 
 def load_entry(path: Path, dtype: str, *, as_stored: bool = False) -> torch.Tensor:
@@ -376,10 +374,7 @@ def _write_manifest(spec: StoreSpec, cfg: TrainConfig) -> None:
         return
     manifest = {"model": cfg.model, "output": spec.output, "dtype": spec.dtype, "shape": list(spec.shape),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    fd, tmp = tempfile.mkstemp(dir=spec.folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest, indent=2))
 
 
 # ------------------------------------------------------------------------------------------------ training input

@@ -14,11 +14,13 @@ test. What it adds, and why:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,20 +119,51 @@ def make_accelerator(precision: str) -> Any:
     return Accelerator(mixed_precision=resolve_precision(precision, probe_device), cpu=probe_device.type == "cpu")
 
 
+def _check_run_name(cfg: TrainConfig) -> None:
+    if cfg.run_name is not None and (cfg.out / cfg.run_name / "metrics.json").exists():
+        raise BadInput(f"run folder {cfg.out / cfg.run_name} already holds a finished run; choose another --run_name.")
+
+
 def _new_run_dir(cfg: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = cfg.run_name or f"{cfg.strategy}-{stamp}"
-    run_dir = cfg.out / name
-    suffix = 1
-    while run_dir.exists() and (cfg.run_name is None or any(run_dir.iterdir())):
-        if cfg.run_name is not None and (run_dir / "metrics.json").exists():
-            raise BadInput(f"run folder {run_dir} already holds a finished run; choose another --run_name.")
-        if cfg.run_name is not None:
-            break
+    """The folder of a new run (not made yet): `--run_name`, or <strategy>-<timestamp> with a suffix if taken."""
+    _check_run_name(cfg)
+    if cfg.run_name is not None:
+        return cfg.out / cfg.run_name
+    name = f"{cfg.strategy}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir, suffix = cfg.out / name, 1
+    while run_dir.exists() and any(run_dir.iterdir()):
         suffix += 1
         run_dir = cfg.out / f"{name}-{suffix}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+@contextmanager
+def _run_folder(cfg: TrainConfig, resume_dir: Path | None, run_dir: Path | None, accelerator: Any
+                ) -> Iterator[Path]:
+    """The run's folder for the block: the resumed run's, the caller's `run_dir`, or a new one in `cfg.out`.
+
+    A folder this call creates (with any of its parents, `--out` included) is removed again if the block fails
+    before the run has a checkpoint: a failed command adds nothing to `--out`. A resumed run's folder, or one that
+    existed before, is never removed.
+    """
+    created: list[Path] = []
+    if accelerator.is_main_process:
+        if resume_dir is None:
+            run_dir = run_dir or _new_run_dir(cfg)
+            created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            run_dir = resume_dir
+    run_dir = distributed.broadcast(run_dir)
+    try:
+        yield run_dir
+    except BaseException:
+        if created and not (run_dir / ckpt.STATE_FILE).exists() and not (run_dir / "metrics.json").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for parent in created[1:]:
+                with contextlib.suppress(OSError):  # only while empty
+                    parent.rmdir()
+        raise
 
 
 def find_resumable(out: Path) -> Path | None:
@@ -150,7 +183,12 @@ def _resolve_resume(cfg: TrainConfig, resume: str | None, log: Log) -> tuple[Tra
     if resume == "auto":
         run_dir = find_resumable(cfg.out)
         if run_dir is None:
-            log(f"--resume auto: no unfinished run in {cfg.out}; starting a new run")
+            if cfg.data.root is None and cfg.data.list_file is None:
+                raise BadInput(
+                    f"--resume auto: nothing to resume in {cfg.out} (no run folder there has a checkpoint without "
+                    "metrics.json). To start a new run, give its data: --data.root DIR (and its other settings)."
+                )
+            log(f"--resume auto: nothing to resume in {cfg.out}; starting a new run")
             return cfg, None
     else:
         run_dir = Path(resume)
@@ -327,10 +365,13 @@ def _train_epoch(
             loss_sum = loss_fn(logits.float(), batch["labels"].to(accelerator.device))
             if not torch.isfinite(loss_sum):
                 bar.close()
+                kept = (
+                    f"the last good checkpoint (after epoch {state.epoch}) is kept in {run_dir / ckpt.STATE_FILE}"
+                    if state.epoch else "no epoch finished, so there is no checkpoint to resume from"
+                )
                 raise NonFiniteLoss(
                     f"the training loss became {loss_sum.item()} at epoch {epoch + 1}, optimizer step "
-                    f"{state.global_step + 1}; the last good checkpoint (after epoch {state.epoch}) is kept in "
-                    f"{run_dir / ckpt.STATE_FILE}. Try a lower --learning_rate, --max_grad_norm 1.0 or "
+                    f"{state.global_step + 1}; {kept}. Try a lower --learning_rate, --max_grad_norm 1.0 or "
                     "--precision fp32."
                 )
             accelerator.backward(loss_sum / len(step))
@@ -386,16 +427,24 @@ def train(
     accelerator = make_accelerator(cfg.precision)
     if not accelerator.is_main_process:
         log = _silent
+    resume_dir = None
     if accelerator.is_main_process:
         cfg, resume_dir = _resolve_resume(cfg, resume, log)
-        if resume_dir is None and run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = resume_dir or run_dir or _new_run_dir(cfg)
-    else:
-        resume_dir = None
-    cfg, resume_dir, run_dir = distributed.broadcast((cfg, resume_dir, run_dir))
-    run = build_run(cfg, run_dir, accelerator, log=log, resuming=resume_dir is not None, splits=splits)
-    run.experiments_csv = experiments_csv or cfg.out / "experiments.csv"
+        if resume_dir is None and run_dir is None:
+            _check_run_name(cfg)
+    cfg, resume_dir = distributed.broadcast((cfg, resume_dir))
+    # Everything is checked and built before the run gets a folder: bad input leaves nothing behind.
+    run = build_run(cfg, accelerator, log=log, resume_dir=resume_dir, splits=splits)
+    with _run_folder(cfg, resume_dir, run_dir, accelerator) as run_dir:
+        run.start(run_dir)
+        run.experiments_csv = experiments_csv or cfg.out / "experiments.csv"
+        metrics = _train_and_test(cfg, run, accelerator, resume_dir is not None, log)
+    return RunResult(run_dir, metrics)
+
+
+def _train_and_test(cfg: TrainConfig, run: Any, accelerator: Any, resuming: bool, log: Log) -> dict[str, Any]:
+    """The epochs (from the checkpoint when resuming), then the test of the best model and the records."""
+    run_dir = run.run_dir
     model, pipeline = run.model, run.pipeline
     processes = accelerator.num_processes
     if processes > 1:
@@ -410,7 +459,7 @@ def train(
     optimizer = accelerator.prepare(optimizer)
 
     state = TrainState()
-    saved = ckpt.load_state(run_dir) if resume_dir else None
+    saved = ckpt.load_state(run_dir) if resuming else None
     if saved is not None:
         from vjepa_tune.models.strategies import load_trainable_state_dict
 
@@ -480,8 +529,7 @@ def train(
     finally:
         if writer is not None:
             writer.close()
-    metrics = _finish(cfg, run, state, accelerator, log)
-    return RunResult(run_dir, metrics)
+    return _finish(cfg, run, state, accelerator, log)
 
 
 def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log: Log) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Order matters for honesty: the data set is subsampled and split first (a pure fu
 videos), and only then are the chosen videos probed. An unreadable video is therefore left out of its split and
 reported, never replaced by another draw. A resumed run reads its splits back from `splits.json` instead of
 recomputing them, so a changed data folder cannot shift a half-finished run.
+
+Nothing here writes to the run folder until `Run.start`: `build_run` checks everything a run needs (the data, the
+model's configuration and crop size before any video is probed, then the model itself and the input pipeline), so
+input that cannot train fails before a run folder exists.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ Log = Callable[[str], None]
 @dataclass
 class Run:
     cfg: TrainConfig
-    run_dir: Path
+    run_dir: Path | None
+    """None until `start` gives the run its folder (a resumed run has it from the start)."""
     accelerator: Any
     model: torch.nn.Module
     classes: list[str]
@@ -40,6 +45,18 @@ class Run:
     skipped: dict[str, str] = field(default_factory=dict)
     base_fingerprint: float = 0.0
     experiments_csv: Path | None = None
+    train_clip_s: float | None = None
+    """The median time one training clip spans (`data.video.typical_clip_s`): the time scale the run learnt at."""
+
+    def start(self, run_dir: Path) -> None:
+        """Give the run its folder and write the records that describe it before training: config and splits."""
+        from vjepa_tune.data.splits import splits_to_json
+        from vjepa_tune.tracking.records import write_config_yaml, write_splits_json
+
+        self.run_dir = run_dir
+        if self.accelerator.is_main_process:
+            write_config_yaml(run_dir, self.cfg)
+            write_splits_json(run_dir, splits_to_json(self.splits, self.classes, _identities(self.splits)))
 
     def trainable_weights(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         from vjepa_tune.models.strategies import trainable_state_dict
@@ -71,6 +88,7 @@ def model_meta(run: Run) -> dict[str, Any]:
         "frozen_fingerprint": run.base_fingerprint,
         "crop_size": run.cfg.data.crop_size,
         "frames_per_clip": run.cfg.data.frames_per_clip,
+        "train_clip_s": run.train_clip_s,
     }
 
 
@@ -169,11 +187,11 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
 
 
-def _splits_for(cfg: TrainConfig, index: DatasetIndex, run_dir: Path, resuming: bool) -> Splits:
+def _splits_for(cfg: TrainConfig, index: DatasetIndex, resume_dir: Path | None) -> Splits:
     from vjepa_tune.data.splits import make_splits, splits_from_json
 
-    path = run_dir / "splits.json"
-    if resuming and path.exists():
+    path = resume_dir / "splits.json" if resume_dir is not None else None
+    if path is not None and path.exists():
         import json
 
         return splits_from_json(json.loads(path.read_text()), index.root)
@@ -198,17 +216,23 @@ def _identities(splits: Splits) -> dict[str, FileIdentity]:
     return {s.id: identity for s, identity in zip(chosen, found, strict=True) if identity is not None}
 
 
-def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = print, resuming: bool = False,
+def build_run(cfg: TrainConfig, accelerator: Any, *, log: Log = print, resume_dir: Path | None = None,
               splits: Splits | None = None) -> Run:
+    """Everything a run needs before its first step, each checked before anything is written (see the module
+    docstring); `resume_dir` is the folder of a run being resumed, whose splits are read back."""
     from vjepa_tune.data.dataset import probe_samples
     from vjepa_tune.data.sources import read_dataset
-    from vjepa_tune.data.splits import splits_to_json
+    from vjepa_tune.data.video import typical_clip_s
     from vjepa_tune.models.info import count_parameters
-    from vjepa_tune.models.loading import check_crop_size
-    from vjepa_tune.tracking.records import write_config_yaml, write_splits_json
+    from vjepa_tune.models.loading import check_crop_size, model_config
+
     index = read_dataset(cfg.data, seed=cfg.seed)
+    # The model's configuration is read (and its crop size checked) before the videos are probed, which can take
+    # minutes: a model that cannot be loaded, or a crop it cannot take, fails at once.
+    check_crop_size(model_config(cfg.model), cfg.data.crop_size)
     classes = index.classes
-    splits = splits if splits is not None and not resuming else _splits_for(cfg, index, run_dir, resuming)
+    resuming = resume_dir is not None
+    splits = splits if splits is not None and not resuming else _splits_for(cfg, index, resume_dir)
     log(f"data: {len(index.samples)} videos in {len(classes)} classes ({index.format}); split {splits.method}: "
         f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test")
     chosen = splits.train + splits.val + splits.test
@@ -233,11 +257,10 @@ def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = p
     from vjepa_tune.training.pipelines import make_pipeline
 
     pipeline = make_pipeline(cfg, model, splits, infos, accelerator, log)
-    if accelerator.is_main_process:
-        write_config_yaml(run_dir, cfg)
-        write_splits_json(run_dir, splits_to_json(splits, classes, _identities(splits)))
+    d = cfg.data
+    train_clip_s = typical_clip_s((infos[s.id] for s in splits.train), d.frames_per_clip, d.sampling, d.frame_step)
     return Run(
-        cfg=cfg, run_dir=run_dir, accelerator=accelerator, model=model, classes=classes, splits=splits,
+        cfg=cfg, run_dir=resume_dir, accelerator=accelerator, model=model, classes=classes, splits=splits,
         pipeline=pipeline, counts=counts, skipped={s.id: r for s, r in unreadable},
-        base_fingerprint=frozen_fingerprint(model),
+        base_fingerprint=frozen_fingerprint(model), train_clip_s=train_clip_s,
     )

@@ -1,0 +1,119 @@
+"""Files and folders written all or nothing, with the permissions the umask gives, as any program's output.
+
+Everything the tool writes that must never be seen half-written (records, checkpoints, stored features, exports)
+goes through here: a file is written beside its destination under a hidden name and renamed into place; a folder
+is filled beside its destination and renamed into place. `tempfile.mkstemp` and `mkdtemp` would make them `0600`
+and `0700`, which a serving container or a colleague running as another user cannot read; and some writers
+(safetensors' `save_file`) make their files `0600` themselves. So the aside file or folder is created with the
+mode the umask gives (the kernel applies it, nothing is guessed), and whatever a writer left is set back to it
+before the rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_ATTEMPTS = 100
+
+
+def _aside_name(target: Path, suffix: str) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _create_aside_file(target: Path) -> tuple[Path, int]:
+    """A new empty file beside `target`, created as `open(..., "w")` creates files; (its path, its mode)."""
+    for _ in range(_ATTEMPTS):
+        aside = _aside_name(target, ".tmp")
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        return aside, mode
+    raise FileExistsError(f"could not find a free temporary name beside {target}")
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None], *, durable: bool = False) -> Path:
+    """Write `path` through `write(aside_path)` and rename it into place: all or nothing, umask permissions.
+
+    `write` may write the aside file in place or replace it (as safetensors does). With `durable` the data is on
+    disk before the rename, so a power cut leaves the old file or the new one, never an empty one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside, mode = _create_aside_file(path)
+    try:
+        write(aside)
+        if stat.S_IMODE(aside.stat().st_mode) != mode:
+            os.chmod(aside, mode)
+        if durable:
+            with open(aside, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(aside, path)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = False) -> Path:
+    """`data` into `path`, all or nothing (see `write_atomic`)."""
+    return write_atomic(path, lambda aside: aside.write_bytes(data), durable=durable)
+
+
+def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> Path:
+    """`text` (UTF-8, `\\n` line ends) into `path`, all or nothing and on disk before it replaces the old file."""
+    return write_atomic(path, lambda aside: aside.write_bytes(text.encode("utf-8")), durable=durable)
+
+
+def _set_tree_modes(folder: Path, folder_mode: int) -> None:
+    """Give everything under `folder` the modes the umask gives: `folder_mode` for folders, the same without
+    execute bits for files (files that were executable keep them)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), folder_mode)
+        for name in filenames:
+            file = os.path.join(dirpath, name)
+            if os.path.islink(file):
+                continue
+            executable = os.stat(file).st_mode & 0o111
+            os.chmod(file, folder_mode if executable else folder_mode & 0o666)
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """A hidden folder beside `target` to fill; when the block ends without error it is moved to `target`
+    (replacing an existing `target` only with `replace`), with everything in it given the umask's permissions.
+    On error it is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        staging = _aside_name(target, ".tmp")
+        try:
+            staging.mkdir(mode=0o777)  # the umask applies, as for any mkdir
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not find a free temporary name beside {target}")
+    try:
+        yield staging
+        _set_tree_modes(staging, stat.S_IMODE(staging.stat().st_mode))
+        if target.exists():
+            if not replace:
+                raise FileExistsError(f"{target} appeared while it was being written")
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
