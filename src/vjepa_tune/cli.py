@@ -239,7 +239,7 @@ def _build_cache(p: ArgumentParser) -> None:
 
 
 def _run_cache(a: Any) -> int:
-    from vjepa_tune.training.features import cache_clear, cache_list, format_cache_list
+    from vjepa_tune.training.store import cache_clear, cache_list, format_bytes, format_cache_list
 
     directory = _plain(a).get("cache", {}).get("dir")
     directory = Path(directory) if directory else None
@@ -248,7 +248,7 @@ def _run_cache(a: Any) -> int:
         print(json.dumps(entries, indent=2) if a.json else format_cache_list(entries))
     elif a.action == "clear":
         freed = cache_clear(directory)
-        print(f"cleared the feature store: {freed / 2**20:.1f} MiB freed")
+        print(f"cleared the feature store: {format_bytes(freed)} freed")
     else:
         raise BadInput(f"cache takes `list` or `clear`, got {a.action!r}.")
     return 0

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.dataset import probe_samples
+from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import leaks, make_splits

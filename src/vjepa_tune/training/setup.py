@@ -191,7 +191,7 @@ def _drop_unreadable(splits: Splits, infos: dict[str, Any], unreadable: list[tup
 
 def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = print, resuming: bool = False,
               splits: Splits | None = None) -> Run:
-    from vjepa_tune.data.dataset import probe_samples
+    from vjepa_tune.data.probing import probe_samples
     from vjepa_tune.data.sources import read_dataset
     from vjepa_tune.data.splits import splits_to_json
     from vjepa_tune.models.info import count_parameters
