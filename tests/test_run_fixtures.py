@@ -86,3 +86,12 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
     rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and str(run.resolve()) in rows[-1]
     assert main(["evaluate", str(run), "--split", "val"]) == 0
+
+
+def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> None:
+    from vjepa_tune.tracking.records import read_experiments, read_metrics_json
+
+    finished = old_runs / "runs" / "finished"
+    assert json.loads((finished / "metrics.json").read_text())["precision"] == "no"  # as the old code wrote it
+    assert read_metrics_json(finished)["precision"] == "fp32"
+    assert {row["precision"] for row in read_experiments(old_runs / "runs" / "experiments.csv")} == {"fp32"}

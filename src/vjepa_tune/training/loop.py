@@ -491,6 +491,7 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         append_experiment_row,
         experiment_row,
         has_row_for,
+        precision_name,
         versions,
         write_metrics_json,
     )
@@ -532,7 +533,7 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         "mean_class_acc": test.get("mean_class_acc"),
         "macro_f1": test.get("macro_f1"),
         "effective_batch": cfg.batch_size * cfg.accumulation_steps * accelerator.num_processes,
-        "precision": accelerator.mixed_precision,
+        "precision": precision_name(accelerator.mixed_precision),
         "input": run.pipeline.describe,
         "versions": versions(),
     }
