@@ -21,6 +21,7 @@ from vjepa_tune.config import TrainConfig
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
+from vjepa_tune.text import counted
 from vjepa_tune.training import checkpoint as ckpt
 
 Log = Callable[[str], None]
@@ -200,7 +201,8 @@ def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = p
     index = read_dataset(cfg.data, seed=cfg.seed)
     classes = index.classes
     splits = splits if splits is not None and not resuming else _splits_for(cfg, index, run_dir, resuming)
-    log(f"data: {len(index.samples)} videos in {len(classes)} classes ({index.format}); split {splits.method}: "
+    log(f"data: {counted(len(index.samples), 'video')} in {counted(len(classes), 'class')} ({index.format}); "
+        f"split {splits.method}: "
         f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test")
     chosen = splits.train + splits.val + splits.test
     infos, unreadable = probe_samples(chosen, workers=max(1, cfg.num_workers or 2))
@@ -209,7 +211,7 @@ def build_run(cfg: TrainConfig, run_dir: Path, accelerator: Any, *, log: Log = p
     splits = _drop_unreadable(splits, infos, unreadable)
     if not splits.train or not splits.val or not splits.test:
         raise BadInput(
-            f"after leaving out {len(unreadable)} unreadable videos a split is empty "
+            f"after leaving out {counted(len(unreadable), 'unreadable video')} a split is empty "
             f"({len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test); check the data with "
             "`vjepa-tune data check`."
         )
