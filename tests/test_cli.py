@@ -58,6 +58,40 @@ def test_info_refuses_an_unknown_strategy(capsys: pytest.CaptureFixture[str]) ->
     assert "everything" in capsys.readouterr().err
 
 
+def _group_names() -> list[str]:
+    return sorted({name.split()[0] for name in COMMANDS if " " in name})
+
+
+@pytest.mark.parametrize("group", _group_names())
+@pytest.mark.parametrize("extra", [[], ["--help"], ["-h"]])
+def test_a_command_group_alone_or_with_help_lists_its_commands(
+    group: str, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([group, *extra]) == 0
+    captured = capsys.readouterr()
+    assert "unknown command" not in captured.out + captured.err
+    members = [name for name in COMMANDS if name.startswith(f"{group} ")]
+    assert members and all(name in captured.out for name in members)
+    assert f"usage: vjepa-tune {group} COMMAND" in captured.out
+
+
+def test_data_lists_check_and_prepare_and_refuses_an_unknown_member(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "data check" in out and "data prepare" in out
+    assert main(["data", "frob"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'data frob'" in err and "data check" in err
+
+
+def test_cache_help_lists_its_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cache", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "{list,clear}" in out and "list:" in out and "clear:" in out
+    assert main(["cache", "prune"]) == 2
+    assert "invalid choice: 'prune'" in capsys.readouterr().err
+
+
 _START_WITHOUT_TORCH = """
 import json, sys
 from vjepa_tune.cli import main

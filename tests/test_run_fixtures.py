@@ -86,6 +86,7 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
     rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and str(run.resolve()) in rows[-1]
     assert main(["evaluate", str(run), "--split", "val"]) == 0
+    assert (run / "train.log").is_file()  # the resumed run starts its console log (the old one kept none)
 
 
 def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> None:

@@ -31,6 +31,9 @@ from vjepa_tune.config import TrainConfig, from_plain, to_plain, validate
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.errors import BadInput, NonFiniteLoss
 from vjepa_tune.randomness import key_seed, keyed_generator
+from vjepa_tune.text import counted
+from vjepa_tune.tracking.console_log import keep_console_log
+from vjepa_tune.tracking.records import TRAIN_LOG_FILE
 from vjepa_tune.training import checkpoint as ckpt
 from vjepa_tune.training import distributed
 
@@ -378,7 +381,8 @@ def train(
 
     `run_dir`, `splits` and `experiments_csv` let a caller such as `compare` place the run folder, impose splits
     made once for a whole grid, and collect rows in one CSV; by default the run gets a new folder in `cfg.out`,
-    splits of its own, and a row in `cfg.out/experiments.csv`.
+    splits of its own, and a row in `cfg.out/experiments.csv`. Inside an open `ConsoleLog` (the command line opens
+    one) the console goes to the run folder's train.log.
     """
     from vjepa_tune.training.setup import build_run
 
@@ -391,6 +395,7 @@ def train(
         if resume_dir is None and run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
         run_dir = resume_dir or run_dir or _new_run_dir(cfg)
+        keep_console_log(run_dir / TRAIN_LOG_FILE)
     else:
         resume_dir = None
     cfg, resume_dir, run_dir = distributed.broadcast((cfg, resume_dir, run_dir))
@@ -475,7 +480,7 @@ def train(
                 writer.flush()
             distributed.barrier()
             if cfg.early_stopping is not None and state.epochs_since_best >= cfg.early_stopping:
-                log(f"early stopping: no better validation accuracy for {cfg.early_stopping} epochs")
+                log(f"early stopping: no better validation accuracy for {counted(cfg.early_stopping, 'epoch')}")
                 break
     finally:
         if writer is not None:
@@ -487,6 +492,7 @@ def train(
 def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log: Log) -> dict[str, Any]:
     """Test the best model and write metrics.json, the confusion matrix and the experiments.csv row."""
     from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
+    from vjepa_tune.models.loading import small_data_note
     from vjepa_tune.tracking.records import (
         append_experiment_row,
         experiment_row,
@@ -548,6 +554,8 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         if state_dir.exists():
             shutil.rmtree(state_dir)
     log(f"test acc {metrics['test_acc']:.4f} (best epoch {state.best_epoch}); records in {run.run_dir}")
+    if note := small_data_note(cfg.model, metrics["best_val_acc"], metrics["test_acc"], len(run.classes)):
+        log(note)
     return metrics
 
 
