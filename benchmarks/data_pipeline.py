@@ -36,8 +36,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.dataset import ClipDataset, collate_clips, probe_samples
+from vjepa_tune.data.dataset import ClipDataset, collate_clips
 from vjepa_tune.data.prepare import prepare_dataset
+from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.synthetic import synthesize
 from vjepa_tune.data.transforms import ClipTransform

@@ -121,7 +121,7 @@ class StageClock:
 
 def instrument(clock: StageClock) -> None:
     from vjepa_tune import compare
-    from vjepa_tune.data import dataset
+    from vjepa_tune.data import probing
     from vjepa_tune.tracking import report
     from vjepa_tune.training import checkpoint, features, loop, setup
 
@@ -134,7 +134,7 @@ def instrument(clock: StageClock) -> None:
     clock.wrap(loop, "_train_epoch", "training")
     clock.wrap(loop, "predict_dataset", "evaluation")
     clock.wrap(setup, "build_model", "model_build")
-    clock.wrap(dataset, "probe_samples", "probe")
+    clock.wrap(probing, "probe_samples", "probe")
     clock.wrap(checkpoint, "save_state", "checkpoints")
     clock.wrap(checkpoint, "save_model", "checkpoints")
     clock.wrap(report, "write_report", "report")

@@ -56,3 +56,73 @@ def test_info_prints_the_guides_parameter_counts_for_vitl(capsys: pytest.Capture
 def test_info_refuses_an_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--model", "random:tiny", "--strategy", "everything"]) == 2
     assert "everything" in capsys.readouterr().err
+
+
+def _group_names() -> list[str]:
+    return sorted({name.split()[0] for name in COMMANDS if " " in name})
+
+
+@pytest.mark.parametrize("group", _group_names())
+@pytest.mark.parametrize("extra", [[], ["--help"], ["-h"]])
+def test_a_command_group_alone_or_with_help_lists_its_commands(
+    group: str, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([group, *extra]) == 0
+    captured = capsys.readouterr()
+    assert "unknown command" not in captured.out + captured.err
+    members = [name for name in COMMANDS if name.startswith(f"{group} ")]
+    assert members and all(name in captured.out for name in members)
+    assert f"usage: vjepa-tune {group} COMMAND" in captured.out
+
+
+def test_data_lists_check_and_prepare_and_refuses_an_unknown_member(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "data check" in out and "data prepare" in out
+    assert main(["data", "frob"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'data frob'" in err and "data check" in err
+
+
+def test_cache_help_lists_its_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cache", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "{list,clear}" in out and "list:" in out and "clear:" in out
+    assert main(["cache", "prune"]) == 2
+    assert "invalid choice: 'prune'" in capsys.readouterr().err
+
+
+_START_WITHOUT_TORCH = """
+import json, sys
+from vjepa_tune.cli import main
+out, store = sys.argv[1], sys.argv[2]
+codes = [
+    main(["synth", out, "--videos_per_class", "3", "--size", "32", "--frames", "8", "--workers", "1"]),
+    main(["data", "check", "--data.root", out, "--data.frames_per_clip", "8"]),
+    main(["cache", "list", "--cache.dir", store]),
+    main(["cache", "clear", "--cache.dir", store]),
+]
+heavy = ("torch", "torchvision", "transformers", "peft", "accelerate")
+print(json.dumps({"codes": codes, "heavy": sorted(m for m in heavy if m in sys.modules)}))
+"""
+
+
+def test_commands_that_need_no_model_import_neither_torch_nor_transformers(tmp_path) -> None:
+    """`synth`, `data check` and `cache list|clear` start in about a second because they import no deep-learning
+    library (the start-up figures are in BENCHMARKS.md; benchmarks/startup.py measures them)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    (tmp_path / "store" / "somekey").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(
+        [sys.executable, "-c", _START_WITHOUT_TORCH, str(tmp_path / "videos"), str(tmp_path / "store")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["codes"] == [0, 0, 0, 0]
+    assert found["heavy"] == [], f"imported {found['heavy']}"

@@ -232,3 +232,57 @@ def test_the_folder_is_found_again_only_for_the_same_settings(tmp_path) -> None:
     third = compare_folder(tmp_path, grid_identity(other_epochs, grid), log=lambda _: None)
     assert len({first, second, third}) == 3
     assert compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None) == second
+
+
+def test_compare_keeps_its_console_log_and_each_run_its_own_part(synth_root, store, tmp_path, monkeypatch) -> None:
+    import warnings
+
+    from vjepa_tune.models import loading
+    from vjepa_tune.tracking.report import RESULTS_ORDER
+
+    monkeypatch.setenv("VJEPA_TUNE_CACHE", str(store))  # the store chosen by the environment, not --cache.dir
+    real = loading.load_model
+
+    def load_with_a_warning(spec, **kwargs):
+        warnings.warn("a warning raised while comparing", UserWarning, stacklevel=1)
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(loading, "load_model", load_with_a_warning)
+    argv = ["compare", "--strategies", "head_only", "--data.root", str(synth_root), "--model", "random:tiny",
+            "--num_epochs", "1", "--data.frames_per_clip", "8", "--out", str(tmp_path)]
+    code, stdout = _main(argv)
+    assert code == 0
+    (folder,) = tmp_path.glob("compare-*")
+    lines = (folder / "compare.log").read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[0].endswith(" vjepa-tune compare --strategies head_only --data.root "
+                                                           f"{synth_root} --model random:tiny --num_epochs 1 "
+                                                           f"--data.frames_per_clip 8 --out {tmp_path}")
+    text = "\n".join(lines)
+    for needle in (f"compare: new comparison in {folder}", "[1/1] head_only: training", "epoch 1/1: train loss",
+                   "[1/1] head_only: test acc", RESULTS_ORDER, "| `head_only` |", f"report: {folder / 'report.md'}"):
+        assert needle in text, needle
+    assert sum("UserWarning: a warning raised while comparing" in line for line in lines) == 1
+    run_log = (folder / "head_only" / "train.log").read_text()
+    assert "[1/1] head_only: training" in run_log and "epoch 1/1: train loss" in run_log
+    assert "UserWarning: a warning raised while comparing" in run_log
+    assert "compare: new comparison" not in run_log and RESULTS_ORDER not in run_log
+
+    report = (folder / "report.md").read_text()
+    assert f"Feature store (`{store}`, set by $VJEPA_TUNE_CACHE)" in report and "default location" not in report
+    assert "Trained in fp32." in report
+    assert f"{RESULTS_ORDER}\n| Approach |" in stdout  # the table printed at the end says its order too
+
+
+def test_a_run_finished_by_an_earlier_version_reads_its_precision_as_fp32(tmp_path) -> None:
+    """metrics.json said accelerate's "no" for fp32 before; a grid that skips such a run reports fp32."""
+    from vjepa_tune.compare import GridPoint, _run_point
+    from vjepa_tune.tracking.report import precision_text
+
+    run_dir = tmp_path / "head_only"
+    run_dir.mkdir()
+    old = {"approach": "head_only", "precision": "no", "test_acc": 0.5, "best_val_acc": 0.5}
+    (run_dir / "metrics.json").write_text(json.dumps(old))
+    point = GridPoint("head_only", None, 2e-4, 16, 32.0, 0.1, 42)
+    record = _run_point(point, TrainConfig(), run_dir, None, tmp_path / "experiments.csv", "[1/1]", print)
+    assert record.status == "skipped" and record.metrics["precision"] == "fp32"
+    assert precision_text([record.as_report_entry()]) == "Trained in fp32."

@@ -28,6 +28,31 @@ def test_demo_trains_the_four_guide_strategies_and_writes_the_guides_table(demo_
     rows = list(csv.DictReader((demo_result.parent / "experiments.csv").open()))
     assert sorted(r["approach"] for r in rows) == sorted(GUIDE_STRATEGIES)
     assert (demo_result / "training_curves.png").exists() and (demo_result / "confusion_best.png").exists()
+    assert "Ordered by validation accuracy" in (demo_result / "compare.log").read_text()
+    for name in GUIDE_STRATEGIES:
+        assert "epoch 5/5" in (demo_result / name / "train.log").read_text()
+
+
+def test_the_small_data_note_gives_the_demos_settings_where_users_see_them(capsys: pytest.CaptureFixture) -> None:
+    """With synth's defaults (--variety 1) and two epochs `tiny` trains to chance: the note that says so (in the
+    train log of a `tiny` run near chance, and in `synth --help`) must name the settings the demo really uses."""
+    from vjepa_tune import demo
+    from vjepa_tune.cli import main
+    from vjepa_tune.config import TrainConfig
+    from vjepa_tune.models.loading import TINY_SMALL_DATA_NOTE
+
+    width, height = demo.DEMO_SIZE
+    crop = ",".join(f"{v:g}" for v in demo.DEMO_CROP_SCALE)
+    for needle in (f"--variety {demo.DEMO_VARIETY:g}", f"{demo.DEMO_VIDEOS_PER_CLASS} per class", f"{width} px",
+                   f"{demo.DEMO_FRAMES} frames", f"{TrainConfig.num_epochs} epochs", f"--data.crop_scale {crop}",
+                   "chance accuracy", "vjepa-tune demo"):
+        assert needle in TINY_SMALL_DATA_NOTE, needle
+    assert width == height
+    assert main(["synth", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for needle in ("--model tiny", f"--variety {demo.DEMO_VARIETY:g}", f"--videos_per_class "
+                   f"{demo.DEMO_VIDEOS_PER_CLASS}", f"--size {width}", f"--data.crop_scale {crop}", "chance"):
+        assert needle in help_text, needle
 
 
 

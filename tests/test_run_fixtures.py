@@ -125,3 +125,13 @@ def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_tra
     assert "x the run's training clips (typically 1.28 s)" in capsys.readouterr().err
     shutil.rmtree(old_runs / "data")
     assert train_clip_seconds(run, data) is None, "training videos gone: unknown, and no claim made"
+    assert (run / "train.log").is_file()  # the resumed run starts its console log (the old one kept none)
+
+
+def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> None:
+    from vjepa_tune.tracking.records import read_experiments, read_metrics_json
+
+    finished = old_runs / "runs" / "finished"
+    assert json.loads((finished / "metrics.json").read_text())["precision"] == "no"  # as the old code wrote it
+    assert read_metrics_json(finished)["precision"] == "fp32"
+    assert {row["precision"] for row in read_experiments(old_runs / "runs" / "experiments.csv")} == {"fp32"}

@@ -1,19 +1,21 @@
 """The `vjepa-tune` command line: parse, call the Python API, map errors to exit codes.
 
-Spelling follows ../shared/design/CLI.md: underscores in flags, dots for groups (`--data.root`), comma-separated
-lists (`--strategies head_only,lora`) as well as YAML lists, boolean switches bare (`--json`) or with a value
-(`--cache.enabled false`), and `--config FILE` for any flag (the command line overrides it). jsonargparse turns the
-typed dataclasses of `config.py` into flags; `_normalize_argv` adds the two spellings it does not accept natively
-(bare booleans and comma lists), working from the parser's own type hints so no flag list is kept by hand.
+Spelling: underscores in flags, dots for groups (`--data.root`), comma-separated lists (`--strategies
+head_only,lora`) as well as YAML lists, boolean switches bare (`--json`) or with a value (`--cache.enabled false`),
+and `--config FILE` for any flag (the command line overrides it). jsonargparse turns the typed dataclasses of
+`config.py` into flags; `_normalize_argv` adds the two spellings it does not accept natively (bare booleans and comma
+lists), working from the parser's own type hints so no flag list is kept by hand.
 
 Exit codes: 0 success, 2 bad usage or bad input (one paragraph on stderr, no traceback unless `--debug`), 1 anything
-else.
+else. Every command runs inside a `ConsoleLog`, which the commands with a folder keep as a file (train.log, ...).
+Nothing here imports torch: commands import what they need when they run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import types
 import typing
@@ -25,6 +27,7 @@ from typing import Any
 from jsonargparse import ArgumentParser, set_parsing_settings
 
 from vjepa_tune.errors import BadInput
+from vjepa_tune.tracking.console_log import ConsoleLog
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
@@ -118,7 +121,9 @@ def _build_synth(p: ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw; same seed, same videos.")
     p.add_argument("--variety", type=float, default=1.0,
                    help="Visual variety from 0 (large, centred, thick figures on flat backgrounds, still camera) "
-                        "to 1 (small, off-centre, thin figures, textures, camera shake).")
+                        "to 1 (small, off-centre, thin figures, textures, camera shake). For the bundled "
+                        "`--model tiny` use the demo's data: --variety 0 --videos_per_class 40 --size 64 (then "
+                        "train 5 epochs with --data.crop_scale 1,1); at 1, tiny trains to chance accuracy.")
     p.add_argument("--workers", type=int | None, default=None, help="Encoding processes (default: CPU count).")
 
 
@@ -240,24 +245,23 @@ def _run_train(a: Any) -> int:
 
 # --------------------------------------------------------------------------------------------- cache
 def _build_cache(p: ArgumentParser) -> None:
-    p.add_argument("action", type=str, help="list or clear.")
+    p.add_argument("action", type=str, choices=["list", "clear"],
+                   help="list: each model's stored features, their count and size; clear: delete them all.")
     p.add_argument("--cache.dir", type=Path | None, default=None, help="Store folder (default: the usual place).")
     p.add_argument("--json", type=bool, default=False, help="Print JSON (list).")
 
 
 def _run_cache(a: Any) -> int:
-    from vjepa_tune.training.features import cache_clear, cache_list, format_cache_list
+    from vjepa_tune.training.store import cache_clear, cache_list, format_bytes, format_cache_list
 
     directory = _plain(a).get("cache", {}).get("dir")
     directory = Path(directory) if directory else None
     if a.action == "list":
         entries = cache_list(directory)
         print(json.dumps(entries, indent=2) if a.json else format_cache_list(entries))
-    elif a.action == "clear":
+    else:  # "clear": the parser accepts no other action
         freed = cache_clear(directory)
-        print(f"cleared the feature store: {freed / 2**20:.1f} MiB freed")
-    else:
-        raise BadInput(f"cache takes `list` or `clear`, got {a.action!r}.")
+        print(f"cleared the feature store: {format_bytes(freed)} freed")
     return 0
 
 
@@ -306,13 +310,28 @@ def _load_optional_commands() -> None:
                 raise
 
 
+def _command_lines(names: Sequence[str]) -> str:
+    width = max(len(n) for n in names)
+    return "\n".join(f"  {name:<{width}}  {COMMANDS[name].help}" for name in sorted(names))
+
+
 def _usage() -> str:
-    width = max(len(n) for n in COMMANDS)
-    lines = [f"  {name:<{width}}  {cmd.help}" for name, cmd in sorted(COMMANDS.items())]
     return (
         "usage: vjepa-tune COMMAND [flags]   (vjepa-tune COMMAND --help for its flags)\n\n"
-        "Fine-tune V-JEPA 2 video models for action recognition.\n\ncommands:\n" + "\n".join(lines) + "\n\n"
-        "global flags: --debug (show tracebacks)"
+        "Fine-tune V-JEPA 2 video models for action recognition.\n\ncommands:\n" + _command_lines(list(COMMANDS))
+        + "\n\nglobal flags: --debug (show tracebacks)"
+    )
+
+
+def _group(name: str) -> list[str]:
+    """The commands of group `name` (`data` -> data check, data prepare); [] when it is not a group."""
+    return [command for command in COMMANDS if command.startswith(f"{name} ")]
+
+
+def _group_usage(group: str) -> str:
+    return (
+        f"usage: vjepa-tune {group} COMMAND [flags]   (vjepa-tune {group} COMMAND --help for its flags)\n\n"
+        f"commands:\n{_command_lines(_group(group))}"
     )
 
 
@@ -324,43 +343,57 @@ def _find_command(argv: list[str]) -> tuple[Command | None, list[str]]:
     return None, argv
 
 
+def _answer_without_command(args: list[str]) -> int:
+    """No command matched: the overview for nothing or --help, a group's commands for `data` or `data --help`,
+    else "unknown command" with exit code 2."""
+    if not args or args[0] in {"-h", "--help"}:
+        print(_usage())
+        return 0
+    if _group(args[0]):
+        if len(args) == 1 or args[1] in {"-h", "--help"}:
+            print(_group_usage(args[0]))
+            return 0
+        print(f"vjepa-tune: unknown command {' '.join(args[:2])!r}\n\n{_group_usage(args[0])}", file=sys.stderr)
+        return 2
+    print(f"vjepa-tune: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `vjepa-tune`; returns the exit code (the console script exits with it)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    given = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in given
+    args = [a for a in given if a != "--debug"]
     _load_optional_commands()
     command, rest = _find_command(args)
     if command is None:
-        if not args or args[0] in {"-h", "--help"}:
-            print(_usage())
-            return 0
-        print(f"vjepa-tune: unknown command {' '.join(args[:2])!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        return _answer_without_command(args)
     parser = _parser(f"vjepa-tune {command.name}", command.help)
     command.build(parser)
-    try:
-        namespace = parser.parse_args(_normalize_argv(parser, rest))
-        return int(command.run(namespace) or 0)
-    except SystemExit as exc:  # --help and --print_config exit 0 through argparse
-        return int(exc.code or 0)
-    except (BadInput, argparse.ArgumentError) as exc:
-        if debug:
-            raise
-        message = str(exc).strip().replace("\n", " ")
-        print(f"vjepa-tune {command.name}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"vjepa-tune {command.name}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the last resort maps to exit code 1
-        if debug:
-            raise
-        print(f"vjepa-tune {command.name}: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
-    finally:
-        _end_process_group()
+    # The console from here on, errors included, goes to the command's log file once it names one (train.log, ...).
+    with ConsoleLog(command_line=shlex.join(["vjepa-tune", *given])):
+        try:
+            namespace = parser.parse_args(_normalize_argv(parser, rest))
+            return int(command.run(namespace) or 0)
+        except SystemExit as exc:  # --help and --print_config exit 0 through argparse
+            return int(exc.code or 0)
+        except (BadInput, argparse.ArgumentError) as exc:
+            if debug:
+                raise
+            message = str(exc).strip().replace("\n", " ")
+            print(f"vjepa-tune {command.name}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"vjepa-tune {command.name}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - the last resort maps to exit code 1
+            if debug:
+                raise
+            print(f"vjepa-tune {command.name}: failed: {type(exc).__name__}: {exc} (rerun with --debug for the "
+                  "traceback)", file=sys.stderr)
+            return 1
+        finally:
+            _end_process_group()
 
 
 def _end_process_group() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +35,15 @@ import yaml
 from vjepa_tune.config import TrainConfig, to_plain, validate
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.errors import BadInput
+from vjepa_tune.text import counted
+from vjepa_tune.tracking.console_log import ConsoleLog, keep_console_log
 
 Log = Callable[[str], None]
 
 GUIDE_STRATEGIES: tuple[str, ...] = ("head_only", "pooler_and_head", "lora", "pooler_head_and_lora")
 COMPARE_FILE = "compare.yaml"
+COMPARE_LOG_FILE = "compare.log"
+"""The console of every invocation on the folder, warnings included (each run's part is also in its train.log)."""
 COMPARE_PREFIX = "compare-"
 COMPARE_VERSION = 1
 
@@ -312,6 +315,8 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     splits_by_size, index = grid_splits(base, sizes, split_seed)
     compare_dir = compare_folder(base.out, grid_identity(base, grid), log) if distributed.is_main() else None
     compare_dir = distributed.broadcast(compare_dir)
+    if distributed.is_main():
+        keep_console_log(compare_dir / COMPARE_LOG_FILE)
     experiments_csv = Path(base.out) / "experiments.csv"
     calls_before, clips_before = BackboneCounter.calls, BackboneCounter.clips
 
@@ -321,11 +326,12 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
             cfg.run_name = point.name(grid)
             run_dir = compare_dir / cfg.run_name
             header = f"[{k}/{len(points)}] {cfg.run_name}"
-            record = _run_point(
-                point, cfg, run_dir, splits_by_size[point.videos_per_class], experiments_csv, header, log
-            )
+            with ConsoleLog():  # the run's own part of the console, kept in its train.log
+                record = _run_point(
+                    point, cfg, run_dir, splits_by_size[point.videos_per_class], experiments_csv, header, log
+                )
+                log(f"{header}: {_outcome(record)}")
             records.append(record)
-            log(f"{header}: {_outcome(record)}")
 
     calls = BackboneCounter.calls - calls_before
     clips = BackboneCounter.clips - clips_before
@@ -333,9 +339,9 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print) -> Co
     entries = [r.as_report_entry() for r in records]
     report = write_report(compare_dir, entries, notes=notes) if distributed.is_main() else compare_dir / "report.md"
     distributed.barrier()
-    from vjepa_tune.tracking.report import results_table
+    from vjepa_tune.tracking.report import RESULTS_ORDER, results_table
 
-    log("\n" + results_table(entries))
+    log(f"\n{RESULTS_ORDER}\n{results_table(entries)}")
     log(f"\nreport: {report}")
     return CompareResult(compare_dir, report, records, calls, clips)
 
@@ -349,17 +355,15 @@ def _run_point(
     header: str,
     log: Log,
 ) -> RunRecord:
+    from vjepa_tune.tracking.records import METRICS_FILE, read_metrics_json
     from vjepa_tune.training import checkpoint as ckpt
     from vjepa_tune.training import distributed
     from vjepa_tune.training.loop import train
 
     distributed.barrier()  # every process sees the same finished / unfinished state
 
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file():
-        return RunRecord(
-            point, run_dir, "skipped", metrics=json.loads(metrics_file.read_text(encoding="utf-8"))
-        )
+    if (run_dir / METRICS_FILE).is_file():
+        return RunRecord(point, run_dir, "skipped", metrics=read_metrics_json(run_dir))
     try:
         if (run_dir / ckpt.STATE_FILE).is_file():
             log(f"{header}: continuing from its checkpoint")
@@ -399,13 +403,13 @@ def _notes(
     sizes = _axis(grid.videos_per_class)
     largest = None if None in sizes else max(sizes)  # type: ignore[type-var]
     full = splits_by_size[largest]
-    size_text = "all videos" if largest is None else f"{largest} videos per class"
+    size_text = "all videos" if largest is None else f"{counted(largest, 'video')} per class"
     notes = [
-        f"Data: {len(index.samples)} videos in {len(index.classes)} classes ({index.format}) at "
+        f"Data: {counted(len(index.samples), 'video')} in {counted(len(index.classes), 'class')} ({index.format}) at "
         f"`{Path(base.data.root).expanduser().resolve() if base.data.root else base.data.list_file}`; "
-        f"model `{base.model}`, {base.num_epochs} epochs, {base.data.frames_per_clip} frames per clip.",
+        f"model `{base.model}`, {counted(base.num_epochs, 'epoch')}, {base.data.frames_per_clip} frames per clip.",
         f"Split: {full.method}, made once at {size_text} with seed {split_seed}: {len(full.train)} train / "
-        f"{len(full.val)} val / {len(full.test)} test videos.",
+        f"{len(full.val)} val / {counted(len(full.test), 'test video')}.",
     ]
     if len(sizes) > 1:
         counts = ", ".join(f"{len(splits_by_size[n].train)} at {n} per class" for n in sorted(sizes)[::-1])
@@ -423,11 +427,13 @@ def _notes(
             "Feature store: off (--cache.enabled false); every run ran the backbone on every clip it used."
         )
     else:
-        where = f"`{base.cache.dir}`" if base.cache.dir else "its default location"
+        from vjepa_tune.training.store import store_location
+
+        where = store_location(Path(base.cache.dir) if base.cache.dir else None)
         notes.append(
-            f"Feature store ({where}): shared by every frozen-backbone run of the grid; this invocation ran "
-            f"the backbone {calls} times on {clips} clips to fill it, and every other such input was read "
-            "from it."
+            f"Feature store (`{where.path}`, {where.reason()}): shared by every frozen-backbone run of the grid; "
+            f"this invocation ran the backbone {counted(calls, 'time')} on {counted(clips, 'clip')} to fill it, "
+            "and every other such input was read from it."
         )
     return notes
 
@@ -496,7 +502,7 @@ def _run(a: Any) -> int:
     base, grid = compare_from_namespace(a.as_dict() if hasattr(a, "as_dict") else dict(vars(a)))
     result = run_compare(base, grid)
     if result.failed:
-        print(f"{len(result.failed)} of {len(result.runs)} runs failed; see {result.report}")
+        print(f"{len(result.failed)} of {counted(len(result.runs), 'run')} failed; see {result.report}")
         return 1
     return 0
 

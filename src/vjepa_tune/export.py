@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import staged_folder
+from vjepa_tune.text import counted
 
 if TYPE_CHECKING:  # torch, transformers and peft load when an export runs, not when the command line starts
     import torch
@@ -312,10 +313,11 @@ def model_card(
         f"- data set: `{data.root}` (format {data.format}), split {metrics.get('split_method', '-')}: "
         f"{metrics.get('num_train', '-')} train / {metrics.get('num_val', '-')} val / "
         f"{metrics.get('num_test', '-')} test videos"
-        + (f", {metrics['skipped_videos']} unreadable videos left out" if metrics.get("skipped_videos") else ""),
+        + (f", {counted(metrics['skipped_videos'], 'unreadable video')} left out" if metrics.get("skipped_videos")
+           else ""),
         f"- classes ({len(classes)}): {', '.join(classes)}",
         f"- clips: {data.frames_per_clip} frames ({data.sampling} sampling"
-        + (f", every {data.frame_step} frames" if data.sampling == "random_window" else "")
+        + (f", every {counted(data.frame_step, 'frame')}" if data.sampling == "random_window" else "")
         + f"), {meta.get('crop_size') or data.crop_size} px crops",
         "",
         "## Results",

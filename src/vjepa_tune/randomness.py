@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def key_seed(*keys: object) -> int:
@@ -24,6 +26,8 @@ def key_seed(*keys: object) -> int:
 
 def keyed_generator(*keys: object) -> torch.Generator:
     """A CPU torch generator seeded by `key_seed(*keys)`."""
+    import torch  # here, not at the top: splits and synthesis use this module and start without torch
+
     gen = torch.Generator()
     gen.manual_seed(key_seed(*keys))
     return gen
@@ -40,6 +44,8 @@ def seeded_torch_rng(*keys: object) -> Iterator[None]:
 
     torchvision's v2 transforms draw from the global generator; this keys them without touching anyone else's stream.
     """
+    import torch  # here, not at the top: splits and synthesis use this module and start without torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(key_seed(*keys))
         yield

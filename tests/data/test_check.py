@@ -215,9 +215,40 @@ def test_a_split_training_would_refuse_is_reported(folder_set):
         path.unlink()
     report = check_dataset(DataConfig(root=folder_set), workers=2, progress=False)
     assert report["split"]["method"] is None
-    assert "class 'waving' has 1 videos" in report["split"]["error"]
+    assert "class 'waving' has 1 video;" in report["split"]["error"]
     assert report["verdict"]["status"] == "problems"
     assert "cannot be made" in format_report(report)
+
+
+def test_counts_of_one_take_the_singular_in_the_text_report(folder_set):
+    """"1 videos", "1 classes have": every count in the report agrees with its noun and verb."""
+    for cls in ("other", "sitting_down", "standing_up"):
+        shutil.rmtree(folder_set / cls)
+    (folder_set / "waving" / "broken.mp4").write_bytes(b"")
+    frames = np.full((5, 32, 48, 3), 128, np.uint8)
+    write_video(folder_set / "waving" / "short.mp4", frames, fps=25)
+    report = check_dataset(DataConfig(root=folder_set, frames_per_clip=8), workers=2, progress=False)
+    text = format_report(report)
+    assert "5 videos in 1 class\n" in text
+    assert "unreadable: 1 video (left out" in text and "short: 1 video has fewer than 8 frames" in text
+    assert "1 unreadable video will be left out" in report["verdict"]["text"]
+    assert "1 video has fewer than 8 frames" in report["verdict"]["text"]
+    assert not any(f"1 {noun}s" in text for noun in ("video", "class", "group", "frame"))
+
+
+@pytest.mark.parametrize("kind", ["ready", "warnings", "problems"])
+def test_the_verdict_line_says_its_status_once(folder_set, kind):
+    if kind == "warnings":
+        (folder_set / "other" / "broken.mp4").write_bytes(b"")
+    if kind == "problems":
+        for path in sorted((folder_set / "waving").iterdir())[1:]:
+            path.unlink()
+    report = check_dataset(DataConfig(root=folder_set, frames_per_clip=FRAMES), workers=2, progress=False)
+    verdict = format_report(report).splitlines()[-1]
+    expected = {"ready": "verdict: ready: ", "warnings": "verdict: ready, with warnings: ",
+                "problems": "verdict: not ready: "}[kind]
+    assert verdict.startswith(expected), verdict
+    assert not any(word in verdict for word in ("OK:", "WARNINGS:", "PROBLEMS:"))
 
 
 def test_missing_root_raises_bad_input(tmp_path):

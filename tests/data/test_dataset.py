@@ -1,11 +1,12 @@
-"""ClipDataset, collate_clips and probe_samples on small real videos: keyed views, workers, broken videos."""
+"""ClipDataset and collate_clips on small real videos: keyed views, workers, broken videos."""
 
 from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader
 
-from vjepa_tune.data.dataset import ClipDataset, SkippedClip, collate_clips, probe_samples
+from vjepa_tune.data.dataset import ClipDataset, SkippedClip, collate_clips
+from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform
 from vjepa_tune.data.video import probe_video, read_frames, sample_frame_indices
@@ -125,31 +126,3 @@ def test_a_batch_of_only_unreadable_videos_is_empty(make_video, tmp_path):
     assert batch["pixel_values_videos"] is None
     assert batch["labels"].numel() == 0 and batch["index"].numel() == 0
     assert batch["skipped"] == [0, 1]
-
-
-def test_probe_samples_returns_infos_and_the_unreadable_ones_in_order(make_video, tmp_path):
-    samples = make_samples(make_video, tmp_path, count=5, broken=(0, 3))
-    (tmp_path / "clip4.mp4").write_bytes(b"")  # emptied after it was written
-    infos, unreadable = probe_samples(samples, workers=2, progress=False)
-    assert set(infos) == {"cls/clip1.mp4", "cls/clip2.mp4"}
-    assert infos["cls/clip2.mp4"].num_frames == 44
-    assert [s.id for s, _ in unreadable] == ["cls/broken0.mp4", "cls/broken3.mp4", "cls/clip4.mp4"]
-    assert "empty file" in unreadable[2][1]
-
-
-def test_probe_samples_probes_an_unchanged_video_once_and_a_rewritten_one_again(make_video, tmp_path, monkeypatch):
-    """`compare` probes the same videos for every strategy; a file changed in between must be probed afresh."""
-    from vjepa_tune.data import dataset
-
-    samples = make_samples(make_video, tmp_path, count=2, broken=())
-    probed = []
-    real = dataset.probe_video
-    monkeypatch.setattr(dataset, "probe_video", lambda path: probed.append(path) or real(path))
-    first, _ = probe_samples(samples, progress=False)
-    again, _ = probe_samples(samples, progress=False)
-    assert again == first and len(probed) == 2
-
-    samples[1].path.write_bytes(b"not a video")  # a new size and modification time
-    infos, unreadable = probe_samples(samples, progress=False)
-    assert set(infos) == {samples[0].id} and [s.id for s, _ in unreadable] == [samples[1].id]
-    assert len(probed) == 3

@@ -333,6 +333,46 @@ def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
     assert len(multi) == len(splits["val"])
 
 
+def test_evaluate_and_predict_keep_their_console_logs_warnings_included(
+    lora_run: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import warnings
+
+    from vjepa_tune.inference import commands
+    from vjepa_tune.inference import evaluate as evaluate_module
+    from vjepa_tune.inference.predictor import load_run
+
+    def load_with_a_warning(*args, **kwargs):
+        warnings.warn("a warning raised while loading the run", UserWarning, stacklevel=1)
+        return load_run(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "load_run", load_with_a_warning)
+    monkeypatch.setattr(commands, "load_run", load_with_a_warning)
+    video = _first_video(synth_root, "waving")
+    out_dir, predictions = tmp_path / "evaluation", tmp_path / "predictions.csv"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, evaluated, _ = _run_cli(capsys, "evaluate", str(lora_run), "--out", str(out_dir))
+        assert code == 0
+        code, predicted, _ = _run_cli(capsys, "predict", str(lora_run), str(video), "--out", str(predictions))
+        assert code == 0
+        assert _run_cli(capsys, "predict", str(lora_run), str(video))[0] == 0
+
+    lines = (out_dir / "evaluate.log").read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[0].endswith(f" vjepa-tune evaluate {lora_run} --out {out_dir}")
+    assert evaluated.strip() in lines and "test split (" in evaluated  # the summary, printed after the scoring
+    assert sum("UserWarning: a warning raised while loading the run" in line for line in lines) == 1
+
+    lines = (tmp_path / "predictions.log").read_text().splitlines()  # beside predictions.csv
+    assert lines[0].endswith(f" vjepa-tune predict {lora_run} {video} --out {predictions}")
+    assert f"predictions written to {predictions}" in lines and any(line.startswith(f"{video}: ") for line in lines)
+    assert sum("UserWarning: a warning raised while loading the run" in line for line in lines) == 1
+    assert list(elsewhere.iterdir()) == []  # without --out, predict writes no log: the console is its output
+
+
 def test_flip_averages_mirrored_views_in_evaluate_and_predict_and_warns_for_runs_trained_unmirrored(
     lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -514,7 +554,7 @@ def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
         (["evaluate", str(lora_run), "--num_crops", "2"], "--num_crops must be 1 or 3"),
         (["evaluate", str(lora_run), "--split", "holdout"], "--split"),
         (["predict", str(lora_run), str(empty)], "no video files found"),
-        (["predict", str(lora_run), str(broken)], "none of the 1 videos could be read"),
+        (["predict", str(lora_run), str(broken)], "the video could not be read"),
         (["predict", str(lora_run), video, "--out", str(tmp_path / "p.txt")], ".csv or .json"),
         (["predict", str(lora_run), video, "--window", "-1"], "--window"),
         (["predict", str(lora_run), video, "--plot"], "--plot"),

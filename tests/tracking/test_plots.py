@@ -6,7 +6,14 @@ import struct
 
 import pytest
 
-from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
+from vjepa_tune.tracking.plots import (
+    params_vs_accuracy_figure,
+    plot_params_vs_accuracy,
+    plot_scaling,
+    plot_training_curves,
+    scaling_figure,
+    training_curves_figure,
+)
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -63,3 +70,29 @@ def test_input_it_cannot_draw_is_refused(tmp_path, call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call(out)
     assert not out.exists()
+
+
+def _drawn_y(ax) -> list[float]:
+    return [float(y) for line in ax.get_lines() for y in line.get_ydata()]
+
+
+def test_a_zero_accuracy_in_the_scaling_plot_is_drawn_above_the_axis_not_under_it() -> None:
+    """A strategy at 0% on the smallest size sat on the x axis, its line and marker half hidden."""
+    (ax,) = scaling_figure({"head_only": [(10, 0.0), (50, 0.25)], "lora": [(10, 0.5), (50, 1.0)]}).axes
+    low, high = ax.get_ylim()
+    assert 0.0 in _drawn_y(ax) and 1.0 in _drawn_y(ax)
+    assert low < 0.0 and high > 1.0, (low, high)
+    assert low <= -0.03 and high >= 1.03, "a marker's radius of margin on either side"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "50"]
+
+
+def test_every_accuracy_axis_leaves_room_for_0_and_100_percent() -> None:
+    curves = training_curves_figure({"lora": [{"epoch": 1, "train_loss": 1.4, "val_acc": 0.0},
+                                              {"epoch": 2, "train_loss": 1.1, "val_acc": 1.0}]})
+    loss_ax, acc_ax = curves.axes
+    assert _drawn_y(acc_ax) == [0.0, 1.0]
+    assert acc_ax.get_ylim()[0] < 0.0 < 1.0 < acc_ax.get_ylim()[1]
+    (params_ax,) = params_vs_accuracy_figure([("head_only", 516, 0.0), ("lora", 61_956, 1.0)]).axes
+    assert params_ax.get_ylim()[0] < 0.0 < 1.0 < params_ax.get_ylim()[1]
+    drawn = sorted(float(y) for c in params_ax.collections for _, y in c.get_offsets())
+    assert drawn == [0.0, 1.0]

@@ -23,8 +23,10 @@ from vjepa_tune.tracking.records import (
     append_experiment_row,
     experiment_row,
     has_row_for,
+    precision_name,
     read_config_yaml,
     read_experiments,
+    read_metrics_json,
     versions,
     write_config_yaml,
     write_json_atomic,
@@ -219,6 +221,26 @@ def test_experiment_row_fills_every_contract_column(tmp_path) -> None:
     assert all(row[c] is not None for c in CLI_MD_COLUMNS)
     assert row["learning_rate"] == 1e-3 and row["videos_per_class"] == 50 and row["effective_batch"] == 4
     assert row["test_acc"] == 0.75 and row["run_dir"] == str(tmp_path / "run")
+
+
+@pytest.mark.parametrize(("recorded", "named"), [("no", "fp32"), ("fp32", "fp32"), ("bf16", "bf16"),
+                                                  ("fp16", "fp16")])
+def test_precision_is_named_as_users_name_it(recorded: str, named: str) -> None:
+    assert precision_name(recorded) == named
+
+
+def test_old_records_saying_no_precision_read_as_fp32(tmp_path) -> None:
+    """metrics.json and experiments.csv said accelerate's "no" for fp32 before; they read as fp32 now."""
+    write_metrics_json(tmp_path, _metrics(precision="no"))
+    assert read_metrics_json(tmp_path)["precision"] == "fp32"
+    write_metrics_json(tmp_path, _metrics(precision="bf16"))
+    assert read_metrics_json(tmp_path)["precision"] == "bf16"
+    path = tmp_path / "experiments.csv"
+    append_experiment_row(path, {"approach": "lora", "precision": "no", "run_dir": "old"})
+    row = experiment_row(TrainConfig(), _metrics(precision="no"), tmp_path / "run", dataset="d")
+    assert row["precision"] == "fp32"
+    append_experiment_row(path, row)
+    assert [r["precision"] for r in read_experiments(path)] == ["fp32", "fp32"]
 
 
 def test_first_append_writes_header_then_rows(tmp_path) -> None:

@@ -13,6 +13,7 @@ from vjepa_tune.tracking.report import (
     format_duration,
     format_mean_std,
     format_share,
+    precision_text,
     results_table,
     write_report,
 )
@@ -65,17 +66,28 @@ def test_formats_follow_the_guide() -> None:
     assert format_mean_std([0.8, 0.9]) == "85.00 ± 7.07% (2 seeds)"
 
 
-def test_results_table_is_the_guides_sorted_by_test_accuracy(tmp_path) -> None:
+def test_results_table_is_the_guides_ordered_by_validation_accuracy_never_by_test(tmp_path) -> None:
     runs = [
         _run(tmp_path, "head_only", "head_only", 0.55, 0.6, params=4_100, pct=0.0011, time_s=30),
         _run(tmp_path, "pooler_and_head", "pooler_and_head", 0.8833, 0.85, params=49_340_420, pct=13.15,
              time_s=2310),
+        # The best test accuracy with the worst validation accuracy: last, whatever its test score.
+        _run(tmp_path, "lora", "lora", 0.95, 0.5, params=495_620, pct=0.13, time_s=60),
     ]
     table = results_table(runs)
     lines = table.splitlines()
     assert lines[0] == "| Approach | Test Acc | Val Acc | Trainable Params | % of Total | Training Time |"
     assert lines[2] == "| `pooler_and_head` | 88.33% | 85.00% | 49,340,420 | 13.15% | 38.5 min |"
     assert lines[3] == "| `head_only` | 55.00% | 60.00% | 4,100 | 0.0011% | 30.0 s |"
+    assert lines[4].startswith("| `lora` | 95.00% | 50.00% |")
+
+
+def test_the_report_says_its_results_are_ordered_by_validation_accuracy(tmp_path) -> None:
+    runs = [_run(tmp_path, "head_only", "head_only", 0.55, 0.6), _run(tmp_path, "lora", "lora", 0.9, 0.5)]
+    text = write_report(tmp_path / "cmp", runs).read_text()
+    results = text.split("## Results", 1)[1].split("##", 1)[0]
+    assert "Ordered by validation accuracy" in results and "Best first." not in results
+    assert [row[0] for row in _table_rows(text, "## Results")] == ["`head_only`", "`lora`"]
 
 
 def test_report_tables_choose_by_validation_and_average_seeds(tmp_path) -> None:
@@ -146,3 +158,14 @@ def test_report_with_no_finished_run_lists_the_failures(tmp_path, count) -> None
     if count == 0:
         assert "No run finished." in text
         assert not list((tmp_path / "cmp").glob("*.png"))
+
+
+def test_the_report_names_the_precision_old_records_included(tmp_path) -> None:
+    old, new = _run(tmp_path, "lora", "lora", 0.9, 0.5), _run(tmp_path, "head_only", "head_only", 0.5, 0.6)
+    old["metrics"]["precision"] = "no"  # as metrics.json said fp32 before
+    new["metrics"]["precision"] = "fp32"
+    assert precision_text([old, new]) == "Trained in fp32."
+    new["metrics"]["precision"] = "bf16"
+    assert precision_text([old, new]) == "Trained in bf16 (1 run) and fp32 (1 run)."
+    text = write_report(tmp_path / "cmp", [old, new]).read_text()
+    assert "Trained in bf16 (1 run) and fp32 (1 run)." in text.split("## Results", 1)[1].split("##", 1)[0]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from vjepa_tune.cli import main
-from vjepa_tune.training.features import BackboneCounter, cache_list
+from vjepa_tune.training.features import BackboneCounter
+from vjepa_tune.training.store import cache_list
 
 
 def _train(root: Path, out: Path, store: Path, *extra: str) -> dict:

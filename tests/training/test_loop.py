@@ -63,6 +63,7 @@ def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
     assert metrics["skipped_videos"] == 0
     model_meta = json.loads((lora_run / "model" / "model.json").read_text())
     assert model_meta["train_clip_s"] == pytest.approx(1.28), "32 frames at 25 fps, spanned by a uniform clip"
+    assert metrics["precision"] == "fp32"  # as users name it, not accelerate's "no"
 
     splits = json.loads((lora_run / "splits.json").read_text())
     assert len(splits["train"]) == metrics["num_train"] and len(splits["test"]) == metrics["num_test"]
@@ -73,6 +74,7 @@ def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
     assert len(rows) == 1
     assert rows[0]["approach"] == "lora" and Path(rows[0]["run_dir"]) == lora_run.resolve()
     assert float(rows[0]["test_acc"]) == pytest.approx(metrics["test_acc"])
+    assert rows[0]["precision"] == "fp32"
 
 
 def test_config_yaml_repeats_the_run_bit_exactly(lora_run: Path, store_dir: Path, tmp_path: Path) -> None:
@@ -143,6 +145,12 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(synth_root: P
         assert [h[key] for h in b["history"]] == [h[key] for h in a["history"]], key
     assert b["test_acc"] == a["test_acc"] and b["test"]["confusion"] == a["test"]["confusion"]
     assert len(list(csv.DictReader((killed_out / "experiments.csv").open()))) == 1
+    log = (run_dir / "train.log").read_text()
+    headers = [line for line in log.splitlines() if line.startswith("# ")]
+    assert len(headers) == 2 and headers[1].endswith("--resume auto"), headers  # the resumed run appended
+    first, second = log.split(headers[1])
+    assert "epoch 1/3: train loss" in first and "epoch 3/3" not in first
+    assert "resumed after epoch 1" in second and "epoch 3/3: train loss" in second and "test acc" in second
     steps = _tensorboard_steps(run_dir, "train/loss")
     assert steps == sorted(set(steps)) == _tensorboard_steps(_only_run(whole_out), "train/loss")
     assert _tensorboard_steps(run_dir, "val/acc") == _tensorboard_steps(_only_run(whole_out), "val/acc")
@@ -173,6 +181,60 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
     assert "training loss became nan at epoch 2" in err and "Traceback" not in err
     assert f"the last good checkpoint (after epoch 1) is kept in {run_dir / 'checkpoint' / 'state.pt'}" in err
     assert (run_dir / "checkpoint" / "state.pt").is_file() and not (run_dir / "metrics.json").exists()
+    assert "vjepa-tune train: failed: NonFiniteLoss: the training loss became" in (run_dir / "train.log").read_text()
+
+
+def test_the_run_folder_keeps_the_console_log_warnings_included(
+    synth_root: Path, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+    import warnings
+
+    from vjepa_tune.models import info
+    from vjepa_tune.models.loading import small_data_note
+
+    real = info.count_parameters
+
+    def count_with_warnings(model: torch.nn.Module) -> info.ParamCounts:
+        warnings.warn("a warning raised while training", UserWarning, stacklevel=1)
+        library = logging.getLogger("vjepa_tune.test.library")  # a library's own console handler, as transformers'
+        library.propagate = False
+        library.handlers = [logging.StreamHandler()]
+        library.warning("a library's log record")
+        return real(model)
+
+    monkeypatch.setattr(info, "count_parameters", count_with_warnings)
+    code = main(["train", "--model", "tiny", "--data.root", str(synth_root), "--out", str(tmp_path),
+                 "--strategy", "head_only", "--num_epochs", "1", "--cache.dir", str(store_dir)])
+    logging.getLogger("vjepa_tune.test.library").handlers.clear()
+    assert code == 0
+    run_dir = _only_run(tmp_path)
+    lines = (run_dir / "train.log").read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[0].endswith(" vjepa-tune train --model tiny --data.root "
+                                                           f"{synth_root} --out {tmp_path} --strategy head_only "
+                                                           f"--num_epochs 1 --cache.dir {store_dir}")
+    text = "\n".join(lines)
+    assert "data: 24 videos in 4 classes" in text and "epoch 1/1: train loss" in text
+    assert "test acc " in text and f"records in {run_dir}" in text
+    assert sum("UserWarning: a warning raised while training" in line for line in lines) == 1
+    assert "a library's log record" in lines
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    note = small_data_note("tiny", metrics["best_val_acc"], metrics["test_acc"], 4)  # said when tiny stays near chance
+    assert (note in lines and note in capsys.readouterr().out) if note else not any("`tiny`" in x for x in lines)
+
+
+def test_tiny_near_chance_is_told_what_settings_work_and_no_other_run_is() -> None:
+    from vjepa_tune.models.loading import TINY_SMALL_DATA_NOTE, small_data_note
+
+    assert small_data_note("tiny", 0.25, 0.25, 4) == TINY_SMALL_DATA_NOTE
+    assert small_data_note("tiny", 0.4167, 0.3333, 4) == TINY_SMALL_DATA_NOTE  # synth's defaults, two epochs
+    assert small_data_note("tiny", 0.6667, 0.875, 4) is None  # the demo's lora run: nothing to say
+    assert small_data_note("tiny", 0.25, 0.5, 4) is None  # one of them clearly learnt
+    assert small_data_note("tiny", 0.5, 0.5, 2) == TINY_SMALL_DATA_NOTE  # chance for two classes
+    assert small_data_note("tiny", 0.8, 0.8, 2) is None and small_data_note("tiny", 0.5, 0.5, 10) is None
+    assert small_data_note("random:tiny", 0.25, 0.25, 4) is None
+    assert small_data_note("facebook/vjepa2-vitl-fpc16-256-ssv2", 0.25, 0.25, 4) is None
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.dataset import probe_samples
 from vjepa_tune.data.fingerprints import seen_in_training
+from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import GROUP_FLAGS, leaks, make_splits
 from vjepa_tune.data.video import VideoInfo
 from vjepa_tune.errors import BadInput
+from vjepa_tune.text import counted, verb
 
 REPORT_VERSION = 1
 SHOWN = 10
@@ -99,13 +100,14 @@ def _verdict(report: dict) -> dict[str, object]:
     else:
         if split["leaks"] and str(split["method"]).startswith("official"):
             warnings.append(
-                f"the official split puts {len(split['leaks'])} groups on more than one side, as its "
+                f"the official split puts {counted(len(split['leaks']), 'group')} on more than one side, as its "
                 "protocol defines it (NTU cross-view tests other cameras filming the same performances)"
             )
         elif split["leaks"]:
+            n = len(split["leaks"])
             problems.append(
-                f"{len(split['leaks'])} groups have videos in more than one split: near-copies of training "
-                "videos would be scored as test videos (use --data.split group or official)"
+                f"{counted(n, 'group')} {verb(n, 'has', 'have')} videos in more than one split: near-copies of "
+                "training videos would be scored as test videos (use --data.split group or official)"
             )
         empty = [name for name, n in split["readable"].items() if split["totals"][name] and n == 0]
         if empty:
@@ -117,21 +119,23 @@ def _verdict(report: dict) -> dict[str, object]:
         }
         for name, classes in missing.items():
             if classes:
-                warnings.append(f"the {name} split has no videos of {len(classes)} classes")
+                warnings.append(f"the {name} split has no videos of {counted(len(classes), 'class')}")
     if report["unreadable"]:
-        warnings.append(f"{len(report['unreadable'])} unreadable videos will be left out")
+        warnings.append(f"{counted(len(report['unreadable']), 'unreadable video')} will be left out")
     if report["short"]["videos"]:
+        n = len(report["short"]["videos"])
         warnings.append(
-            f"{len(report['short']['videos'])} videos have fewer than "
-            f"{report['short']['frames_per_clip']} frames and will repeat frames"
+            f"{counted(n, 'video')} {verb(n, 'has', 'have')} fewer than {report['short']['frames_per_clip']} frames "
+            "and will repeat frames"
         )
     empty_classes = [name for name, n in report["classes"].items() if n == 0]
     if empty_classes:
-        warnings.append(f"{len(empty_classes)} classes have no videos")
+        warnings.append(f"{counted(len(empty_classes), 'class')} {verb(len(empty_classes), 'has', 'have')} no videos")
     if report.get("overlap") and report["overlap"]["seen"]:
+        seen = report["overlap"]["seen"]
         warnings.append(
-            f"{report['overlap']['seen']} videos were seen in training by {report['overlap']['run_dir']}: a score on "
-            "them is not a held-out score (evaluate --exclude_seen leaves them out)"
+            f"{counted(seen, 'video')} {verb(seen, 'was', 'were')} seen in training by {report['overlap']['run_dir']}: "
+            "a score on them is not a held-out score (evaluate --exclude_seen leaves them out)"
         )
     unchecked = [] if split["error"] or split["leaks_checked"] else [UNCHECKED_LEAKS]
     if problems:
@@ -147,7 +151,7 @@ def _verdict(report: dict) -> dict[str, object]:
         status = "ok"
         text = (
             "ready: every video is readable and the split is leak-free "
-            f"({split['groups']} groups, each in one split)"
+            f"({counted(split['groups'], 'group')}, each in one split)"
         )
     return {"status": status, "problems": problems, "warnings": warnings, "text": text}
 
@@ -230,7 +234,7 @@ def format_report(report: dict) -> str:
     split = report["split"]
     lines = [f"data set: {report['root']} (format {report['format']})"]
     lines += [f"  note: {note}" for note in report["notes"]]
-    lines.append(f"{report['num_videos']} videos in {report['num_classes']} classes")
+    lines.append(f"{counted(report['num_videos'], 'video')} in {counted(report['num_classes'], 'class')}")
 
     lines.append("")
     if split["error"]:
@@ -239,7 +243,7 @@ def format_report(report: dict) -> str:
         lines += _table(header + rows)
         lines.append(f"split: cannot be made: {split['error']}")
     else:
-        drawn = f", {split['videos_per_class']} videos drawn per class" if split["videos_per_class"] else ""
+        drawn = f", {counted(n, 'video')} drawn per class" if (n := split["videos_per_class"]) else ""
         lines.append(f"split: {split['method']}{drawn} (as training makes it)")
         names = list(split["counts"])
         rows = [["class", "all", *names]]
@@ -252,12 +256,12 @@ def format_report(report: dict) -> str:
             )
         lines += _table(rows)
         if split["leaks"]:
-            lines.append(f"leaks: {len(split['leaks'])} groups in more than one split:")
+            lines.append(f"leaks: {counted(len(split['leaks']), 'group')} in more than one split:")
             for group, sides in list(split["leaks"].items())[:SHOWN]:
                 lines.append(f"  {group}: {', '.join(sides)}")
             lines += _more(len(split["leaks"]))
         elif split["leaks_checked"]:
-            lines.append(f"leaks: none ({split['groups']} groups, each in one split)")
+            lines.append(f"leaks: none ({counted(split['groups'], 'group')}, each in one split)")
         else:
             lines.append(
                 "leaks: cannot be checked (the videos have no groups, so clips cut from one recording may sit on "
@@ -272,13 +276,13 @@ def format_report(report: dict) -> str:
     lines.append(f"  short side  {_stat_text(videos['short_side'], ' px')}")
     if videos["sizes"]:
         sizes = ", ".join(f"{s['size']} ({s['videos']})" for s in videos["sizes"])
-        extra = f" and {videos['other_sizes']} other sizes" if videos["other_sizes"] else ""
+        extra = f" and {counted(videos['other_sizes'], 'other size')}" if videos["other_sizes"] else ""
         lines.append(f"  sizes       {sizes}{extra}")
 
     if report["unreadable"]:
         lines += [
             "",
-            f"unreadable: {len(report['unreadable'])} videos (left out of training, never replaced):",
+            f"unreadable: {counted(len(report['unreadable']), 'video')} (left out of training, never replaced):",
         ]
         lines += [f"  {u['id']}: {u['reason']}" for u in report["unreadable"][:SHOWN]]
         lines += _more(len(report["unreadable"]))
@@ -286,14 +290,16 @@ def format_report(report: dict) -> str:
     if short["videos"]:
         lines += [
             "",
-            f"short: {len(short['videos'])} videos have fewer than {short['frames_per_clip']} frames "
+            f"short: {counted(len(short['videos']), 'video')} {verb(len(short['videos']), 'has', 'have')} fewer "
+            f"than {short['frames_per_clip']} frames "
             "(their clips repeat frames):",
         ]
-        lines += [f"  {v['id']}: {v['num_frames']} frames" for v in short["videos"][:SHOWN]]
+        lines += [f"  {v['id']}: {counted(v['num_frames'], 'frame')}" for v in short["videos"][:SHOWN]]
         lines += _more(len(short["videos"]))
     if short["sampling"] == "random_window" and short["shorter_than_window"]:
         lines.append(
-            f"note: {short['shorter_than_window']} videos are shorter than the random_window span of "
+            f"note: {counted(short['shorter_than_window'], 'video')} "
+            f"{verb(short['shorter_than_window'], 'is', 'are')} shorter than the random_window span of "
             f"{short['window_frames']} frames; their window starts at frame 0 and repeats the last frame"
         )
 
@@ -301,5 +307,5 @@ def format_report(report: dict) -> str:
         lines += ["", f"against run {report['overlap']['run_dir']}:", f"  {report['overlap']['text']}"]
 
     verdict = report["verdict"]
-    lines += ["", f"verdict: {verdict['status'].upper()}: {verdict['text']}"]
+    lines += ["", f"verdict: {verdict['text']}"]  # the text says the status: "ready: ...", "not ready: ..."
     return "\n".join(lines)

@@ -9,14 +9,11 @@ whether it is computed now or was stored earlier. A video that cannot be decoded
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform
@@ -149,51 +146,3 @@ def collate_clips(batch: list[dict[str, object] | SkippedClip]) -> dict[str, obj
         "skipped": [s.index for s in skipped],
         "skipped_reasons": [s.reason for s in skipped],
     }
-
-
-_probed: dict[tuple[str, int, int, int, int], VideoInfo] = {}
-"""Infos of videos probed in this process, keyed by (path, inode, size, modification and change times): `compare`
-probes the same 800 videos once per strategy, 2 s each time on 16 cores. A rewritten or replaced file has a new key
-(a copy that keeps the modification time still gets a new change time); failures are never kept."""
-
-
-def _probe_one(sample: Sample) -> VideoInfo | str:
-    try:
-        stat = os.stat(sample.path)
-        key = (str(sample.path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    except OSError:
-        key = None
-    if key in _probed:
-        return _probed[key]
-    try:
-        info = probe_video(sample.path)
-    except UnreadableVideo as exc:
-        return exc.reason
-    if key is not None:
-        _probed[key] = info
-    return info
-
-
-def probe_samples(
-    samples: Sequence[Sample], workers: int = 2, progress: bool = True
-) -> tuple[dict[str, VideoInfo], list[tuple[Sample, str]]]:
-    """Probe every video once, in a thread pool (PyAV releases the GIL while reading).
-
-    Returns the infos keyed by sample id and the unreadable samples with their reasons, in input order. The
-    caller leaves the unreadable ones out and reports them; nothing replaces them.
-    """
-    infos: dict[str, VideoInfo] = {}
-    unreadable: list[tuple[Sample, str]] = []
-    with (
-        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
-        tqdm(
-            total=len(samples), desc="probing videos", unit="video", disable=None if progress else True
-        ) as bar,
-    ):
-        for sample, result in zip(samples, pool.map(_probe_one, samples), strict=True):
-            if isinstance(result, VideoInfo):
-                infos[sample.id] = result
-            else:
-                unreadable.append((sample, result))
-            bar.update()
-    return infos, unreadable

@@ -20,6 +20,7 @@ from vjepa_tune.config import DataConfig, group_regex
 from vjepa_tune.data.samples import DatasetIndex, Sample
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
+from vjepa_tune.text import counted, verb
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"})
 MAX_LISTED = 5
@@ -106,7 +107,7 @@ def read_folder(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     if not classes:
         if loose:
             raise BadInput(
-                f"{root} holds {len(loose)} videos ({_some(loose)}) but no class folders: --data.format "
+                f"{root} holds {counted(len(loose), 'video')} ({_some(loose)}) but no class folders: --data.format "
                 f"folder expects {root}/<class>/<video>. Move the videos into one folder per class, or "
                 "describe them in a list file (--data.format list --data.list_file FILE)."
             )
@@ -121,10 +122,10 @@ def read_folder(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     notes = []
     if loose:
         notes.append(
-            f"ignored {len(loose)} videos directly in the root, outside any class folder: {_some(loose)}."
+            f"ignored {counted(len(loose), 'video')} directly in the root, outside any class folder: {_some(loose)}."
         )
     if empty:
-        notes.append(f"ignored {len(empty)} folders without videos: {_some(empty)}.")
+        notes.append(f"ignored {counted(len(empty), 'folder')} without videos: {_some(empty)}.")
     return DatasetIndex(samples=samples, classes=classes, format="folder", root=root, notes=notes)
 
 
@@ -223,15 +224,14 @@ def read_list(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
                 "field as the group."
             )
         raise BadInput(
-            f"{list_file}: {len(missing)} listed videos do not exist: "
+            f"{list_file}: {counted(len(missing), 'listed video')} {verb(len(missing), 'does', 'do')} not exist: "
             f"{_some(f'{raw} (line {number})' for number, raw in missing)}. Relative paths are looked up beside "
             f"the list file ({list_file.parent}), then under --data.root ({root}).{hint}"
         )
-    notes = [f"read {len(samples)} videos from {list_file}."]
+    notes = [f"read {counted(len(samples), 'video')} from {list_file}."]
     if data.list_groups:
-        notes.append(
-            f"groups from the last field of each line: {len({s.group for s in samples})} groups (--data.list_groups)."
-        )
+        groups = len({s.group for s in samples})
+        notes.append(f"groups from the last field of each line: {counted(groups, 'group')} (--data.list_groups).")
     if numeric and [int(c) for c in classes] != list(range(len(classes))):
         notes.append(
             f"integer labels {_some(classes)} are not 0..{len(classes) - 1}; they were renumbered in order."
@@ -357,7 +357,7 @@ def read_ntu(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
 
     notes = [f"NTU official split: --data.protocol {data.protocol}."]
     if ignored:
-        notes.append(f"ignored {len(ignored)} videos not named like NTU files: {_some(ignored)}.")
+        notes.append(f"ignored {counted(len(ignored), 'video')} not named like NTU files: {_some(ignored)}.")
     build = _NTU_TASKS[data.task]
     samples, classes, task_notes = build(samples_by_action, seed)
     return DatasetIndex(samples=samples, classes=classes, format="ntu", root=root, notes=notes + task_notes)
@@ -398,7 +398,7 @@ def _ntu_action4(by_action: dict[int, list[Sample]], seed: int) -> tuple[list[Sa
     notes = [
         "task action4: "
         + ", ".join(f"{NTU_ACTION4[a]} = {ntu_action_name(f'A{a:03d}')}" for a in NTU_ACTION4)
-        + f"; other = {len(other)} videos drawn evenly from {len(quotas)} other actions "
+        + f"; other = {counted(len(other), 'video')} drawn evenly from {counted(len(quotas), 'other action')} "
         f"({per_action} each), "
         f"about the size of the largest named class ({target})."
     ]
@@ -543,9 +543,11 @@ def read_ucf101(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     if not samples:
         raise _no_videos(root, "ucf101", f"{video_dir}/<Class>/v_<Class>_gGG_cCC.avi")
     if ungrouped:
-        notes.append(f"{len(ungrouped)} videos have no _gGG_ group in their name: {_some(ungrouped)}.")
+        notes.append(f"{counted(len(ungrouped), 'video')} {verb(len(ungrouped), 'has', 'have')} no _gGG_ group in "
+                     f"{verb(len(ungrouped), 'its', 'their')} name: {_some(ungrouped)}.")
     if unlisted:
-        notes.append(f"{len(unlisted)} videos are in neither fold-{data.fold} list: {_some(unlisted)}.")
+        notes.append(f"{counted(len(unlisted), 'video')} {verb(len(unlisted), 'is', 'are')} in neither "
+                     f"fold-{data.fold} list: {_some(unlisted)}.")
     return DatasetIndex(samples=samples, classes=classes, format="ucf101", root=root, notes=notes)
 
 
@@ -633,7 +635,8 @@ def read_ssv2(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     if not samples:
         raise _no_videos(root, "ssv2", f"<id>.webm files in {_some(str(root / s) for s in SSV2_VIDEO_DIRS)}")
     if missing:
-        notes.append(f"{len(missing)} annotated videos are missing: {_some(missing)}.")
+        notes.append(f"{counted(len(missing), 'annotated video')} {verb(len(missing), 'is', 'are')} missing: "
+                     f"{_some(missing)}.")
     notes.append(
         "official split: train.json = train, validation.json = test; validation is carved from train."
     )
@@ -716,11 +719,12 @@ def read_kinetics(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     notes = [f"read {len(rows)} rows from {_some(p.name for p in csv_files)}."]
     if missing:
         notes.append(
-            f"{len(missing)} of {len(rows) - unlabelled} listed videos are missing (normal for Kinetics): "
+            f"{len(missing)} of {counted(len(rows) - unlabelled, 'listed video')} {verb(len(missing), 'is', 'are')} "
+            "missing (normal for Kinetics): "
             f"{_some(missing)}."
         )
     if unlabelled:
-        notes.append(f"skipped {unlabelled} rows without a label (an unlabelled test set).")
+        notes.append(f"skipped {counted(unlabelled, 'row')} without a label (an unlabelled test set).")
     return DatasetIndex(samples=samples, classes=classes, format="kinetics", root=root, notes=notes)
 
 
@@ -831,5 +835,6 @@ def read_dataset(data: DataConfig, seed: int = 42) -> DatasetIndex:
     counts = Counter(s.label for s in index.samples)
     empty = [name for i, name in enumerate(index.classes) if counts[i] == 0]
     if empty:
-        index.notes.append(f"{len(empty)} classes have no videos: {_some(empty)}.")
+        index.notes.append(f"{counted(len(empty), 'class')} {verb(len(empty), 'has', 'have')} no videos: "
+                           f"{_some(empty)}.")
     return index

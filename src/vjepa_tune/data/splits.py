@@ -20,6 +20,7 @@ from vjepa_tune.data.fingerprints import FINGERPRINT_SCHEME, FileIdentity
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
+from vjepa_tune.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def _group_method(
     active = sum(1 for r in data.split_ratios if r > 0)
     if len(groups) < active:
         raise BadInput(
-            f"--data.split group needs at least {active} groups for --data.split_ratios "
+            f"--data.split group needs at least {counted(active, 'group')} for --data.split_ratios "
             f"{_ratios_text(data.split_ratios)}; the videos come from only {len(groups)}: {sorted(groups)}."
         )
     return _group_split(samples, data.split_ratios, seed), "group"
@@ -215,7 +216,7 @@ def _require_class_sizes(index: DatasetIndex, samples: list[Sample], ratios: Seq
     for name, count in counts.items():
         if count < needed:
             raise BadInput(
-                f"class {name!r} has {count} videos; a {_ratios_text(ratios)} split needs at least {needed} "
+                f"class {name!r} has {counted(count, 'video')}; a {_ratios_text(ratios)} split needs at least {needed} "
                 "per class (one in each split). Add videos, remove the class, or change --data.split_ratios."
             )
 
@@ -246,7 +247,7 @@ def make_splits(index: DatasetIndex, data: DataConfig, seed: int) -> Splits:
     for name, items in splits.items():
         if expected[name] and not items:
             raise BadInput(
-                f"the {name} split is empty ({label} split of {len(samples)} videos in {index.root} with "
+                f"the {name} split is empty ({label} split of {counted(len(samples), 'video')} in {index.root} with "
                 f"--data.split_ratios {_ratios_text(data.split_ratios)}); add videos or groups, or change "
                 "the ratios."
             )
@@ -345,7 +346,7 @@ def splits_from_json(d: dict, root: Path, source: str = "splits.json") -> Splits
             if not isinstance(label, int) or not 0 <= label < len(classes):
                 raise BadInput(
                     f"{source}: {name}[{n}] ({entry['id']}) has label {label!r}, not one of the "
-                    f"{len(classes)} classes."
+                    f"{counted(len(classes), 'class')}."
                 )
             if "class" in entry and entry["class"] != classes[label]:
                 raise BadInput(

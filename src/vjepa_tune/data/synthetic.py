@@ -38,6 +38,7 @@ from vjepa_tune.data.motions import CLASS_MOTIONS, CLASSES, MOTIONS, Pose, blend
 from vjepa_tune.data.video import usable_cpus
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import keyed_random
+from vjepa_tune.text import counted
 
 LAYOUTS = ("folder", "ntu", "ucf101", "list")
 MIN_SIZE = 32
@@ -960,7 +961,7 @@ class SynthSummary:
         """Two lines for the command line: what was written, and the flags that read it."""
         counts = ", ".join(f"{name} {count}" for name, count in self.per_class.items())
         return (
-            f"{self.num_files} videos in {self.out_dir} (layout {self.layout}; {self.written} written, "
+            f"{counted(self.num_files, 'video')} in {self.out_dir} (layout {self.layout}; {self.written} written, "
             f"{self.skipped} already there) in {self.elapsed_s:.1f} s: {counts}.\n"
             f"Read them with: {' '.join(self.data_flags())}"
         )

@@ -21,13 +21,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-import torch
-from torch.utils.data import get_worker_info
 
 from vjepa_tune.errors import BadInput
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLINGS = ("uniform", "random_window")
 
@@ -225,6 +227,8 @@ def sample_frame_indices(
         elif generator is None:
             start = room // 2
         else:
+            import torch  # here, not at the top: probing (`data check`) starts without torch
+
             start = int(torch.randint(0, room + 1, (1,), generator=generator).item())
         return [min(start + k * frame_step, num_frames - 1) for k in range(n)]
     raise BadInput(f"--data.sampling {sampling!r} is not a sampling; choose one of {', '.join(SAMPLINGS)}.")
@@ -287,6 +291,8 @@ def _choose_threads(stream: av.video.stream.VideoStream) -> None:
     about 50% more CPU time per video than a single thread (568x320 H.264: 89 against 59 ms on the development
     machine). A few workers on many cores still get several threads each. Frames are bit-identical either way.
     """
+    from torch.utils.data import get_worker_info  # here, not at the top: probing starts without torch
+
     worker = get_worker_info()
     if worker is None:
         stream.thread_type = "AUTO"
@@ -401,6 +407,8 @@ def read_frames(
     frame get that frame; more missing frames make the file unreadable. Every frame returned is one the
     decoder produced for that position, or that last frame; anything else raises UnreadableVideo.
     """
+    import torch  # here, not at the top: probing (`data check`) starts without torch
+
     path = Path(path)
     info = info if info is not None else probe_video(path)
     positions = [int(i) for i in indices]

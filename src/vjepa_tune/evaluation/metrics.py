@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from vjepa_tune.text import counted
+
 MAX_ANNOTATED_CLASSES = 30
 """Above this many classes the heatmap cells are too small for their counts to be read: none are written."""
 
@@ -152,7 +154,7 @@ def _draw_confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
     ax.set_yticks(ticks, labels=class_names, fontsize=label_size)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix ({int(matrix.sum())} videos)")
+    ax.set_title(f"confusion matrix ({counted(int(matrix.sum()), 'video')})")
 
     if num_classes <= MAX_ANNOTATED_CLASSES:
         count_size = float(np.clip(200.0 / num_classes, 6.0, 12.0))

@@ -13,13 +13,11 @@ from vjepa_tune.inference.evaluate import evaluate_run
 from vjepa_tune.inference.outputs import _timeline_paths, plot_timeline, predictions_json, write_predictions_csv
 from vjepa_tune.inference.predictor import collect_videos, load_run
 from vjepa_tune.inference.results import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Prediction
+from vjepa_tune.text import counted
+from vjepa_tune.tracking.console_log import keep_console_log
 
 _CUTS_SHOWN = 8
 """Cut times listed on screen per video; the JSON and CSV outputs list them all."""
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _describe(p: Prediction, top_k: int) -> str:
@@ -33,10 +31,10 @@ def _describe(p: Prediction, top_k: int) -> str:
     else:
         shown = ", ".join(f"{t:.2f}" for t in p.cuts[:_CUTS_SHOWN])
         more = f" and {len(p.cuts) - _CUTS_SHOWN} more" if len(p.cuts) > _CUTS_SHOWN else ""
-        shots = f" in {len(p.cuts) + 1} shots (cuts at {shown} s{more})" if p.cuts else ""
-        lines = [f"{p.path}: {p.duration_s:.2f} s, {len(p.windows)} windows{shots}"]
+        shots = f" in {counted(len(p.cuts) + 1, 'shot')} (cuts at {shown} s{more})" if p.cuts else ""
+        lines = [f"{p.path}: {p.duration_s:.2f} s, {counted(len(p.windows), 'window')}{shots}"]
     for s in p.segments:
-        windows = _count(s.num_windows, "window")
+        windows = counted(s.num_windows, "window")
         lines.append(f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.label} ({s.score:.3f}, {windows})")
     if not p.segments:
         lines.append("  no segment: no moment's top label (the mean of its windows) reached --min_score")
@@ -86,7 +84,8 @@ def _build_predict(p: Any) -> None:
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
     p.add_argument("--num_crops", type=int, default=1, help="Spatial crops averaged per clip: 1 or 3.")
     _add_flip_argument(p)
-    p.add_argument("--out", type=Path | None, default=None, help="Write the predictions to FILE.csv or FILE.json.")
+    p.add_argument("--out", type=Path | None, default=None,
+                   help="Write the predictions to FILE.csv or FILE.json, and the console log to FILE.log beside it.")
     p.add_argument("--plot", type=bool, default=False, help="With --window: a timeline PNG per video.")
     p.add_argument(
         "--plot_dir",
@@ -186,6 +185,7 @@ def _run_predict(a: Any) -> int:
             out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         else:
             write_predictions_csv(out, predictions, a.top_k)
+        keep_console_log(out.with_suffix(".log"))  # predictions.csv -> predictions.log; without --out, no log file
     if a.plot:
         folder = Path(a.plot_dir) if a.plot_dir is not None else (out.parent if out is not None else Path.cwd())
         for i, png in _timeline_paths(predictions, folder).items():
@@ -205,7 +205,8 @@ def _run_predict(a: Any) -> int:
         if out is not None:
             print(f"predictions written to {out}")
     if len(failed) == len(predictions):
-        raise BadInput(f"none of the {len(predictions)} videos could be read.")
+        raise BadInput("the video could not be read." if len(predictions) == 1
+                       else f"none of the {len(predictions)} videos could be read.")
     return 0
 
 
@@ -237,8 +238,8 @@ def _build_evaluate(p: Any) -> None:
         "--out",
         type=Path | None,
         default=None,
-        help="Folder for the results (default RUN_DIR/evaluation/<split>-<clips>x<crops>, -flip added with --flip, "
-        "-unseen with --exclude_seen).",
+        help="Folder for the results and evaluate.log (default RUN_DIR/evaluation/<split>-<clips>x<crops>, -flip "
+        "added with --flip, -unseen with --exclude_seen).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
     _add_running_arguments(p)

@@ -13,12 +13,16 @@ from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.data.fingerprints import SEEN_SPLITS, Overlap, seen_in_training
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.predictor import Log, load_run
+from vjepa_tune.text import counted
+from vjepa_tune.tracking.console_log import keep_console_log
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
 
 
 EVALUATION_DIR = "evaluation"
+EVALUATE_LOG_FILE = "evaluate.log"
+"""The console of `vjepa-tune evaluate`, warnings included, in the evaluation's folder."""
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -30,10 +34,11 @@ class Evaluation:
     def summary(self) -> str:
         m = self.metrics
         top5 = f", top-5 {m['top5']:.4f}" if m.get("top5") is not None else ""
-        skipped = f"; {m['skipped_videos']} unreadable videos left out" if m["skipped_videos"] else ""
+        skipped = f"; {counted(m['skipped_videos'], 'unreadable video')} left out" if m["skipped_videos"] else ""
         mirrored = ", each also mirrored" if m.get("flip") else ""
         return (
-            f"{m['evaluated_on']} ({m['num_videos']} videos, {m['num_clips']} clips x {m['num_crops']} crops"
+            f"{m['evaluated_on']} ({counted(m['num_videos'], 'video')}, {counted(m['num_clips'], 'clip')} x "
+            f"{counted(m['num_crops'], 'crop')}"
             f"{mirrored}): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
             f"{m['macro_f1']:.4f}{skipped}{_seen_note(m.get('overlap'))}; records in {self.out_dir}"
         )
@@ -72,8 +77,10 @@ def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -
         raise BadInput(f"the {split} split of {run_dir} holds no videos; choose another --split.")
     if not any(s.path.exists() for s in samples):
         raise BadInput(
-            f"none of the {len(samples)} {split} videos of {run_dir} exist under {base} (e.g. "
-            f"{samples[0].path}); if the data set moved, pass its new folder with --split_root DIR."
+            (f"the {split} video of {run_dir} does not exist" if len(samples) == 1 else
+             f"none of the {len(samples)} {split} videos of {run_dir} exist")
+            + f" under {base} (e.g. {samples[0].path}); if the data set moved, pass its new folder with --split_root "
+            "DIR."
         )
     return samples, list(recorded["classes"])
 
@@ -216,7 +223,11 @@ def evaluate_run(
         result.errors.update(errors)
     scored = sorted(result.probs)
     if not scored:
-        raise BadInput(f"none of the {len(samples)} videos could be read; check them with `vjepa-tune data check`.")
+        raise BadInput(
+            ("the video could not be read; check it" if len(samples) == 1 else
+             f"none of the {len(samples)} videos could be read; check them")
+            + " with `vjepa-tune data check`."
+        )
     for i, reason in sorted(result.errors.items()):
         log(f"skipping unreadable video {samples[i].path}: {reason}")
     labels = [samples[i].label for i in scored]
@@ -241,6 +252,7 @@ def evaluate_run(
         write_json_atomic(out_dir / "metrics.json", metrics)
         write_confusion(out_dir, scores["confusion"], classes)
         _write_eval_csv(out_dir / "predictions.csv", samples, result.probs, result.errors, classes, seen_as)
+        keep_console_log(out_dir / EVALUATE_LOG_FILE)
     distributed.barrier()
     return Evaluation(metrics, out_dir)
 

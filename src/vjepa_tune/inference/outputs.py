@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vjepa_tune.inference.results import DEFAULT_TOP_K, Prediction, _top_k, time_slices
+from vjepa_tune.text import counted
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
@@ -88,7 +89,7 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
                         s.label,
                         _num(s.score),
                         *([""] * (2 * k)),
-                        f"{s.num_windows} windows",
+                        counted(s.num_windows, "window"),
                         "",
                     ]
                 )
@@ -158,8 +159,9 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     prob_ax.grid(alpha=0.3)
     prob_ax.legend(fontsize="small", loc="upper right", ncol=min(4, len(shown)))
     name = prediction.path.name if prediction.path is not None else "video"
-    shots = f", {len(prediction.cuts) + 1} shots" if prediction.cuts else ""
-    prob_ax.set_title(f"{name}: {len(prediction.windows)} windows{shots}, {len(prediction.segments)} segments")
+    shots = f", {counted(len(prediction.cuts) + 1, 'shot')}" if prediction.cuts else ""
+    prob_ax.set_title(f"{name}: {counted(len(prediction.windows), 'window')}{shots}, "
+                      f"{counted(len(prediction.segments), 'segment')}")
     index = {c: i for i, c in enumerate(classes)}
     for s in prediction.segments:
         seg_ax.broken_barh([(s.start_s, s.length_s)], (0, 1), color=colour.get(index[s.label], "grey"))

@@ -26,6 +26,7 @@ from transformers import VJEPA2Config, VJEPA2ForVideoClassification
 from transformers.utils import logging as hf_logging
 
 from vjepa_tune.errors import BadInput
+from vjepa_tune.text import counted
 
 ARCHITECTURES: dict[str, dict] = {
     # The default VJEPA2Config(): the ViT-L of facebook/vjepa2-vitl-fpc16-256-ssv2 and vjepa2-vitl-fpc64-256.
@@ -97,6 +98,23 @@ ARCHITECTURES: dict[str, dict] = {
 
 RANDOM_PREFIX = "random:"
 TINY = "tiny"
+TINY_SMALL_DATA_NOTE = (
+    "note: `tiny` is a 1.8 M-parameter V-JEPA 2 pretrained on an easy synthetic task that shares no class with "
+    "yours (docs/tiny_model.md). It learns the demo's four actions from `vjepa-tune synth --variety 0` videos "
+    "(40 per class, 64 px, 32 frames) in the default 5 epochs with --data.crop_scale 1,1, as `vjepa-tune demo` "
+    "does; on synth's default --variety 1, or in one or two epochs, it stays at chance accuracy. It is for trying "
+    "the tool; real footage needs a real model (the default ViT-L)."
+)
+"""What `tiny` can learn, and with which settings (the demo's, see demo.py)."""
+
+
+def small_data_note(model: str, val_acc: float, test_acc: float, num_classes: int) -> str | None:
+    """`TINY_SMALL_DATA_NOTE` for a `tiny` run whose validation and test accuracy both stayed near chance (within a
+    third of the way from chance to 1: under 0.5 for four classes), where a user needs it; None otherwise."""
+    chance = 1 / max(1, num_classes)
+    if model == TINY and max(val_acc, test_acc) < chance + (1 - chance) / 3:
+        return TINY_SMALL_DATA_NOTE
+    return None
 ATTN_IMPLEMENTATION = "sdpa"
 
 
@@ -372,7 +390,7 @@ def _report_loading(
         _reinit_classifier(model)
     if len(checkpoint_labels) != len(labels):
         log(
-            f"classifier re-initialised: checkpoint has {len(checkpoint_labels)} labels ({name}), "
+            f"classifier re-initialised: checkpoint has {counted(len(checkpoint_labels), 'label')} ({name}), "
             f"data has {len(labels)}."
         )
     else:

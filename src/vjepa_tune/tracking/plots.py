@@ -14,6 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 _DPI = 120
+ACCURACY_LIMITS = (-0.05, 1.05)
+"""The accuracy axis of every plot: a margin below 0% and above 100%, so that a point at 0% or 100% is drawn in
+full instead of half hidden under the axis line."""
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], out_png: Path) -> Path:
@@ -22,6 +25,11 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], o
     Each history is metrics.json's: entries with `epoch`, `train_loss`, `val_acc` and optionally `val_loss`
     (drawn dashed). A missing or null value leaves a gap instead of failing.
     """
+    return _save(training_curves_figure(histories), out_png)
+
+
+def training_curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+    """The figure `plot_training_curves` saves."""
     if not histories:
         raise ValueError("plot_training_curves needs at least one history; got none.")
     empty = [label for label, history in histories.items() if not history]
@@ -41,14 +49,14 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], o
         acc_ax.plot(epochs_a, val_acc, marker="o", color=colour, label=label)
 
     loss_ax.set(title="loss", xlabel="epoch", ylabel="loss")
-    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy", ylim=ACCURACY_LIMITS)
     acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, out_png)
+    return fig
 
 
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -63,6 +71,11 @@ def plot_scaling(points: Mapping[str, Sequence[tuple[float, ...]]], out_png: Pat
     e.g. over seeds); one strategy uses one form throughout. The x axis turns logarithmic when sizes span 10x
     or more.
     """
+    return _save(scaling_figure(points), out_png)
+
+
+def scaling_figure(points: Mapping[str, Sequence[tuple[float, ...]]]) -> Figure:
+    """The figure `plot_scaling` saves."""
     if not points:
         raise ValueError("plot_scaling needs at least one strategy; got none.")
     fig = Figure(figsize=(7, 4.5))
@@ -92,13 +105,13 @@ def plot_scaling(points: Mapping[str, Sequence[tuple[float, ...]]], out_png: Pat
         title="test accuracy vs training data",
         xlabel="videos per class",
         ylabel="test accuracy",
-        ylim=(0, 1.02),
+        ylim=ACCURACY_LIMITS,
     )
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, out_png)
+    return fig
 
 
 def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: Path) -> Path:
@@ -107,6 +120,11 @@ def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: P
     Points are named in a legend rather than beside them: strategies with nearly the same parameter count
     (pooler and head, with or without LoRA) would otherwise write their names over each other.
     """
+    return _save(params_vs_accuracy_figure(points), out_png)
+
+
+def params_vs_accuracy_figure(points: Sequence[tuple[str, int, float]]) -> Figure:
+    """The figure `plot_params_vs_accuracy` saves."""
     if not points:
         raise ValueError(
             "plot_params_vs_accuracy needs at least one (label, trainable_params, accuracy) point."
@@ -135,13 +153,13 @@ def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: P
         title="accuracy vs trainable parameters",
         xlabel="trainable parameters",
         ylabel="accuracy",
-        ylim=(0, 1.05),
+        ylim=ACCURACY_LIMITS,
     )
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return fig
 
 
 _MARKERS = ("o", "s", "^", "D", "v", "P")

@@ -40,6 +40,8 @@ CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
 METRICS_FILE = "metrics.json"
 EXPERIMENTS_FILE = "experiments.csv"
+TRAIN_LOG_FILE = "train.log"
+"""The console of the run, warnings included; a resumed run appends to it (`tracking/console_log.py`)."""
 
 METRICS_REQUIRED_KEYS: tuple[str, ...] = (
     "approach",
@@ -241,6 +243,19 @@ def write_splits_json(run_dir: Path, splits: Mapping[str, Any]) -> Path:
     return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits)
 
 
+def precision_name(value: str | None) -> str | None:
+    """The precision as users name it (fp32, bf16, fp16): records written before said accelerate's "no" for fp32."""
+    return "fp32" if value == "no" else value
+
+
+def read_metrics_json(run_dir: Path) -> dict[str, Any]:
+    """A run's metrics.json as today's code writes it, whichever version wrote it (old "no" precision: fp32)."""
+    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+    if "precision" in metrics:
+        metrics["precision"] = precision_name(metrics["precision"])
+    return metrics
+
+
 def write_metrics_json(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
     """Write metrics.json after checking it keeps CLI.md's promises: a broken one is a bug (ValueError)."""
     check_metrics(metrics)
@@ -312,7 +327,7 @@ def experiment_row(
         "seed": cfg.seed,
         "run_dir": str(run_dir),
         "frames_per_clip": cfg.data.frames_per_clip,
-        "precision": metrics.get("precision", cfg.precision),
+        "precision": precision_name(metrics.get("precision", cfg.precision)),
         "effective_batch": metrics.get("effective_batch", cfg.batch_size * cfg.accumulation_steps),
     }
     for key in EXPERIMENT_COLUMNS:
@@ -351,7 +366,8 @@ def append_experiment_row(csv_path: Path, row: Mapping[str, Any]) -> None:
 
 
 def read_experiments(csv_path: Path) -> list[dict[str, str]]:
-    """Every row of experiments.csv as a dict of strings keyed by its header ([] when there is no file)."""
+    """Every row of experiments.csv as a dict of strings keyed by its header ([] when there is no file); an old
+    row's precision "no" reads as fp32."""
     csv_path = Path(csv_path)
     try:
         f = open(csv_path, newline="", encoding="utf-8-sig")
@@ -360,7 +376,11 @@ def read_experiments(csv_path: Path) -> list[dict[str, str]]:
     with f:
         with _locked(f.fileno(), exclusive=False):
             text = f.read()
-    return [dict(row) for row in csv.DictReader(io.StringIO(text), restval="")]
+    rows = [dict(row) for row in csv.DictReader(io.StringIO(text), restval="")]
+    for row in rows:
+        if "precision" in row:
+            row["precision"] = precision_name(row["precision"]) or ""
+    return rows
 
 
 def has_row_for(csv_path: Path, run_dir: Path) -> bool:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vjepa_tune.text import counted
+
 REPORT_FILE = "report.md"
 CURVES_PNG = "training_curves.png"
 SCALING_PNG = "scaling.png"
@@ -159,8 +161,14 @@ def best_per_strategy(runs: Sequence[Mapping[str, Any]]) -> dict[str, Setting]:
 
 
 # ---------------------------------------------------------------------------------------------- tables
+RESULTS_ORDER = (
+    "Ordered by validation accuracy, best first (ties in grid order): choose on validation, never on test."
+)
+"""Says how `results_table` orders its rows; printed with the table wherever it appears."""
+
+
 def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
-    """The guide's results table, one row per finished run, best test accuracy first."""
+    """The guide's results table, one row per finished run, best validation accuracy first (`RESULTS_ORDER`)."""
     finished = _finished(runs)
     if not finished:
         return "No run finished."
@@ -177,7 +185,7 @@ def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
         "Training Time",
     ]
     rows = []
-    for run in sorted(finished, key=lambda r: -r["metrics"]["test_acc"]):
+    for run in sorted(finished, key=lambda r: -r["metrics"]["best_val_acc"]):
         m, s = run["metrics"], run["settings"]
         setting = setting_text(s, keys) if keys else ""
         if seeds:
@@ -226,6 +234,17 @@ def best_table(runs: Sequence[Mapping[str, Any]]) -> str:
             ]
         )
     return _table(["Approach", "Best setting", "Val Acc", "Test Acc", "Runs"], rows)
+
+
+def precision_text(runs: Sequence[Mapping[str, Any]]) -> str:
+    """`Trained in fp32.`, or `Trained in bf16 (3 runs) and fp32 (1 run).`; records from before said "no" for fp32."""
+    from vjepa_tune.tracking.records import precision_name
+
+    names = [precision_name(r["metrics"].get("precision")) or "an unrecorded precision" for r in _finished(runs)]
+    kinds = sorted(set(names))
+    if len(kinds) == 1:
+        return f"Trained in {kinds[0]}."
+    return "Trained in " + " and ".join(f"{k} ({counted(names.count(k), 'run')})" for k in kinds) + "."
 
 
 def failed_table(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -305,14 +324,14 @@ def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Se
     drawn = write_plots(compare_dir, runs)
     several_seeds = _seeds_vary(finished)
 
-    parts = [f"# Comparison: {len(finished)} of {len(runs)} runs finished", ""]
+    parts = [f"# Comparison: {len(finished)} of {counted(len(runs), 'run')} finished", ""]
     if notes:
         parts += [*(f"- {note}" for note in notes), ""]
     parts += [
         "## Results",
         "",
         "Test Acc is top-1 accuracy on the test split of the model from the epoch with the best validation "
-        "accuracy (Val Acc). Best first.",
+        f"accuracy (Val Acc). {RESULTS_ORDER}" + (f" {precision_text(runs)}" if finished else ""),
         "",
         results_table(runs),
         "",

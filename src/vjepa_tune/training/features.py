@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections import deque
@@ -44,6 +43,8 @@ from vjepa_tune.data.dataset import SkippedClip
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import write_atomic, write_text_atomic
+from vjepa_tune.text import counted
+from vjepa_tune.training.store import default_store_dir, format_bytes
 
 Log = Callable[[str], None]
 
@@ -57,11 +58,6 @@ class BackboneCounter:
 
     calls = 0
     clips = 0
-
-
-def default_store_dir() -> Path:
-    env = os.environ.get("VJEPA_TUNE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "vjepa-tune" / "features"
 
 
 def _hash(obj: Any) -> str:
@@ -281,11 +277,11 @@ def extract(
     need = count * (spec.bytes_per_entry + (backbone_spec.bytes_per_entry if backbone_spec else 0))
     spec.folder.mkdir(parents=True, exist_ok=True)
     free = distributed.broadcast(shutil.disk_usage(spec.folder).free)
-    log(f"feature store: extracting {count} clips from {len(todo)} videos, about {need / 2**20:.1f} MiB, into "
-        f"{spec.folder}")
+    log(f"feature store: extracting {counted(count, 'clip')} from {counted(len(todo), 'video')}, about "
+        f"{format_bytes(need)}, into {spec.folder}")
     if need > free * 0.95:
         raise BadInput(
-            f"the feature store needs about {need / 2**30:.2f} GiB but {spec.folder} has {free / 2**30:.2f} GiB "
+            f"the feature store needs about {format_bytes(need)} but {spec.folder} has {format_bytes(free)} "
             "free; choose another --cache.dir, use fewer --cache.views, --cache.dtype bf16, or --cache.enabled false."
         )
     if distributed.is_main():
@@ -350,7 +346,7 @@ def extract(
     split = f" by {len(per_process)} processes ({', '.join(map(str, per_process))})" if len(per_process) > 1 else ""
     pooled = sum(distributed.gather(derived))
     reused = f", {pooled} of them pooled from stored backbone features" if pooled else ""
-    log(f"feature store: {count_all} clips extracted{split}{reused} in {elapsed:.1f} s "
+    log(f"feature store: {counted(count_all, 'clip')} extracted{split}{reused} in {elapsed:.1f} s "
         f"({count_all / max(elapsed, 1e-9):.1f} clips/s)")
     return unreadable
 
@@ -468,46 +464,7 @@ def feature_pipeline(cfg: TrainConfig, model: torch.nn.Module, splits: Splits, i
     # worker process costs more than reading it. ViT-L entries went through 14 workers at about 35 per second on
     # an H200 machine, where the pooler step runs at 590 clips/s; here 0 workers read 186 per second, 2 workers
     # 116 (BENCHMARKS.md, "GPU"; benchmarks/worker_transport.py shows the same effect for clips).
+    describe = f"stored {output} features ({spec.dtype}, {counted(views, 'view')})"
     return Pipeline(train_dataset=train_dataset, eval_dataset=eval_dataset, forward=forward,
-                    collate=collate_features, describe=f"stored {output} features ({spec.dtype}, {views} views)",
+                    collate=collate_features, describe=describe,
                     num_workers=0, train_batch=cfg.cache.train_batch_size, read_ahead=True)
-
-
-# ------------------------------------------------------------------------------------------------ cache command
-def cache_list(directory: Path | None = None) -> list[dict[str, Any]]:
-    root = directory or default_store_dir()
-    if not root.is_dir():
-        return []
-    out = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = list(folder.rglob("*.npy"))
-        manifest = folder / "manifest.json"
-        meta = json.loads(manifest.read_text()) if manifest.exists() else {}
-        out.append({"key": folder.name, "path": str(folder), "entries": len(files),
-                    "bytes": sum(f.stat().st_size for f in files), **meta})
-    return out
-
-
-def format_cache_list(entries: list[dict[str, Any]]) -> str:
-    if not entries:
-        return "the feature store is empty"
-    lines = [f"{'key':<24}  {'model':<40} {'output':<8} {'dtype':<5} {'entries':>8} {'MiB':>9}"]
-    for e in entries:
-        lines.append(f"{e['key']:<24}  {str(e.get('model', '?')):<40} {str(e.get('output', '?')):<8} "
-                     f"{str(e.get('dtype', '?')):<5} {e['entries']:>8} {e['bytes'] / 2**20:>9.1f}")
-    total = sum(e["bytes"] for e in entries)
-    lines.append(f"total {total / 2**20:.1f} MiB in {len(entries)} stores")
-    return "\n".join(lines)
-
-
-def cache_clear(directory: Path | None = None) -> int:
-    root = directory or default_store_dir()
-    if not root.is_dir():
-        return 0
-    freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    for child in root.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    return freed

@@ -33,6 +33,9 @@ from vjepa_tune.config import TrainConfig, from_plain, to_plain, validate
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.errors import BadInput, NonFiniteLoss
 from vjepa_tune.randomness import key_seed, keyed_generator
+from vjepa_tune.text import counted
+from vjepa_tune.tracking.console_log import keep_console_log
+from vjepa_tune.tracking.records import TRAIN_LOG_FILE
 from vjepa_tune.training import checkpoint as ckpt
 from vjepa_tune.training import distributed
 
@@ -419,7 +422,8 @@ def train(
 
     `run_dir`, `splits` and `experiments_csv` let a caller such as `compare` place the run folder, impose splits
     made once for a whole grid, and collect rows in one CSV; by default the run gets a new folder in `cfg.out`,
-    splits of its own, and a row in `cfg.out/experiments.csv`.
+    splits of its own, and a row in `cfg.out/experiments.csv`. Inside an open `ConsoleLog` (the command line opens
+    one) the console goes to the run folder's train.log.
     """
     from vjepa_tune.training.setup import build_run
 
@@ -436,6 +440,8 @@ def train(
     # Everything is checked and built before the run gets a folder: bad input leaves nothing behind.
     run = build_run(cfg, accelerator, log=log, resume_dir=resume_dir, splits=splits)
     with _run_folder(cfg, resume_dir, run_dir, accelerator) as run_dir:
+        if accelerator.is_main_process:
+            keep_console_log(run_dir / TRAIN_LOG_FILE)
         run.start(run_dir)
         run.experiments_csv = experiments_csv or cfg.out / "experiments.csv"
         metrics = _train_and_test(cfg, run, accelerator, resume_dir is not None, log)
@@ -524,7 +530,7 @@ def _train_and_test(cfg: TrainConfig, run: Any, accelerator: Any, resuming: bool
                 writer.flush()
             distributed.barrier()
             if cfg.early_stopping is not None and state.epochs_since_best >= cfg.early_stopping:
-                log(f"early stopping: no better validation accuracy for {cfg.early_stopping} epochs")
+                log(f"early stopping: no better validation accuracy for {counted(cfg.early_stopping, 'epoch')}")
                 break
     finally:
         if writer is not None:
@@ -535,10 +541,12 @@ def _train_and_test(cfg: TrainConfig, run: Any, accelerator: Any, resuming: bool
 def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log: Log) -> dict[str, Any]:
     """Test the best model and write metrics.json, the confusion matrix and the experiments.csv row."""
     from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
+    from vjepa_tune.models.loading import small_data_note
     from vjepa_tune.tracking.records import (
         append_experiment_row,
         experiment_row,
         has_row_for,
+        precision_name,
         versions,
         write_metrics_json,
     )
@@ -580,7 +588,7 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         "mean_class_acc": test.get("mean_class_acc"),
         "macro_f1": test.get("macro_f1"),
         "effective_batch": cfg.batch_size * cfg.accumulation_steps * accelerator.num_processes,
-        "precision": accelerator.mixed_precision,
+        "precision": precision_name(accelerator.mixed_precision),
         "input": run.pipeline.describe,
         "versions": versions(),
     }
@@ -595,6 +603,8 @@ def _finish(cfg: TrainConfig, run: Any, state: TrainState, accelerator: Any, log
         if state_dir.exists():
             shutil.rmtree(state_dir)
     log(f"test acc {metrics['test_acc']:.4f} (best epoch {state.best_epoch}); records in {run.run_dir}")
+    if note := small_data_note(cfg.model, metrics["best_val_acc"], metrics["test_acc"], len(run.classes)):
+        log(note)
     return metrics
 
 

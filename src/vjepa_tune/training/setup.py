@@ -26,6 +26,7 @@ from vjepa_tune.data.fingerprints import FileIdentity, file_identities
 from vjepa_tune.data.samples import DatasetIndex, Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import key_seed
+from vjepa_tune.text import counted
 from vjepa_tune.training import checkpoint as ckpt
 
 Log = Callable[[str], None]
@@ -220,7 +221,7 @@ def build_run(cfg: TrainConfig, accelerator: Any, *, log: Log = print, resume_di
               splits: Splits | None = None) -> Run:
     """Everything a run needs before its first step, each checked before anything is written (see the module
     docstring); `resume_dir` is the folder of a run being resumed, whose splits are read back."""
-    from vjepa_tune.data.dataset import probe_samples
+    from vjepa_tune.data.probing import probe_samples
     from vjepa_tune.data.sources import read_dataset
     from vjepa_tune.data.video import typical_clip_s
     from vjepa_tune.models.info import count_parameters
@@ -233,7 +234,8 @@ def build_run(cfg: TrainConfig, accelerator: Any, *, log: Log = print, resume_di
     classes = index.classes
     resuming = resume_dir is not None
     splits = splits if splits is not None and not resuming else _splits_for(cfg, index, resume_dir)
-    log(f"data: {len(index.samples)} videos in {len(classes)} classes ({index.format}); split {splits.method}: "
+    log(f"data: {counted(len(index.samples), 'video')} in {counted(len(classes), 'class')} ({index.format}); "
+        f"split {splits.method}: "
         f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test")
     chosen = splits.train + splits.val + splits.test
     infos, unreadable = probe_samples(chosen, workers=max(1, cfg.num_workers or 2))
@@ -242,7 +244,7 @@ def build_run(cfg: TrainConfig, accelerator: Any, *, log: Log = print, resume_di
     splits = _drop_unreadable(splits, infos, unreadable)
     if not splits.train or not splits.val or not splits.test:
         raise BadInput(
-            f"after leaving out {len(unreadable)} unreadable videos a split is empty "
+            f"after leaving out {counted(len(unreadable), 'unreadable video')} a split is empty "
             f"({len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test); check the data with "
             "`vjepa-tune data check`."
         )
