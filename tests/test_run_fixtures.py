@@ -105,6 +105,7 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
     assert metrics["history"][0] == first_epoch
     rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and str(run.resolve()) in rows[-1]
+    assert (run / "train.log").is_file()  # the resumed run starts its console log (the old one kept none)
     assert main(["evaluate", str(run), "--split", "val"]) == 0
 
 
@@ -125,7 +126,6 @@ def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_tra
     assert "x the run's training clips (typically 1.28 s)" in capsys.readouterr().err
     shutil.rmtree(old_runs / "data")
     assert train_clip_seconds(run, data) is None, "training videos gone: unknown, and no claim made"
-    assert (run / "train.log").is_file()  # the resumed run starts its console log (the old one kept none)
 
 
 def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> None:
