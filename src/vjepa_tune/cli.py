@@ -128,7 +128,7 @@ def _build_synth(p: ArgumentParser) -> None:
 
 
 def _run_synth(a: Any) -> int:
-    from vjepa_tune.data.synthetic import parse_size, synthesize
+    from vjepa_tune.synth import parse_size, synthesize
 
     summary = synthesize(
         Path(a.out_dir),

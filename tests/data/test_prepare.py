@@ -27,9 +27,9 @@ from vjepa_tune.data.prepare import (
 )
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import make_splits
-from vjepa_tune.data.synthetic import synthesize, write_video
 from vjepa_tune.data.video import VideoInfo, probe_video, read_frames
 from vjepa_tune.errors import BadInput
+from vjepa_tune.synth import synthesize, write_video
 
 SIZE = (64, 48)
 FRAMES = 12

@@ -12,9 +12,11 @@ import av
 import numpy as np
 import pytest
 
-from vjepa_tune.data import synthetic
-from vjepa_tune.data.motions import CLASS_MOTIONS, MOTIONS, Motion, Pose, motion_poses, register_motion
-from vjepa_tune.data.synthetic import (
+from vjepa_tune.errors import BadInput
+from vjepa_tune.randomness import keyed_random
+from vjepa_tune.synth import synthetic
+from vjepa_tune.synth.motions import CLASS_MOTIONS, MOTIONS, Motion, Pose, motion_poses, register_motion
+from vjepa_tune.synth.synthetic import (
     NTU_ACTIONS,
     UCF_CLASS_NAMES,
     draw_class_spec,
@@ -28,8 +30,6 @@ from vjepa_tune.data.synthetic import (
     ucf_test_groups,
     write_video,
 )
-from vjepa_tune.errors import BadInput
-from vjepa_tune.randomness import keyed_random
 
 CLASSES = ["sitting_down", "standing_up", "waving", "other"]
 SMALL = {"size": (64, 48), "frames": 6, "progress": False}

@@ -41,8 +41,11 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from vjepa_tune.data.motions import Motion, Params, Pose, register_motion, smoothstep
-from vjepa_tune.data.synthetic import (
+from vjepa_tune.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize_size
+from vjepa_tune.errors import BadInput
+from vjepa_tune.randomness import keyed_random, seeded_torch_rng
+from vjepa_tune.synth.motions import Motion, Params, Pose, register_motion, smoothstep
+from vjepa_tune.synth.synthetic import (
     STANDING_HEIGHT,
     ClipSpec,
     clip_poses,
@@ -51,9 +54,6 @@ from vjepa_tune.data.synthetic import (
     render_spec,
     skeleton,
 )
-from vjepa_tune.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize_size
-from vjepa_tune.errors import BadInput
-from vjepa_tune.randomness import keyed_random, seeded_torch_rng
 
 # --- figure motions -----------------------------------------------------------------------------------------
 # Angles follow motions.py: 0 hangs straight down, positive swings toward the way the figure faces (+x).

@@ -34,10 +34,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from vjepa_tune.data.motions import CLASS_MOTIONS, CLASSES, MOTIONS, Pose, blend_poses
 from vjepa_tune.data.video import usable_cpus
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import keyed_random
+from vjepa_tune.synth.motions import CLASS_MOTIONS, CLASSES, MOTIONS, Pose, blend_poses
 from vjepa_tune.text import counted
 
 LAYOUTS = ("folder", "ntu", "ucf101", "list")

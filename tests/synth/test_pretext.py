@@ -9,9 +9,11 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from vjepa_tune.data import pretext
-from vjepa_tune.data.motions import CLASS_MOTIONS, MOTIONS
-from vjepa_tune.data.pretext import (
+from vjepa_tune.errors import BadInput
+from vjepa_tune.randomness import keyed_random, seeded_torch_rng
+from vjepa_tune.synth import pretext
+from vjepa_tune.synth.motions import CLASS_MOTIONS, MOTIONS
+from vjepa_tune.synth.pretext import (
     IGNORE,
     PARTS,
     PRETEXT_CLASSES,
@@ -29,9 +31,7 @@ from vjepa_tune.data.pretext import (
     render_pretext_clip,
     transform_clip,
 )
-from vjepa_tune.data.synthetic import Look, draw_clip_spec, skeleton
-from vjepa_tune.errors import BadInput
-from vjepa_tune.randomness import keyed_random, seeded_torch_rng
+from vjepa_tune.synth.synthetic import Look, draw_clip_spec, skeleton
 
 DEMO_MOTIONS = {motion for motions in CLASS_MOTIONS.values() for motion in motions}
 LABEL = {c.name: i for i, c in enumerate(PRETEXT_CLASSES)}
