@@ -4,15 +4,16 @@ or the pretext task changes no table; a motion of one's own is rendered by passi
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
 import pytest
 
 from vjepa_tune.synth import render_clip
-from vjepa_tune.synth.motions import Motion, Pose, blend_poses, motion_table
+from vjepa_tune.synth.motions import Chance, Motion, OneOf, Pose, Uniform, blend_poses, motion_table
 
-LEAN = Motion("lean_sideways", lambda t, p: Pose(torso=p["lean"] * t), lambda rng: {"lean": 0.5}, "lean")
+LEAN = Motion("lean_sideways", lambda t, p: Pose(torso=p["lean"] * t), {"lean": OneOf((0.5,))}, "lean")
 
 
 def test_a_motion_table_is_read_only_and_names_each_motion_once() -> None:
@@ -22,6 +23,19 @@ def test_a_motion_table_is_read_only_and_names_each_motion_once() -> None:
         table["other"] = LEAN  # type: ignore[index]
     with pytest.raises(ValueError, match="lean_sideways"):
         motion_table(LEAN, LEAN)
+
+
+def test_each_range_draws_what_its_random_call_draws_and_a_motion_draws_them_in_table_order() -> None:
+    ours, theirs = random.Random(5), random.Random(5)
+    assert Uniform(0.2, 0.9).draw(ours) == theirs.uniform(0.2, 0.9)
+    assert OneOf((1, 1, 2)).draw(ours) == float(theirs.choice((1, 1, 2)))
+    assert Chance(0.25).draw(ours) == float(theirs.random() < 0.25)
+    motion = Motion("m", lambda t, p: Pose(), {"spread": Uniform(0.0, 1.0), "both": Chance(0.5)}, "m")
+    params = motion.draw_params(ours)
+    assert list(params) == ["spread", "both"]
+    assert params == {"spread": theirs.uniform(0.0, 1.0), "both": float(theirs.random() < 0.5)}
+    assert ours.getstate() == theirs.getstate(), "one draw per parameter, nothing more"
+    assert all(type(v) is float for v in params.values())
 
 
 def test_a_motion_of_ones_own_is_rendered_by_passing_it() -> None:

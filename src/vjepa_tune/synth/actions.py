@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 
 from vjepa_tune.errors import BadInput
-from vjepa_tune.synth.motions import Motion, Params, Pose, envelope, front_pose, hump, motion_table, smoothstep
+from vjepa_tune.synth.motions import (
+    Chance,
+    Motion,
+    OneOf,
+    ParamRanges,
+    Params,
+    Pose,
+    Uniform,
+    envelope,
+    front_pose,
+    hump,
+    motion_table,
+    smoothstep,
+)
 
 # --- the four classes' motions ------------------------------------------------------------------------------
 
 
-def _draw_sitting(rng: random.Random) -> dict[str, float]:
-    return {
-        "depth": rng.uniform(1.35, 1.62),
-        "knee_travel": rng.uniform(0.08, 0.3),
-        "lean": rng.uniform(0.3, 0.75),
-        "rest_lean": rng.uniform(-0.12, 0.15),
-        "reach": rng.uniform(0.1, 0.9),
-        "rest_arm": rng.uniform(0.1, 0.5),
-        "rest_elbow": rng.uniform(0.4, 1.3),
-        "stagger": rng.uniform(0.0, 0.1),
-        "width": rng.uniform(0.12, 0.45),
-    }
+_SITTING: ParamRanges = {
+    "depth": Uniform(1.35, 1.62),
+    "knee_travel": Uniform(0.08, 0.3),
+    "lean": Uniform(0.3, 0.75),
+    "rest_lean": Uniform(-0.12, 0.15),
+    "reach": Uniform(0.1, 0.9),
+    "rest_arm": Uniform(0.1, 0.5),
+    "rest_elbow": Uniform(0.4, 1.3),
+    "stagger": Uniform(0.0, 0.1),
+    "width": Uniform(0.12, 0.45),
+}
 
 
 def _sit_down(t: float, p: Params) -> Pose:
@@ -58,15 +69,14 @@ def _stand_up(t: float, p: Params) -> Pose:
     return _sit_down(1.0 - t, p)
 
 
-def _draw_waving(rng: random.Random) -> dict[str, float]:
-    return {
-        "raise": rng.uniform(1.9, 2.7),
-        "forearm": rng.uniform(2.7, 3.3),
-        "amplitude": rng.uniform(0.3, 0.6),
-        "cycles": rng.uniform(2.0, 5.0),
-        "both": float(rng.random() < 0.25),
-        "width": rng.uniform(0.7, 1.0),
-    }
+_WAVING: ParamRanges = {
+    "raise": Uniform(1.9, 2.7),
+    "forearm": Uniform(2.7, 3.3),
+    "amplitude": Uniform(0.3, 0.6),
+    "cycles": Uniform(2.0, 5.0),
+    "both": Chance(0.25),
+    "width": Uniform(0.7, 1.0),
+}
 
 
 def _wave(t: float, p: Params) -> Pose:
@@ -83,14 +93,13 @@ def _wave(t: float, p: Params) -> Pose:
 # --- the `other` class: NTU-like distractors ----------------------------------------------------------------
 
 
-def _draw_walking(rng: random.Random) -> dict[str, float]:
-    return {
-        "cycles": rng.uniform(2.0, 4.0),
-        "knee_lift": rng.uniform(0.7, 1.3),
-        "arm_swing": rng.uniform(0.3, 0.8),
-        "elbow": rng.uniform(0.3, 1.5),
-        "width": rng.uniform(0.15, 0.6),
-    }
+_WALKING: ParamRanges = {
+    "cycles": Uniform(2.0, 4.0),
+    "knee_lift": Uniform(0.7, 1.3),
+    "arm_swing": Uniform(0.3, 0.8),
+    "elbow": Uniform(0.3, 1.5),
+    "width": Uniform(0.15, 0.6),
+}
 
 
 def _walk_in_place(t: float, p: Params) -> Pose:
@@ -114,14 +123,13 @@ def _walk_in_place(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_jumping(rng: random.Random) -> dict[str, float]:
-    return {
-        "jumps": float(rng.choice([1, 1, 2])),
-        "height": rng.uniform(0.08, 0.2),
-        "crouch": rng.uniform(0.6, 1.0),
-        "arms_up": rng.uniform(0.5, 2.6),
-        "width": rng.uniform(0.6, 1.0),
-    }
+_JUMPING: ParamRanges = {
+    "jumps": OneOf((1, 1, 2)),
+    "height": Uniform(0.08, 0.2),
+    "crouch": Uniform(0.6, 1.0),
+    "arms_up": Uniform(0.5, 2.6),
+    "width": Uniform(0.6, 1.0),
+}
 
 
 def _jump(t: float, p: Params) -> Pose:
@@ -142,12 +150,11 @@ def _jump(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_raising(rng: random.Random) -> dict[str, float]:
-    return {
-        "height": rng.uniform(2.5, 3.05),
-        "bend": rng.uniform(0.0, 0.5),
-        "width": rng.uniform(0.7, 1.0),
-    }
+_RAISING: ParamRanges = {
+    "height": Uniform(2.5, 3.05),
+    "bend": Uniform(0.0, 0.5),
+    "width": Uniform(0.7, 1.0),
+}
 
 
 def _raise_both_arms(t: float, p: Params) -> Pose:
@@ -155,15 +162,14 @@ def _raise_both_arms(t: float, p: Params) -> Pose:
     return front_pose(0.08 + up * p["height"], elbow=up * p["bend"], width=p["width"])
 
 
-def _draw_squatting(rng: random.Random) -> dict[str, float]:
-    return {
-        "reps": float(rng.choice([1, 1, 2])),
-        "depth": rng.uniform(1.3, 1.9),
-        "shin": rng.uniform(0.3, 0.7),
-        "lean": rng.uniform(0.3, 0.7),
-        "arms": rng.uniform(0.0, 1.6),
-        "width": rng.uniform(0.12, 0.5),
-    }
+_SQUATTING: ParamRanges = {
+    "reps": OneOf((1, 1, 2)),
+    "depth": Uniform(1.3, 1.9),
+    "shin": Uniform(0.3, 0.7),
+    "lean": Uniform(0.3, 0.7),
+    "arms": Uniform(0.0, 1.6),
+    "width": Uniform(0.12, 0.5),
+}
 
 
 def _squat(t: float, p: Params) -> Pose:
@@ -186,13 +192,12 @@ def _squat(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_clapping(rng: random.Random) -> dict[str, float]:
-    return {
-        "cycles": rng.uniform(3.0, 6.0),
-        "elbows": rng.uniform(0.4, 0.6),
-        "gap": rng.uniform(0.3, 0.5),
-        "width": rng.uniform(0.75, 1.0),
-    }
+_CLAPPING: ParamRanges = {
+    "cycles": Uniform(3.0, 6.0),
+    "elbows": Uniform(0.4, 0.6),
+    "gap": Uniform(0.3, 0.5),
+    "width": Uniform(0.75, 1.0),
+}
 
 
 def _clap(t: float, p: Params) -> Pose:
@@ -204,13 +209,12 @@ def _clap(t: float, p: Params) -> Pose:
     return front_pose(arm, elbow=forearm - arm, width=p["width"])
 
 
-def _draw_idle(rng: random.Random) -> dict[str, float]:
-    return {
-        "nods": rng.uniform(1.0, 3.0),
-        "nod": rng.uniform(0.2, 0.45),
-        "shift": rng.uniform(0.0, 0.08),
-        "width": rng.uniform(0.2, 1.0),
-    }
+_IDLE: ParamRanges = {
+    "nods": Uniform(1.0, 3.0),
+    "nod": Uniform(0.2, 0.45),
+    "shift": Uniform(0.0, 0.08),
+    "width": Uniform(0.2, 1.0),
+}
 
 
 def _stand_idle(t: float, p: Params) -> Pose:
@@ -221,15 +225,15 @@ def _stand_idle(t: float, p: Params) -> Pose:
 
 
 MOTIONS = motion_table(
-    Motion("sit_down", _sit_down, _draw_sitting, "stand in front of a chair and sit down on it", chair=True),
-    Motion("stand_up", _stand_up, _draw_sitting, "sit_down played backwards", chair=True, seated_phase=0.0),
-    Motion("wave", _wave, _draw_waving, "raise one or both hands and wave them side to side"),
-    Motion("walk_in_place", _walk_in_place, _draw_walking, "lift the knees in turn, arms swinging"),
-    Motion("jump", _jump, _draw_jumping, "crouch and jump up once or twice"),
-    Motion("raise_both_arms", _raise_both_arms, _draw_raising, "raise both arms overhead, hold, lower"),
-    Motion("squat", _squat, _draw_squatting, "squat down and come back up, once or twice"),
-    Motion("clap", _clap, _draw_clapping, "clap the hands in front of the chest"),
-    Motion("stand_idle", _stand_idle, _draw_idle, "stand, shift weight and nod"),
+    Motion("sit_down", _sit_down, _SITTING, "stand in front of a chair and sit down on it", chair=True),
+    Motion("stand_up", _stand_up, _SITTING, "sit_down played backwards", chair=True, seated_phase=0.0),
+    Motion("wave", _wave, _WAVING, "raise one or both hands and wave them side to side"),
+    Motion("walk_in_place", _walk_in_place, _WALKING, "lift the knees in turn, arms swinging"),
+    Motion("jump", _jump, _JUMPING, "crouch and jump up once or twice"),
+    Motion("raise_both_arms", _raise_both_arms, _RAISING, "raise both arms overhead, hold, lower"),
+    Motion("squat", _squat, _SQUATTING, "squat down and come back up, once or twice"),
+    Motion("clap", _clap, _CLAPPING, "clap the hands in front of the chest"),
+    Motion("stand_idle", _stand_idle, _IDLE, "stand, shift weight and nod"),
 )
 """The motions of the guide's classes, by name (read-only)."""
 

@@ -65,18 +65,57 @@ def blend_poses(a: Pose, b: Pose, weight: float) -> Pose:
 
 
 @dataclass(frozen=True)
+class Uniform:
+    """A value drawn uniformly from [low, high] (`random.Random.uniform`)."""
+
+    low: float
+    high: float
+
+    def draw(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of `values`, each entry equally likely (`random.Random.choice`; repeat a value to weight it)."""
+
+    values: tuple[float, ...]
+
+    def draw(self, rng: random.Random) -> float:
+        return float(rng.choice(self.values))
+
+
+@dataclass(frozen=True)
+class Chance:
+    """1.0 with probability `probability`, else 0.0: a yes/no parameter."""
+
+    probability: float
+
+    def draw(self, rng: random.Random) -> float:
+        return float(rng.random() < self.probability)
+
+
+ParamRanges = Mapping[str, Uniform | OneOf | Chance]
+"""How each parameter of a motion is drawn, in drawing order: the order is part of the output, since every draw
+takes its numbers from the same generator."""
+
+
+@dataclass(frozen=True)
 class Motion:
-    """A named movement: `pose(t, params)` for phase t in [0, 1]; `draw_params(rng)` draws a video's."""
+    """A named movement: `pose(t, params)` for phase t in [0, 1], its parameters drawn per video from `ranges`."""
 
     name: str
     pose: Callable[[float, Params], Pose]
-    draw_params: Callable[[random.Random], dict[str, float]]
+    ranges: ParamRanges
     description: str
     chair: bool = False
     """The figure sits on a chair during this motion; the renderer draws one under the seated pose."""
     seated_phase: float = 1.0
     """Phase at which the figure rests on the chair (where the chair goes)."""
 
+    def draw_params(self, rng: random.Random) -> dict[str, float]:
+        """One video's parameters: each drawn from its range, in the table's order, from `rng`."""
+        return {name: draw.draw(rng) for name, draw in self.ranges.items()}
 
     def poses(self, params: Params, phases: Sequence[float]) -> list[Pose]:
         """The poses of this motion at each phase."""

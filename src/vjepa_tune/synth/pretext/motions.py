@@ -7,9 +7,18 @@ Angles follow `synth.motions`: 0 hangs straight down, positive swings toward the
 from __future__ import annotations
 
 import math
-import random
 
-from vjepa_tune.synth.motions import Motion, Params, Pose, motion_table, smoothstep
+from vjepa_tune.synth.motions import (
+    Chance,
+    Motion,
+    OneOf,
+    ParamRanges,
+    Params,
+    Pose,
+    Uniform,
+    motion_table,
+    smoothstep,
+)
 
 
 def _strike(u: float, out_end: float = 0.28, hold_end: float = 0.4) -> float:
@@ -27,15 +36,14 @@ def _repeat(t: float, count: float) -> float:
     return min(t * n, n - 1e-9) % 1.0
 
 
-def _draw_kick(rng: random.Random) -> dict[str, float]:
-    return {
-        "kicks": float(rng.choice([1, 1, 2])),
-        "height": rng.uniform(1.1, 1.7),
-        "chamber": rng.uniform(1.2, 1.9),
-        "lean": rng.uniform(0.1, 0.3),
-        "guard": rng.uniform(0.2, 0.8),
-        "width": rng.uniform(0.12, 0.45),
-    }
+_KICK: ParamRanges = {
+    "kicks": OneOf((1, 1, 2)),
+    "height": Uniform(1.1, 1.7),
+    "chamber": Uniform(1.2, 1.9),
+    "lean": Uniform(0.1, 0.3),
+    "guard": Uniform(0.2, 0.8),
+    "width": Uniform(0.12, 0.45),
+}
 
 
 def _kick(t: float, p: Params) -> Pose:
@@ -54,15 +62,14 @@ def _kick(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_punch(rng: random.Random) -> dict[str, float]:
-    return {
-        "punches": float(rng.choice([1, 2, 3])),
-        "guard_arm": rng.uniform(0.3, 0.7),
-        "guard_elbow": rng.uniform(1.7, 2.3),
-        "reach": rng.uniform(1.35, 1.7),
-        "stance": rng.uniform(0.15, 0.35),
-        "width": rng.uniform(0.12, 0.45),
-    }
+_PUNCH: ParamRanges = {
+    "punches": OneOf((1, 2, 3)),
+    "guard_arm": Uniform(0.3, 0.7),
+    "guard_elbow": Uniform(1.7, 2.3),
+    "reach": Uniform(1.35, 1.7),
+    "stance": Uniform(0.15, 0.35),
+    "width": Uniform(0.12, 0.45),
+}
 
 
 def _punch(t: float, p: Params) -> Pose:
@@ -89,14 +96,13 @@ def _punch(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_throw(rng: random.Random) -> dict[str, float]:
-    return {
-        "cock": rng.uniform(2.0, 2.6),
-        "release": rng.uniform(1.4, 2.0),
-        "lean": rng.uniform(0.2, 0.45),
-        "step": rng.uniform(0.25, 0.45),
-        "width": rng.uniform(0.12, 0.45),
-    }
+_THROW: ParamRanges = {
+    "cock": Uniform(2.0, 2.6),
+    "release": Uniform(1.4, 2.0),
+    "lean": Uniform(0.2, 0.45),
+    "step": Uniform(0.25, 0.45),
+    "width": Uniform(0.12, 0.45),
+}
 
 
 def _throw(t: float, p: Params) -> Pose:
@@ -121,13 +127,12 @@ def _throw(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_point(rng: random.Random) -> dict[str, float]:
-    return {
-        "angle": rng.uniform(1.25, 1.85),
-        "elbow": rng.uniform(-0.15, 0.15),
-        "lean": rng.uniform(-0.05, 0.1),
-        "width": rng.uniform(0.15, 1.0),
-    }
+_POINT: ParamRanges = {
+    "angle": Uniform(1.25, 1.85),
+    "elbow": Uniform(-0.15, 0.15),
+    "lean": Uniform(-0.05, 0.1),
+    "width": Uniform(0.15, 1.0),
+}
 
 
 def _point(t: float, p: Params) -> Pose:
@@ -138,13 +143,12 @@ def _point(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_turn(rng: random.Random) -> dict[str, float]:
-    return {
-        "front": rng.uniform(0.85, 1.0),
-        "side": rng.uniform(0.08, 0.25),
-        "swing": rng.uniform(0.4, 0.7),
-        "step": rng.uniform(0.5, 0.8),
-    }
+_TURN: ParamRanges = {
+    "front": Uniform(0.85, 1.0),
+    "side": Uniform(0.08, 0.25),
+    "swing": Uniform(0.4, 0.7),
+    "step": Uniform(0.5, 0.8),
+}
 
 
 def _turn_sideways(t: float, p: Params) -> Pose:
@@ -160,13 +164,12 @@ def _turn_sideways(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_hands_on_hips(rng: random.Random) -> dict[str, float]:
-    return {
-        "arm": rng.uniform(0.6, 0.95),
-        "elbow": rng.uniform(1.8, 2.3),
-        "stance": rng.uniform(0.0, 0.15),
-        "width": rng.uniform(0.7, 1.0),
-    }
+_HANDS_ON_HIPS: ParamRanges = {
+    "arm": Uniform(0.6, 0.95),
+    "elbow": Uniform(1.8, 2.3),
+    "stance": Uniform(0.0, 0.15),
+    "width": Uniform(0.7, 1.0),
+}
 
 
 def _hands_on_hips(t: float, p: Params) -> Pose:
@@ -185,14 +188,13 @@ def _hands_on_hips(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_jumping_jacks(rng: random.Random) -> dict[str, float]:
-    return {
-        "cycles": rng.uniform(1.5, 3.5),
-        "arms": rng.uniform(2.5, 3.0),
-        "legs": rng.uniform(0.25, 0.4),
-        "hop": rng.uniform(0.02, 0.06),
-        "width": rng.uniform(0.75, 1.0),
-    }
+_JUMPING_JACKS: ParamRanges = {
+    "cycles": Uniform(1.5, 3.5),
+    "arms": Uniform(2.5, 3.0),
+    "legs": Uniform(0.25, 0.4),
+    "hop": Uniform(0.02, 0.06),
+    "width": Uniform(0.75, 1.0),
+}
 
 
 def _jumping_jacks(t: float, p: Params) -> Pose:
@@ -211,13 +213,12 @@ def _jumping_jacks(t: float, p: Params) -> Pose:
     )
 
 
-def _draw_arm_circles(rng: random.Random) -> dict[str, float]:
-    return {
-        "circles": float(rng.choice([1, 2, 3])),
-        "direction": rng.choice([-1.0, 1.0]),
-        "both": float(rng.random() < 0.5),
-        "width": rng.uniform(0.5, 1.0),
-    }
+_ARM_CIRCLES: ParamRanges = {
+    "circles": OneOf((1, 2, 3)),
+    "direction": OneOf((-1.0, 1.0)),
+    "both": Chance(0.5),
+    "width": Uniform(0.5, 1.0),
+}
 
 
 def _arm_circles(t: float, p: Params) -> Pose:
@@ -227,14 +228,14 @@ def _arm_circles(t: float, p: Params) -> Pose:
 
 
 FIGURE_MOTIONS = motion_table(
-    Motion("kick", _kick, _draw_kick, "kick one leg forward fast and lower it slowly"),
-    Motion("punch", _punch, _draw_punch, "raise the guard, then punch forward fast and pull back slowly"),
-    Motion("throw", _throw, _draw_throw, "wind one arm up behind the head and throw overhand"),
-    Motion("point", _point, _draw_point, "raise one straight arm to point, and keep pointing"),
-    Motion("turn_sideways", _turn_sideways, _draw_turn, "turn from facing the camera to profile"),
-    Motion("hands_on_hips", _hands_on_hips, _draw_hands_on_hips, "put both hands on the hips"),
-    Motion("jumping_jacks", _jumping_jacks, _draw_jumping_jacks, "jumping jacks: arms up and legs apart"),
-    Motion("arm_circles", _arm_circles, _draw_arm_circles, "swing straight arms round in full circles"),
+    Motion("kick", _kick, _KICK, "kick one leg forward fast and lower it slowly"),
+    Motion("punch", _punch, _PUNCH, "raise the guard, then punch forward fast and pull back slowly"),
+    Motion("throw", _throw, _THROW, "wind one arm up behind the head and throw overhand"),
+    Motion("point", _point, _POINT, "raise one straight arm to point, and keep pointing"),
+    Motion("turn_sideways", _turn_sideways, _TURN, "turn from facing the camera to profile"),
+    Motion("hands_on_hips", _hands_on_hips, _HANDS_ON_HIPS, "put both hands on the hips"),
+    Motion("jumping_jacks", _jumping_jacks, _JUMPING_JACKS, "jumping jacks: arms up and legs apart"),
+    Motion("arm_circles", _arm_circles, _ARM_CIRCLES, "swing straight arms round in full circles"),
 )
 """The stick-figure motions of the pretext task, by name (read-only; apart from `synth.actions.MOTIONS`)."""
 
