@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from vjepa_tune.data.dataset import ClipDataset
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform, spatial_crops
-from vjepa_tune.data.video import VideoInfo, probe_video, read_frames, window_frame_indices
+from vjepa_tune.data.video import VideoInfo, probe_video, window_frame_indices
 from vjepa_tune.errors import BadInput
 from vjepa_tune.evaluation.views import (
     ClipRequest,

@@ -14,8 +14,9 @@ import torch
 import yaml
 
 from vjepa_tune.cli import main
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import UnreadableVideo, probe_video, read_frames, sample_frame_indices
+from vjepa_tune.data.video import UnreadableVideo, probe_video, sample_frame_indices
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, time_slices, window_bounds
 from vjepa_tune.synth import render_clip, render_joined_clips, render_sequence, write_video
