@@ -21,7 +21,6 @@ SMALL = {"size": (64, 48), "frames": 6, "progress": False}
 NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})_rgb\.avi")
 
 
-
 def decode(path: Path) -> tuple[np.ndarray, str]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

@@ -20,7 +20,6 @@ CLASSES = ["sitting_down", "standing_up", "waving", "other"]
 SMALL = {"size": (64, 48), "frames": 6, "progress": False}
 
 
-
 def decode(path: Path) -> tuple[np.ndarray, str]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

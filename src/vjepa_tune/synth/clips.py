@@ -160,7 +160,6 @@ def render_joined_clips(
     return RenderedSequence(np.concatenate(clips), spans)
 
 
-
 def is_whole(value: object) -> bool:
     """An int (numpy's too), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -230,7 +230,6 @@ def plan(layout: str, seed: int, n: int, size: tuple[int, int], frames: int, var
     ]
 
 
-
 def write_side_files(layout: str, out_dir: Path, jobs: list[Job]) -> Path | None:
     """The files besides the videos that a layout's reader needs: list.txt for `list` (returned), the split lists
     for `ucf101`; none for the others."""

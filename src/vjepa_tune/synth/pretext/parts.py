@@ -21,11 +21,12 @@ IGNORE = -100
 
 @dataclass(frozen=True)
 class PretextClip:
+    """A rendered pretext clip and where its parts are in every frame."""
+
     frames: np.ndarray
     """(T, H, W, 3) uint8."""
     tracks: np.ndarray
     """(T, len(PARTS), 2) float32 pixel (x, y) of each part per frame; NaN where the clip has no such part."""
-
 
 
 def figure_tracks(spec: ClipSpec) -> np.ndarray:
