@@ -40,6 +40,11 @@ def _as_rng(rng_or_seed: random.Random | int) -> random.Random:
     return rng_or_seed if isinstance(rng_or_seed, random.Random) else keyed_random("render", rng_or_seed)
 
 
+def is_whole(value: object) -> bool:
+    """An int (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_size(size: tuple[int, int], flag: str = "--size") -> tuple[int, int]:
     """(width, height) as ints, refused unless both are even and at least `MIN_SIZE`."""
     if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(is_whole(v) for v in size):
@@ -80,6 +85,8 @@ class SequenceSpan:
 
 @dataclass
 class RenderedSequence:
+    """The frames of a long video and the span of each of its segments."""
+
     frames: np.ndarray
     spans: list[SequenceSpan]
 
@@ -94,9 +101,8 @@ def render_sequence(
     """One long video of several actions by one performer in one scene: [("sitting_down", 48), ("wave", 40)].
 
     A name is a class of `CLASS_MOTIONS` (a motion is drawn from it) or a motion of `actions.MOTIONS`. From the
-    second segment on,
-    the first frames ease out of the previous segment's last pose: they belong to the segment but precede its
-    action.
+    second segment on, the first frames ease out of the previous segment's last pose: they belong to the segment
+    but precede its action.
     """
     size = check_size(size, "size")
     if not segments:
@@ -158,8 +164,3 @@ def render_joined_clips(
                                   action + segment.action_length))
         clips.append(render_spec(spec))
     return RenderedSequence(np.concatenate(clips), spans)
-
-
-def is_whole(value: object) -> bool:
-    """An int (numpy's too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -144,6 +144,7 @@ def _color(
 
 
 def draw_look(rng: random.Random) -> Look:
+    """A performer: proportions within 10% of the average, line width, colour and head style."""
     def vary(x: float) -> float:
         return x * rng.uniform(0.9, 1.1)
 
@@ -165,6 +166,7 @@ def draw_look(rng: random.Random) -> Look:
 
 
 def draw_backdrop(rng: random.Random) -> Backdrop:
+    """A light or dark scene: flat, a gradient, noise or a texture, with a floor in 60% of them."""
     light = rng.random() < 0.5
     lo, hi = (0.55, 0.95) if light else (0.05, 0.4)
     kind = rng.choice(["flat", "gradient", "noise", "texture"])
@@ -187,6 +189,7 @@ def draw_backdrop(rng: random.Random) -> Backdrop:
 
 
 def draw_camera(rng: random.Random, size: tuple[int, int]) -> Camera:
+    """Where the figure stands and how large it is (the whole figure inside the frame), mirroring and shake."""
     width, height = size
     figure_height = rng.uniform(0.5, 0.75)
     half_figure = 0.45 * figure_height * height / width
@@ -203,6 +206,8 @@ def draw_camera(rng: random.Random, size: tuple[int, int]) -> Camera:
 
 
 def draw_palette(rng: random.Random, look: Look, backdrop: Backdrop) -> Palette:
+    """Colours that stand out from the backdrop: the figure in the performer's hue, far limbs shaded toward the
+    background, a chair a step away from it."""
     lo, hi = (0.02, 0.3) if backdrop.light else (0.7, 1.0)
     figure = _color(rng, lo, hi, hue=look.hue, sat=look.saturation)
     bg = np.array(backdrop.color0, dtype=float)
