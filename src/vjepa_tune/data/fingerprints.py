@@ -74,7 +74,7 @@ def file_identities(
     paths: Sequence[Path], *, workers: int = DEFAULT_WORKERS, progress: bool = True, desc: str = "fingerprinting"
 ) -> list[FileIdentity | None]:
     """The identity of every file, in order, read by a pool of threads; None for a file that cannot be read."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # here, not at the top: what imports data.splits need not load tqdm
 
     out: list[FileIdentity | None] = []
     with (
