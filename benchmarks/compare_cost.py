@@ -148,7 +148,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from vjepa_tune.data.synthetic import parse_size, synthesize
+    from vjepa_tune.synth import parse_size, synthesize
 
     model, note = resolve_model(args.model)
     import vjepa_tune.compare  # noqa: F401 - imported before timing, so neither path pays for the imports

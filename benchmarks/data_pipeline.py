@@ -37,12 +37,12 @@ from torch.utils.data import DataLoader
 
 from vjepa_tune.config import DataConfig
 from vjepa_tune.data.dataset import ClipDataset, collate_clips
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.prepare import prepare_dataset
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.sources import read_dataset
-from vjepa_tune.data.synthetic import synthesize
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import read_frames
+from vjepa_tune.synth import synthesize
 
 CROP = 256
 """ViT-L's crop (facebook/vjepa2-vitl-fpc16-256-ssv2)."""

@@ -35,8 +35,8 @@ def demo_runs(work: Path) -> Path:
 
 def write_long_video(path: Path, num_clips: int, frames_per_clip: int, seed: int) -> list[str]:
     """`num_clips` demo-like clips, the four actions in turn, joined into `path`; the true class of every frame."""
-    from vjepa_tune.data.synthetic import render_joined_clips, write_video
     from vjepa_tune.demo import DEMO_FPS, DEMO_SIZE, DEMO_VARIETY
+    from vjepa_tune.synth import render_joined_clips, write_video
 
     classes = [ACTIONS[i % len(ACTIONS)] for i in range(num_clips)]
     video = render_joined_clips(classes, frames_per_clip, seed, size=DEMO_SIZE, variety=DEMO_VARIETY)

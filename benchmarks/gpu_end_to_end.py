@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from gpu_throughput import environment, resolve_device, write_json_atomic
 
-    from vjepa_tune.data.synthetic import synthesize
+    from vjepa_tune.synth import synthesize
 
     device = resolve_device(args.device)
     work = args.work or Path(tempfile.mkdtemp(prefix="vjepa-e2e-"))

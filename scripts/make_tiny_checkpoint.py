@@ -3,7 +3,7 @@
     bash scripts/make_tiny_checkpoint.sh      # the bundled checkpoint: four cycles of this script, about 45 min
 
 One cycle trains every weight (backbone, pooler, classifier), from scratch or from `--init`, on clips that
-DataLoader workers render for each step while the model trains on the previous batch (vjepa_tune.data.pretext:
+DataLoader workers render for each step while the model trains on the previous batch (vjepa_tune.synth.pretext:
 figure and shape motions, forwards and reversed, never the demo's actions), with AdamW, a linear warm-up, a
 cosine schedule and a curriculum from easy to varied visuals (by default easy throughout: large, centred, thick
 figures on flat backgrounds, where the motion target is learnt; docs/tiny_model.md). Four losses:
@@ -41,7 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from transformers import VJEPA2ForVideoClassification
 
-from vjepa_tune.data.pretext import (
+from vjepa_tune.models.loading import build_config
+from vjepa_tune.synth.pretext import (
     IGNORE,
     PARTS,
     PRETEXT_CLASSES,
@@ -49,7 +50,6 @@ from vjepa_tune.data.pretext import (
     PretextBatches,
     heldout_example,
 )
-from vjepa_tune.models.loading import build_config
 
 REPO = Path(__file__).resolve().parents[1]
 

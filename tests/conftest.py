@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four actions x 6 videos, 64 px, 32 frames: big enough to split 70/15/15, small enough to decode fast."""
-    from vjepa_tune.data.synthetic import synthesize
+    from vjepa_tune.synth import synthesize
 
     root = tmp_path_factory.mktemp("synth") / "actions"
     synthesize(root, videos_per_class=6, size=(64, 64), frames=32, fps=25, seed=0, workers=2, progress=False)

@@ -71,8 +71,8 @@ def test_the_demos_best_run_labels_80_percent_of_long_videos_of_joined_clips(dem
     are labelled right (84% measured for the seed-0 demo, 70-94% per video; BENCHMARKS.md, "Long-video detection").
     Without the cut search, windows across the joins label far less of the video right."""
     from vjepa_tune import load_run
-    from vjepa_tune.data.synthetic import render_joined_clips, write_video
     from vjepa_tune.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SIZE, DEMO_VARIETY
+    from vjepa_tune.synth import render_joined_clips, write_video
 
     metrics = {name: json.loads((demo_result / name / "metrics.json").read_text()) for name in GUIDE_STRATEGIES}
     best = max(GUIDE_STRATEGIES, key=lambda name: metrics[name]["best_val_acc"])

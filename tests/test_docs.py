@@ -54,7 +54,7 @@ EXAMPLES = [example for document in DOCUMENTS for example in python_examples(doc
 @pytest.fixture(scope="module")
 def placeholders(tiny_run: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """What each placeholder of the docs stands for, made real: the run, its merged export, videos, a folder."""
-    from vjepa_tune.data.synthetic import render_sequence, write_video
+    from vjepa_tune.synth import render_sequence, write_video
 
     work = tmp_path_factory.mktemp("docs")
     exported = work / "exported"

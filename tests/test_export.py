@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from vjepa_tune.cli import main
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import probe_video, read_frames, sample_frame_indices
+from vjepa_tune.data.video import probe_video, sample_frame_indices
 
 CLASSES = ["other", "sitting_down", "standing_up", "waving"]
 RunFactory = Callable[[str], Path]

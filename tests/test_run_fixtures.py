@@ -112,8 +112,8 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
 def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_training_videos(
     old_runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vjepa_tune.data.synthetic import render_sequence, write_video
     from vjepa_tune.inference.predictor import train_clip_seconds
+    from vjepa_tune.synth import render_sequence, write_video
     from vjepa_tune.tracking.records import read_config_yaml
 
     run = old_runs / "runs" / "finished"

@@ -128,7 +128,7 @@ def _build_synth(p: ArgumentParser) -> None:
 
 
 def _run_synth(a: Any) -> int:
-    from vjepa_tune.data.synthetic import parse_size, synthesize
+    from vjepa_tune.synth import parse_size, synthesize
 
     summary = synthesize(
         Path(a.out_dir),
@@ -169,9 +169,11 @@ def _build_data_check(p: ArgumentParser) -> None:
 def _run_data_check(a: Any) -> int:
     from vjepa_tune.config import validate_data
     from vjepa_tune.data.check import check_dataset, format_report
+    from vjepa_tune.tracking.records import read_trained_on
 
     data = validate_data(_instantiate(a).data)
-    report = check_dataset(data, seed=a.seed, workers=a.workers, against=a.against)
+    against = read_trained_on(a.against) if a.against is not None else None
+    report = check_dataset(data, seed=a.seed, workers=a.workers, against=against)
     print(json.dumps(report, indent=2) if a.json else format_report(report))
     return 0
 

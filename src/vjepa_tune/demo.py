@@ -43,7 +43,7 @@ def run_demo(out: Path, *, data_seed: int = 0, data_dir: Path | None = None, cac
              model: str = "tiny", log: Any = print) -> Any:
     """Synthesize (once) and run the four guide strategies; returns the `CompareResult`."""
     from vjepa_tune.compare import GUIDE_STRATEGIES, CompareGrid, run_compare
-    from vjepa_tune.data.synthetic import synthesize
+    from vjepa_tune.synth import synthesize
 
     data_dir = data_dir or demo_data_dir(data_seed)
     summary = synthesize(data_dir, videos_per_class=DEMO_VIDEOS_PER_CLASS, size=DEMO_SIZE, frames=DEMO_FRAMES,

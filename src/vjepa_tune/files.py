@@ -12,12 +12,16 @@ before the rename.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+import yaml
 
 _ATTEMPTS = 100
 
@@ -73,6 +77,38 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, durable: bool = False) 
 def write_text_atomic(path: str | Path, text: str, *, durable: bool = True) -> Path:
     """`text` (UTF-8, `\\n` line ends) into `path`, all or nothing and on disk before it replaces the old file."""
     return write_atomic(path, lambda aside: aside.write_bytes(text.encode("utf-8")), durable=durable)
+
+
+def write_json_atomic(path: str | Path, obj: object) -> Path:
+    """Strict JSON that any parser reads: NaN and infinities become null; paths, numpy/torch scalars plain."""
+    text = json.dumps(_plain(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)
+
+
+def write_yaml_atomic(path: str | Path, obj: object, header: str | None = None) -> Path:
+    """Block-style YAML in the given key order; `header` (one or more lines) is written first as comments."""
+    text = yaml.safe_dump(_plain(obj), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    if header:
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
+    return write_text_atomic(path, text)
+
+
+def _plain(obj: object) -> object:
+    """`obj` as the plain values JSON and YAML hold (dicts with string keys, lists, str, int, float, bool, None)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    item = getattr(obj, "item", None)
+    if callable(item) and getattr(obj, "ndim", 0) == 0:
+        return _plain(item())  # numpy scalars and 0-d torch tensors
+    raise TypeError(f"cannot write a value of type {type(obj).__name__} to JSON/YAML: {obj!r}")
 
 
 def _set_tree_modes(folder: Path, folder_mode: int) -> None:

@@ -15,6 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from vjepa_tune.data import decoding
+
 _X264 = {"crf": "10", "x264-params": "bframes=3:b-adapt=0:keyint=25:min-keyint=25:scenecut=0"}
 VIDEO_KINDS: dict[str, tuple[str, str, dict[str, str]]] = {
     "mp4-h264": ("mp4", "libx264", _X264),
@@ -117,3 +119,18 @@ def pattern_number() -> Callable[[np.ndarray], int]:
 def encode_video() -> Callable[..., Path]:
     """`write_video` for tests that need their own frames or encoder."""
     return write_video
+
+
+@pytest.fixture
+def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts frames pulled out of the decoder by `data.decoding` (probing must pull none)."""
+    counter = {"frames": 0}
+    original = decoding.decode_packets
+
+    def counting(packets):
+        for frame in original(packets):
+            counter["frames"] += 1
+            yield frame
+
+    monkeypatch.setattr(decoding, "decode_packets", counting)
+    return counter

@@ -16,11 +16,11 @@ from vjepa_tune.data.annotations import (
     AnnotatedSegment,
     AnnotatedVideo,
     DetectionAnnotations,
+    Segment,
     read_annotations,
     write_annotations,
 )
 from vjepa_tune.errors import BadInput
-from vjepa_tune.evaluation.detection import Segment
 
 ANNOTATIONS = DetectionAnnotations(
     {

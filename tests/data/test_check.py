@@ -16,8 +16,8 @@ from vjepa_tune.config import DataConfig
 from vjepa_tune.data.check import check_dataset, format_report
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import make_splits
-from vjepa_tune.data.synthetic import synthesize, write_video
 from vjepa_tune.errors import BadInput
+from vjepa_tune.synth import synthesize, write_video
 
 FRAMES = 12
 

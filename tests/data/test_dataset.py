@@ -6,10 +6,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from vjepa_tune.data.dataset import ClipDataset, SkippedClip, collate_clips
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import probe_video, read_frames, sample_frame_indices
+from vjepa_tune.data.video import probe_video, sample_frame_indices
 
 FRAMES = 4
 CROP = 32

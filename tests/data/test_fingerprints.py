@@ -1,36 +1,13 @@
-"""File identities (size + content fingerprint) and which videos a run saw in training: by path, as copies under
-other names, for runs that record fingerprints and for runs recorded before they did.
-
-The run folders here are made by hand (config.yaml + splits.json over files of random bytes): the comparison reads
-bytes, never decodes, so no video or model is needed.
-"""
+"""File identities (size + content fingerprint): the whole of a small file, three chunks of a large one, never a
+stale remembered identity."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 from pathlib import Path
 
-import pytest
-
-from vjepa_tune.config import DataConfig, TrainConfig
-from vjepa_tune.data import fingerprints
-from vjepa_tune.data.fingerprints import (
-    CHUNK_BYTES,
-    WHOLE_FILE_BYTES,
-    FileIdentity,
-    file_identities,
-    file_identity,
-    seen_in_training,
-)
-from vjepa_tune.data.samples import Sample, Splits
-from vjepa_tune.data.splits import splits_to_json
-from vjepa_tune.errors import BadInput
-from vjepa_tune.tracking.records import write_config_yaml, write_splits_json
-
-CLASSES = ["a", "b"]
+from vjepa_tune.data.fingerprints import CHUNK_BYTES, WHOLE_FILE_BYTES, FileIdentity, file_identities, file_identity
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -83,124 +60,3 @@ def test_file_identities_keep_the_order_and_give_none_for_a_file_that_cannot_be_
     found = file_identities(paths, workers=4, progress=False)
     assert found[5] is None
     assert [f.size for f in found if f is not None] == [100 + n for n in range(20)]
-
-
-# ------------------------------------------------------------------------------------------------ overlap
-def _run(tmp_path: Path, *, fingerprinted: bool) -> tuple[Path, Path, dict[str, list[Path]]]:
-    """A run folder over data/ with 3 train, 2 val and 2 test videos of random bytes of different sizes."""
-    root = tmp_path / "data"
-    files: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
-    samples: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    n = 0
-    for side, count in (("train", 3), ("val", 2), ("test", 2)):
-        for _ in range(count):
-            cls = CLASSES[n % 2]
-            rel = f"{cls}/{side}_{n}.mp4"
-            path = _write(root / rel, _random_bytes(3000 + 7 * n, 100 + n))
-            files[side].append(path)
-            samples[side].append(Sample(path=path, label=n % 2, id=rel))
-            n += 1
-    splits = Splits(train=samples["train"], val=samples["val"], test=samples["test"], method="random")
-    identities = None
-    if fingerprinted:
-        identities = {s.id: file_identity(s.path) for _, items in splits.items() for s in items}
-    run = tmp_path / "run"
-    run.mkdir()
-    write_config_yaml(run, TrainConfig(data=DataConfig(root=root)))
-    write_splits_json(run, splits_to_json(splits, CLASSES, identities))
-    return run, root, files
-
-
-def _other(tmp_path: Path, files: dict[str, list[Path]]) -> list[Path]:
-    """Elsewhere: train[0] by its own path, renamed copies of train[1] and val[0], a copy of test[0] (not seen),
-    and two new files, one as large as train[2] (its fingerprint, not its size, tells it apart)."""
-    other = tmp_path / "other"
-    copies = [
-        _write(other / "renamed_train.mp4", files["train"][1].read_bytes()),
-        _write(other / "deep" / "renamed_val.avi", files["val"][0].read_bytes()),
-        _write(other / "test_copy.mp4", files["test"][0].read_bytes()),
-        _write(other / "new.mp4", _random_bytes(5000, 7)),
-        _write(other / "same_size.mp4", _random_bytes(files["train"][2].stat().st_size, 8)),
-    ]
-    return [files["train"][0], *copies]
-
-
-@pytest.mark.parametrize("fingerprinted", [True, False], ids=["fingerprints-recorded", "recorded-before-them"])
-def test_a_video_is_seen_by_its_path_or_as_a_copy_of_a_train_or_val_video(tmp_path: Path, fingerprinted: bool) -> None:
-    run, _, files = _run(tmp_path, fingerprinted=fingerprinted)
-    paths = _other(tmp_path, files)
-    overlap = seen_in_training(paths, run, progress=False)
-    assert [(s.split, s.by) if s else None for s in overlap.seen] == [
-        ("train", "path"), ("train", "content"), ("val", "content"), None, None, None
-    ]
-    assert overlap.seen[2].id == "b/val_3.mp4"
-    record = overlap.as_dict()
-    assert {k: record[k] for k in ("videos", "seen", "train", "val", "by_path", "by_content", "listed")} == {
-        "videos": 6, "seen": 3, "train": 2, "val": 1, "by_path": 1, "by_content": 2, "listed": 5
-    }
-    assert record["unrecognisable"] == 0 and record["excluded"] == 0
-    assert overlap.describe() == (
-        "overlap: 3 of 6 videos were seen in training (train 2, val 1; 2 are copies under another path)"
-    )
-    assert overlap.unseen_paths() == paths[3:]
-    assert json.loads(json.dumps(record)) == record
-
-
-def test_copies_are_recognised_from_recorded_fingerprints_after_the_originals_are_gone(tmp_path: Path) -> None:
-    run, root, files = _run(tmp_path, fingerprinted=True)
-    paths = _other(tmp_path, files)[1:]
-    shutil.rmtree(root)
-    overlap = seen_in_training(paths, run, progress=False)
-    assert overlap.counts() == {"train": 1, "val": 1} and overlap.unrecognisable == 0
-
-
-def test_an_old_run_says_how_many_listed_videos_it_cannot_recognise_once_they_are_gone(tmp_path: Path) -> None:
-    run, _, files = _run(tmp_path, fingerprinted=False)
-    paths = _other(tmp_path, files)[1:]
-    files["val"][0].unlink()  # the original of renamed_val.avi: its copy can no longer be recognised
-    overlap = seen_in_training(paths, run, progress=False)
-    assert overlap.counts() == {"train": 1, "val": 0} and overlap.unrecognisable == 1
-    assert overlap.describe() == (
-        "overlap: 1 of 5 videos was seen in training (train 1; 1 is a copy under another path); 1 of the run's 5 "
-        f"train and val videos is gone from {tmp_path / 'data'} and has no recorded fingerprint: a copy of it would "
-        "not be recognised"
-    )
-
-
-def test_a_moved_data_set_is_compared_where_it_is_now(tmp_path: Path) -> None:
-    run, root, files = _run(tmp_path, fingerprinted=False)
-    moved = tmp_path / "moved"
-    root.rename(moved)
-    here = moved / files["train"][0].relative_to(root)
-    overlap = seen_in_training([here], run, data_root=moved, progress=False)
-    assert overlap.seen[0] is not None and overlap.seen[0].by == "path"
-    assert seen_in_training([here], run, progress=False).unrecognisable == 5
-
-
-def test_only_videos_as_large_as_a_listed_one_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run, _, files = _run(tmp_path, fingerprinted=False)
-    read: list[Path] = []
-    real = fingerprints.file_identities
-
-    def spy(paths, **kwargs):
-        read.extend(paths)
-        return real(paths, **kwargs)
-
-    monkeypatch.setattr(fingerprints, "file_identities", spy)
-    unrelated = [_write(tmp_path / "other" / f"{n}.mp4", _random_bytes(9000 + n, n)) for n in range(5)]
-    assert seen_in_training(unrelated, run, progress=False).num_seen == 0
-    assert read == []
-    same_size = _write(tmp_path / "other" / "same.mp4", _random_bytes(files["train"][2].stat().st_size, 9))
-    assert seen_in_training([*unrelated, same_size], run, progress=False).num_seen == 0
-    assert sorted(read) == sorted([same_size, files["train"][2]])
-
-
-def test_none_seen_says_so_and_a_folder_that_is_no_run_is_refused(tmp_path: Path) -> None:
-    run, _, _ = _run(tmp_path, fingerprinted=True)
-    fresh = _write(tmp_path / "fresh.mp4", b"x" * 10)
-    assert seen_in_training([fresh], run, progress=False).describe() == (
-        "overlap: none of the 1 video was seen in training (compared by path and content with the run's 5 train "
-        "and val videos)"
-    )
-    with pytest.raises(BadInput, match="has no splits.json"):
-        seen_in_training([fresh], tmp_path / "data")

@@ -16,20 +16,15 @@ import pytest
 
 from vjepa_tune.cli import main
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data import prepare
+from vjepa_tune.data import transcode
 from vjepa_tune.data.check import check_dataset
-from vjepa_tune.data.prepare import (
-    MANIFEST,
-    compare_frame_times,
-    output_size,
-    prepare_dataset,
-    rewrite_video_names,
-)
+from vjepa_tune.data.decoding import read_frames
+from vjepa_tune.data.prepare import MANIFEST, prepare_dataset
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import make_splits
-from vjepa_tune.data.synthetic import synthesize, write_video
-from vjepa_tune.data.video import VideoInfo, probe_video, read_frames
+from vjepa_tune.data.video import probe_video
 from vjepa_tune.errors import BadInput
+from vjepa_tune.synth import synthesize, write_video
 
 SIZE = (64, 48)
 FRAMES = 12
@@ -259,9 +254,9 @@ def test_a_copy_that_changes_frame_times_is_reported_and_the_source_kept(
     make_video("src/run/even", 12, "mkv-h264")
 
     def evenly_spaced(info, count, time_base):
-        return [round(i / float(prepare.nominal_rate(info)) / float(time_base)) for i in range(count)]
+        return [round(i / float(transcode.nominal_rate(info)) / float(time_base)) for i in range(count)]
 
-    monkeypatch.setattr(prepare, "_frame_stamps", evenly_spaced)
+    monkeypatch.setattr(transcode, "frame_stamps", evenly_spaced)
     summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
     assert (summary.transcoded, summary.failed, list(summary.differs)) == (2, {}, ["walk/uneven.mkv"])
     reason = summary.differs["walk/uneven.mkv"]
@@ -280,46 +275,6 @@ def test_a_copy_that_changes_frame_times_is_reported_and_the_source_kept(
     assert probe_video(tmp_path / "out" / "walk" / "uneven.mp4").duration_s == pytest.approx(8.26, abs=0.01)
 
 
-def test_compare_frame_times_allows_up_to_half_a_nominal_frame_interval(tmp_path):
-    times = tuple(float(t) / 15 for t in UNEVEN_SLOTS)
-    source = probe_like(times, fps=15.0)
-    assert compare_frame_times(source, source) is None
-    nudged = probe_like(times[:-1] + (times[-1] + 0.4 / 15,), fps=30.0)  # the copy's own rate does not matter
-    assert compare_frame_times(source, nudged) is None
-    late = probe_like(times[:-1] + (times[-1] + 0.6 / 15,), fps=15.0)
-    assert "the last frame of 20 is at 9.440 s in the copy but at 9.400 s" in compare_frame_times(source, late)
-    moved = probe_like(times[:5] + (times[5] + 0.1,) + times[6:], fps=15.0)
-    assert "frame 5 of 20 is at 2.567 s in the copy but at 2.467 s" in compare_frame_times(source, moved)
-    evened = probe_like(tuple(i / 15 for i in range(20)), fps=15.0)
-    assert compare_frame_times(source, evened) == (
-        "the last frame of 20 is at 1.267 s in the copy but at 9.400 s in the source (more than half a frame "
-        "interval, 33.3 ms, apart): the copy lasts 1.33 s against 9.47 s"
-    )
-    shorter = probe_like(times[:-1], fps=15.0)
-    assert compare_frame_times(source, shorter) == "the copy holds 19 frames where the source lists 20"
-
-
-def test_frame_stamps_are_the_source_times_in_its_time_base_and_always_increase():
-    source = probe_like((0.0, 0.774, 0.774, 1.5), fps=15.0)  # a repeated timestamp, as some broken files have
-    assert prepare._frame_stamps(source, 4, Fraction(1, 1000)) == [0, 774, 775, 1500]
-    assert prepare._frame_stamps(source, 6, Fraction(1, 1000)) == [0, 774, 775, 1500, 1567, 1634]
-    slots = probe_like(tuple(float(t) / 15 for t in UNEVEN_SLOTS), fps=15.0)
-    assert prepare._frame_stamps(slots, 20, Fraction(1, 15)) == UNEVEN_SLOTS
-
-
-def probe_like(times: tuple[float, ...], fps: float) -> VideoInfo:
-    interval = 1 / fps
-    return VideoInfo(
-        path=Path("x.mp4"),
-        num_frames=len(times),
-        fps=fps,
-        duration_s=times[-1] + interval,
-        width=64,
-        height=64,
-        frame_times=times,
-    )
-
-
 def test_a_few_frames_the_decoder_does_not_give_are_shown_as_training_shows_them(
     make_video, pattern_number, monkeypatch, tmp_path
 ):
@@ -329,7 +284,7 @@ def test_a_few_frames_the_decoder_does_not_give_are_shown_as_training_shows_them
     make_video("src/walk/clip", 30, "mkv-h264")
     make_video("src/run/clip", 30, "mkv-h264")
     make_video("src/run/damaged", 30, "mkv-h264")
-    original = prepare._decoded_frames
+    original = transcode.decoded_frames
 
     def losing_frames(container, stream, path):
         keep = 10 if path.stem == "damaged" else 28
@@ -337,7 +292,7 @@ def test_a_few_frames_the_decoder_does_not_give_are_shown_as_training_shows_them
             if n < keep:
                 yield frame
 
-    monkeypatch.setattr(prepare, "_decoded_frames", losing_frames)
+    monkeypatch.setattr(transcode, "decoded_frames", losing_frames)
     summary = prepare_dataset(DataConfig(root=tmp_path / "src"), tmp_path / "out", 32, workers=1, progress=False)
     assert summary.transcoded == 2 and sorted(summary.fewer_frames) == ["run/clip.mkv", "walk/clip.mkv"]
     assert "the decoder produced only 10 of the 30 frames" in summary.failed["run/damaged.mkv"]
@@ -356,29 +311,6 @@ def test_a_copy_made_before_frame_times_were_kept_is_not_resumed(folder_set, tmp
     (out / MANIFEST).write_text(json.dumps({**record, "version": 1}))
     with pytest.raises(BadInput, match="made by an earlier vjepa-tune.*prepare again into a new --out"):
         prepare_dataset(DataConfig(root=folder_set), out, short_side=32, workers=1, progress=False)
-
-
-def test_output_size_keeps_aspect_never_upscales_and_stays_even():
-    assert output_size(1920, 1080, 320) == (568, 320)
-    assert output_size(1080, 1920, 320) == (320, 568)
-    assert output_size(320, 240, 320) == (320, 240)
-    assert output_size(96, 96, 320) == (96, 96)
-    assert output_size(65, 49, 320) == (64, 48)
-    assert output_size(1920, 1080, 256) == (456, 256)
-
-
-def test_rewrite_video_names_touches_only_known_videos():
-    renamed = {"v_A_g01_c01.avi": "v_A_g01_c01.mp4", "my clip.webm": "my clip.mp4", "x.MOV": "x.mp4"}
-    text = (
-        "A/v_A_g01_c01.avi 1\r\n"
-        "videos/my clip.webm 3\n"
-        "/abs/x.MOV,label\n"
-        "A/v_A_g02_c01.avi 1\n"  # not a video of the data set: left alone
-        "notes.avi.txt\n"  # not a video name at all
-    )
-    assert rewrite_video_names(text, renamed) == (
-        "A/v_A_g01_c01.mp4 1\r\nvideos/my clip.mp4 3\n/abs/x.mp4,label\nA/v_A_g02_c01.avi 1\nnotes.avi.txt\n"
-    )
 
 
 def test_rerun_skips_finished_outputs_and_resumes_a_killed_run(folder_set, tmp_path):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from vjepa_tune.data.dataset import ClipDataset
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.samples import Sample
-from vjepa_tune.data.synthetic import render_clip, write_video
 from vjepa_tune.data.transforms import ClipTransform, spatial_crops
-from vjepa_tune.data.video import VideoInfo, probe_video, read_frames, window_frame_indices
+from vjepa_tune.data.video import VideoInfo, probe_video, window_frame_indices
 from vjepa_tune.errors import BadInput
 from vjepa_tune.evaluation.views import (
     ClipRequest,
@@ -23,6 +23,7 @@ from vjepa_tune.evaluation.views import (
     read_views,
     window_indices,
 )
+from vjepa_tune.synth import render_clip, write_video
 
 CROP = 32
 

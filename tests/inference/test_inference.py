@@ -14,11 +14,12 @@ import torch
 import yaml
 
 from vjepa_tune.cli import main
-from vjepa_tune.data.synthetic import render_clip, render_joined_clips, render_sequence, write_video
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import UnreadableVideo, probe_video, read_frames, sample_frame_indices
+from vjepa_tune.data.video import UnreadableVideo, probe_video, sample_frame_indices
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, time_slices, window_bounds
+from vjepa_tune.synth import render_clip, render_joined_clips, render_sequence, write_video
 
 CLASSES = ["other", "sitting_down", "standing_up", "waving"]
 
@@ -286,7 +287,7 @@ def test_a_video_whose_cut_search_fails_is_reported_and_the_others_still_predict
     lora_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vjepa_tune import load_run
-    from vjepa_tune.data import shots
+    from vjepa_tune.inference import shots
 
     good, bad = tmp_path / "good.mp4", tmp_path / "bad.mp4"
     for path in (good, bad):
@@ -437,7 +438,7 @@ def mixed_set(lora_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     """A folder data set of 4 new videos (one per class, another seed) and 3 copies of the run's videos under
     other names: train[0] and train[1] (one in another class's folder name style) and val[0]. Returns the root
     and the ids of the new videos."""
-    from vjepa_tune.data.synthetic import synthesize
+    from vjepa_tune.synth import synthesize
 
     root = tmp_path_factory.mktemp("mixed") / "mixed"
     synthesize(root, videos_per_class=1, size=(64, 64), frames=32, fps=25, seed=11, workers=1, progress=False)

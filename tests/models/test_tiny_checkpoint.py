@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 from transformers import VJEPA2ForVideoClassification
 
-from vjepa_tune.data.pretext import PRETEXT_ID2LABEL, heldout_example
 from vjepa_tune.models.loading import ARCHITECTURES, build_config, load_model, tiny_checkpoint_dir
+from vjepa_tune.synth.pretext import PRETEXT_ID2LABEL, heldout_example
 
 TINY = tiny_checkpoint_dir()
 DEMO_LABELS = {0: "sitting_down", 1: "standing_up", 2: "waving", 3: "other"}

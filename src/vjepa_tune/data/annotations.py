@@ -27,14 +27,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vjepa_tune.errors import BadInput
-from vjepa_tune.evaluation.detection import Segment
-from vjepa_tune.tracking.records import write_json_atomic
+from vjepa_tune.files import write_json_atomic
 
 DATABASE_KEY = "database"
 _VIDEO_KEYS = ("subset", "duration", "fps", "annotations")
 _ANNOTATION_KEYS = ("label", "label_id", "segment")
 JsonValue = object
 """A value as json.load returns it (dict, list, str, int, float, bool or None)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A labelled stretch [start_s, end_s) of one video: a ground-truth action, as detection scoring takes it
+    (`evaluation.detection`)."""
+
+    label: str
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start_s) and math.isfinite(self.end_s)) or self.end_s <= self.start_s:
+            raise ValueError(f"a segment must end after it starts, got {self.label!r} [{self.start_s}, {self.end_s}]")
+
+    @property
+    def length_s(self) -> float:
+        return self.end_s - self.start_s
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.fingerprints import seen_in_training
+from vjepa_tune.data.overlap import TrainedOn, seen_in
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
@@ -157,17 +156,18 @@ def _verdict(report: dict) -> dict[str, object]:
 
 
 def check_dataset(
-    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: Path | None = None
+    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: TrainedOn | None = None
 ) -> dict:
     """Read, split and probe the data set `data` describes; a JSON-ready report (see `format_report`).
 
     Unreadable videos are reported, never raised; a data set that cannot be read at all (missing root,
-    malformed list) raises BadInput. `against`: a run folder; the report then says how many of the videos that run
-    saw in training (`data.fingerprints`), as `evaluate` would.
+    malformed list) raises BadInput. `against`: what a run recorded about its videos
+    (`tracking.records.read_trained_on`); the report then says how many of the videos that run saw in training
+    (`data.overlap`), as `evaluate` would.
     """
     index = read_dataset(data, seed)
     overlap = (
-        seen_in_training([s.path for s in index.samples], against, progress=progress) if against is not None else None
+        seen_in([s.path for s in index.samples], against, progress=progress) if against is not None else None
     )
     infos, unreadable = probe_samples(index.samples, workers=workers, progress=progress)
     unreadable_ids = {s.id for s, _ in unreadable}

@@ -15,16 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import (
-    SAMPLINGS,
-    UnreadableVideo,
-    VideoInfo,
-    probe_video,
-    read_frames,
-    sample_frame_indices,
-)
+from vjepa_tune.data.video import SAMPLINGS, UnreadableVideo, VideoInfo, probe_video, sample_frame_indices
 from vjepa_tune.errors import BadInput
 from vjepa_tune.randomness import keyed_generator
 

@@ -1,21 +1,15 @@
-"""Which videos a run has already seen: file identities, and the overlap of a list of videos with a run's training
-and validation videos (what `evaluate`, `predict` and `data check --against` report).
-
-A video counts as seen by a run when its resolved path is one that the run's splits.json lists under `train` or
-`val`, or when its size and content fingerprint equal those of a listed video: a copy, a renamed or moved file. Test
-videos are not "seen": the run never trained or chose its epoch on them.
+"""The identity of a video file, by size and content fingerprint: what lets a run recognise a copy of a video it
+saw (`data.overlap`), renamed, moved or re-uploaded.
 
 The identity of a file is its size in bytes and its fingerprint: the sha256 of the whole file when it is at most
 `WHOLE_FILE_BYTES` (192 KiB), else the sha256 of three `CHUNK_BYTES` (64 KiB) chunks read at its start, its middle
 (offset `(size - 64 KiB) // 2`) and its end, concatenated. No file costs more than 192 KiB of reading whatever its
-size, so recording every video of a large data set at training time takes seconds, not a full read of it. Two
-different files of equal size whose three chunks are equal would be taken for one; encoders do not make such pairs
-(the middle and end of two encodings differ), an edit of bytes between the chunks could.
+size, so recording every video of a large data set at training time reads a bounded amount per video, never the
+whole data set. Two different files of equal size whose three chunks are equal would be taken for one; encoders do
+not make such pairs (the middle and end of two encodings differ), an edit of bytes between the chunks could.
 
 New runs record each listed video's size and fingerprint in splits.json (`data.splits.splits_to_json`), so the check
-works after the original files moved or were deleted. For runs recorded before that, the identities of the listed
-files that still exist are computed when needed; listed files that are gone cannot be recognised in a copy, and the
-overlap says how many there were.
+works after the original files moved or were deleted.
 """
 
 from __future__ import annotations
@@ -26,16 +20,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from vjepa_tune.errors import BadInput
 
 CHUNK_BYTES = 64 * 1024
 CHUNKS = 3
 WHOLE_FILE_BYTES = CHUNKS * CHUNK_BYTES
 FINGERPRINT_SCHEME = "sha256:whole<=192KiB,else:3x64KiB@start,middle,end"
 """Names the fingerprint in splits.json: identities recorded under another scheme are not compared."""
-SEEN_SPLITS = ("train", "val")
 DEFAULT_WORKERS = 8
 """Threads reading files: the work is waiting on the disk (hashlib and file reads release the GIL)."""
 
@@ -84,7 +74,7 @@ def file_identities(
     paths: Sequence[Path], *, workers: int = DEFAULT_WORKERS, progress: bool = True, desc: str = "fingerprinting"
 ) -> list[FileIdentity | None]:
     """The identity of every file, in order, read by a pool of threads; None for a file that cannot be read."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # here, not at the top: what imports data.splits need not load tqdm
 
     out: list[FileIdentity | None] = []
     with (
@@ -95,203 +85,3 @@ def file_identities(
             out.append(identity)
             bar.update()
     return out
-
-
-# ------------------------------------------------------------------------------------------------ overlap
-@dataclass(frozen=True)
-class SeenVideo:
-    """A compared video that the run saw: the side of its split and the listed video it is."""
-
-    split: str
-    """train or val."""
-    id: str
-    """The id (path under the run's data root) of the listed video it matches."""
-    by: str
-    """path (the same file) or content (a copy: equal size and fingerprint)."""
-
-
-@dataclass(frozen=True)
-class Overlap:
-    """How many of some videos a run saw in training, video by video."""
-
-    run_dir: Path
-    paths: list[Path]
-    seen: list[SeenVideo | None]
-    """Per compared path, in order: what it matches, or None for a video the run never saw."""
-    sides: tuple[str, ...]
-    """The sides of the run's split compared with: train and val, less the side being scored when it is one."""
-    listed: int
-    """Videos the run lists on those sides."""
-    unrecognisable: int
-    """Listed videos with no recorded identity whose file is gone: a copy of one of them would be missed."""
-    data_root: Path | None
-
-    @property
-    def num_seen(self) -> int:
-        return sum(1 for s in self.seen if s is not None)
-
-    def unseen_paths(self) -> list[Path]:
-        return [p for p, s in zip(self.paths, self.seen, strict=True) if s is None]
-
-    def counts(self) -> dict[str, int]:
-        """Seen videos per side of the run's split."""
-        return {name: sum(1 for s in self.seen if s is not None and s.split == name) for name in SEEN_SPLITS}
-
-    def as_dict(self, excluded: bool = False) -> dict[str, Any]:
-        """The record kept in metrics.json and prediction documents; `excluded`: --exclude_seen left the seen
-        videos out of what was scored."""
-        counts = self.counts()
-        return {
-            "run_dir": str(self.run_dir),
-            "videos": len(self.paths),
-            "seen": self.num_seen,
-            **counts,
-            "by_path": sum(1 for s in self.seen if s is not None and s.by == "path"),
-            "by_content": sum(1 for s in self.seen if s is not None and s.by == "content"),
-            "excluded": self.num_seen if excluded else 0,
-            "compared_with": list(self.sides),
-            "listed": self.listed,
-            "unrecognisable": self.unrecognisable,
-            "fingerprint": FINGERPRINT_SCHEME,
-            "seen_videos": [
-                {"path": str(p), "split": s.split, "matches": s.id, "by": s.by}
-                for p, s in zip(self.paths, self.seen, strict=True)
-                if s is not None
-            ],
-        }
-
-    def describe(self, advice: str = "") -> str:
-        """One line: `overlap: 27 of 32 videos were seen in training (train 22, val 5; 17 are copies under another
-        path)`, then `advice` (what the caller does about them, said only when some were seen), then how many listed
-        videos could not be compared."""
-        n, k = len(self.paths), self.num_seen
-        if k == 0:
-            text = (
-                f"overlap: none of the {_videos(n)} {'was' if n == 1 else 'were'} seen in training (compared by path "
-                f"and content with the run's {_videos(self.listed, self._sides_text)})"
-            )
-        else:
-            counts = self.counts()
-            parts = ", ".join(f"{name} {counts[name]}" for name in self.sides if counts[name])
-            copies = sum(1 for s in self.seen if s is not None and s.by == "content")
-            if copies:
-                parts += f"; {copies} {'is a copy' if copies == 1 else 'are copies'} under another path"
-            text = f"overlap: {k} of {_videos(n)} {'was' if k == 1 else 'were'} seen in training ({parts}){advice}"
-        if u := self.unrecognisable:
-            where = f"gone from {self.data_root}" if self.data_root is not None else "not found"
-            text += (
-                f"; {u} of the run's {self.listed} {self._sides_text} videos {'is' if u == 1 else 'are'} {where} "
-                f"and {'has' if u == 1 else 'have'} no recorded fingerprint: "
-                f"{'a copy of it' if u == 1 else 'copies of them'} would not be recognised"
-            )
-        return text
-
-    @property
-    def _sides_text(self) -> str:
-        return " and ".join(self.sides)
-
-
-def _videos(n: int, kind: str = "") -> str:
-    words = f"{kind} video" if kind else "video"
-    return f"{n} {words}" if n == 1 else f"{n} {words}s"
-
-
-def _resolved(path: Path) -> str:
-    return os.path.realpath(path)
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
-
-
-def run_data_root(run_dir: Path) -> Path | None:
-    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
-    from vjepa_tune.tracking.records import CONFIG_FILE, read_config_yaml
-
-    data = read_config_yaml(Path(run_dir) / CONFIG_FILE).data
-    if data.root is not None:
-        return Path(data.root).expanduser()
-    return Path(data.list_file).expanduser().parent if data.list_file is not None else None
-
-
-def seen_in_training(
-    paths: Sequence[Path],
-    run_dir: str | os.PathLike[str],
-    *,
-    data_root: Path | None = None,
-    sides: Sequence[str] = SEEN_SPLITS,
-    workers: int = DEFAULT_WORKERS,
-    progress: bool = True,
-) -> Overlap:
-    """Which of `paths` the run in `run_dir` trained or validated on (by path, or by size and fingerprint).
-
-    `data_root`: where the run's data set is now, if it moved (default: the root its config.yaml names). `sides`:
-    the sides of the run's split to compare with (scoring the run's own val split compares with train only). Only the
-    videos whose size equals a listed video's are fingerprinted, so comparing unrelated data sets reads no content.
-    """
-    import json
-
-    from vjepa_tune.data.splits import recorded_identities, splits_from_json
-    from vjepa_tune.tracking.records import SPLITS_FILE
-
-    run_dir = Path(run_dir)
-    splits_path = run_dir / SPLITS_FILE
-    if not splits_path.is_file():
-        raise BadInput(f"{run_dir} has no {SPLITS_FILE}, so the videos it trained on are unknown; a vjepa-tune run "
-                       "folder writes one before its first epoch.")
-    try:
-        recorded = json.loads(splits_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"cannot read {splits_path}: {exc}") from None
-    root = data_root if data_root is not None else run_data_root(run_dir)
-    splits = splits_from_json(recorded, root if root is not None else run_dir, source=str(splits_path))
-    unknown = [name for name in sides if name not in SEEN_SPLITS]
-    if unknown or not sides:
-        raise ValueError(f"sides must be some of {SEEN_SPLITS}, got {tuple(sides)}")
-    sides = tuple(name for name in SEEN_SPLITS if name in sides)
-    listed = [(name, s) for name, items in splits.items() if name in sides for s in items]
-    known = recorded_identities(recorded)
-
-    paths = [Path(p) for p in paths]
-    seen: list[SeenVideo | None] = [None] * len(paths)
-    at_path: dict[str, tuple[str, str]] = {}
-    if root is not None:
-        for name, s in listed:
-            at_path.setdefault(_resolved(s.path), (name, s.id))
-    for i, p in enumerate(paths):
-        if (hit := at_path.get(_resolved(p))) is not None:
-            seen[i] = SeenVideo(hit[0], hit[1], "path")
-
-    # Copies: compare sizes first (a stat each), fingerprint only where a size is shared.
-    listed_sizes: dict[str, int] = {}
-    unrecognisable = 0
-    for _, s in listed:
-        if s.id in known:
-            listed_sizes[s.id] = known[s.id].size
-        elif root is not None and (size := _size(s.path)) is not None:
-            listed_sizes[s.id] = size
-        else:
-            unrecognisable += 1
-    rest = [i for i in range(len(paths)) if seen[i] is None]
-    rest_sizes = {i: _size(paths[i]) for i in rest}
-    shared = set(listed_sizes.values()) & {size for size in rest_sizes.values() if size is not None}
-    to_compare = [i for i in rest if rest_sizes[i] in shared]
-    to_fingerprint = [s for _, s in listed if s.id not in known and listed_sizes.get(s.id) in shared]
-    if to_compare:
-        found = file_identities([paths[i] for i in to_compare] + [s.path for s in to_fingerprint], workers=workers,
-                                progress=progress, desc="comparing with the run's videos")
-        for s, identity in zip(to_fingerprint, found[len(to_compare):], strict=True):
-            if identity is not None:
-                known[s.id] = identity
-        first: dict[FileIdentity, tuple[str, str]] = {}
-        for name, s in listed:  # train before val: a video listed on both sides counts as train
-            if s.id in known:
-                first.setdefault(known[s.id], (name, s.id))
-        for i, identity in zip(to_compare, found[: len(to_compare)], strict=True):
-            if identity is not None and (hit := first.get(identity)) is not None:
-                seen[i] = SeenVideo(hit[0], hit[1], "content")
-    return Overlap(run_dir=run_dir, paths=paths, seen=seen, sides=sides, listed=len(listed),
-                   unrecognisable=unrecognisable, data_root=root)

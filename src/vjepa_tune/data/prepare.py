@@ -1,8 +1,8 @@
 """Transcode a data set once to small H.264 MP4 files, so that every later epoch decodes a fraction of the
 pixels.
 
-A 1080p source (NTU RGB+D) costs about 0.5 s per 16-frame clip to decode on one core; the model only ever sees
-a 256 crop, so decoding 1920x1080 frames is wasted work repeated every epoch. `prepare_dataset` writes a copy
+A 1080p source (NTU RGB+D) is slow to decode and the model only ever sees a 256 crop, so decoding 1920x1080
+frames is wasted work repeated every epoch (BENCHMARKS.md has the figures). `prepare_dataset` writes a copy
 whose videos have a short side of `short_side` pixels and that is a drop-in `--data.root` for the same
 `--data.format`:
 
@@ -16,88 +16,39 @@ whose videos have a short side of `short_side` pixels and that is a drop-in `--d
 - an unreadable source is reported and copied unchanged under its new name, so the copy lists the same videos
   and training leaves the same ones out;
 - the run is resumable: each output is written aside and renamed when whole; a rerun skips finished outputs.
+
+One video's transcode is `data.transcode`; the copy's names and other files are `data.copies`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 
-import av
 from tqdm.auto import tqdm
 
 from vjepa_tune.config import DataConfig
+from vjepa_tune.data.copies import ASIDE_NAME, TEXT_EXTENSIONS, copy_file, output_name, write_aside
 from vjepa_tune.data.samples import DatasetIndex, Sample
-from vjepa_tune.data.sources import VIDEO_EXTENSIONS, read_dataset
-from vjepa_tune.data.video import (
-    UnreadableVideo,
-    VideoInfo,
-    decoder_threads,
-    probe_video,
-    tolerated_missing_frames,
-    usable_cpus,
-)
+from vjepa_tune.data.sources import read_dataset
+from vjepa_tune.data.sources.common import is_video
+from vjepa_tune.data.transcode import CRF, KEYFRAME_INTERVAL_S, PRESET, TranscodeJob, TranscodeOutcome, transcode
+from vjepa_tune.data.video import decoder_threads, usable_cpus
 from vjepa_tune.errors import BadInput
 
-OUTPUT_EXTENSION = ".mp4"
-CRF = 20
-"""x264 constant rate factor: visually lossless at these sizes; a tenth of the source bytes for 1080p."""
-PRESET = "veryfast"
-KEYFRAME_INTERVAL_S = 2.0
-"""A keyframe every 2 s bounds how far a seek must decode to reach any frame."""
-MAX_FPS = 240
-"""Above this a container's frame rate is taken for a time base and the rate is measured instead."""
-FINE_TIME_BASE = Fraction(1, 90000)
-"""The copy's time base where the source's is missing or too fine for the encoder and the MP4 muxer."""
-MAX_TIME_BASE_DENOMINATOR = 2**31 - 1
 MANIFEST = ".vjepa-tune-prepare.json"
 """Hidden record in the output folder: the settings (a rerun must match them) and the sources that failed."""
 MANIFEST_VERSION = 2
 """2: copies keep every frame's presentation time (version 1 gave frames consecutive times at the nominal rate, which
 shortened variable-frame-rate videos)."""
-TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst", ".list", ".json", ".jsonl"})
-"""Files that may name videos (list files, split lists, annotations): their video names are rewritten."""
 REPORTED = 10
 """Failed sources spelled out by `describe`; the rest are counted."""
-
-_PART = re.compile(r"^\..+\.prepare-\d+\.part$")
-_VIDEO_NAME_END = re.compile(
-    r"\.(?:" + "|".join(e.lstrip(".") for e in sorted(VIDEO_EXTENSIONS)) + r")(?=$|[\s,;\"'\])])",
-    re.IGNORECASE | re.MULTILINE,
-)
-_NAME_START = re.compile(r"[\s,;\"'(\[/\\]")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Sizes and names
-
-
-def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) with the short side at most `short_side` (never upscaled), aspect kept, both even.
-
-    yuv420p needs even dimensions; an odd source smaller than the target loses at most one pixel per side.
-    """
-    scale = min(1.0, short_side / min(width, height))
-    even = [max(2, 2 * round(side * scale / 2)) for side in (width, height)]
-    return even[0], even[1]
-
-
-def output_name(name: str) -> str:
-    """'v_x_g01_c01.avi' -> 'v_x_g01_c01.mp4'."""
-    return os.path.splitext(name)[0] + OUTPUT_EXTENSION
-
-
-def _is_video(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
 def _walk(root: Path) -> Iterator[str]:
@@ -109,263 +60,6 @@ def _walk(root: Path) -> Iterator[str]:
         for name in sorted(filenames):
             if not name.startswith("."):
                 yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# One video (runs in a worker process)
-
-
-@dataclass(frozen=True)
-class _Job:
-    source: Path
-    target: Path
-    short_side: int
-    threads: int
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    target: Path
-    reason: str | None = None
-    """Why the source could not be read or its copy was not kept; None when the transcode succeeded."""
-    unreadable: bool = True
-    """With a reason: True when the source cannot be read, False when its copy lost frames or frame times."""
-    source_frames: int = 0
-    decoded_frames: int = 0
-
-
-class _CopyDiffers(Exception):
-    """The transcoded copy does not show the source's frames at the source's times."""
-
-
-def _decoded_frames(
-    container: av.container.InputContainer, stream: av.VideoStream, path: Path
-) -> Iterator[av.VideoFrame]:
-    """Frames in presentation order; reading errors become UnreadableVideo, so writing errors stay distinct.
-
-    Packets flagged corrupt (a truncated file's cut-off tail) are skipped, as `video.read_frames` skips them.
-    """
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-            frames = [] if packet.is_corrupt else packet.decode()
-        except StopIteration:
-            return
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise UnreadableVideo(path, f"decoding failed ({type(exc).__name__}: {exc})") from exc
-        yield from frames
-
-
-def nominal_rate(info: VideoInfo) -> Fraction:
-    """The source's nominal frame rate: the container's average rate, or frames over duration where that is missing
-    or absurd (some give the time base's 90000)."""
-    if 0 < info.fps <= MAX_FPS:
-        return Fraction(info.fps).limit_denominator(1001)
-    measured = info.num_frames / info.duration_s if info.duration_s > 0 else 25.0
-    return Fraction(min(measured, MAX_FPS)).limit_denominator(1001)
-
-
-def _time_base(stream: av.VideoStream) -> Fraction:
-    """A time base in which every frame time of the source is a whole number: the source stream's, written 1/den
-    (1001/30000 becomes 1/30000) as encoders and the MP4 muxer prefer."""
-    base = stream.time_base
-    if base and 0 < base.denominator <= MAX_TIME_BASE_DENOMINATOR:
-        return Fraction(1, base.denominator)
-    return FINE_TIME_BASE
-
-
-def _frame_stamps(info: VideoInfo, count: int, time_base: Fraction) -> list[int]:
-    """Timestamps in `time_base` for `count` frames: frame i at the source's i-th frame time (presentation order,
-    from the first frame), strictly increasing as MP4 requires (a source's repeated timestamp moves one tick on).
-    Frames the container does not list (a decoder giving more than the probe counted) follow the last at the
-    typical interval; the read-back check then refuses the copy."""
-    tick = float(time_base)
-    stamps: list[int] = []
-    for seconds in info.frame_times[:count]:
-        stamp = round(seconds / tick)
-        stamps.append(stamp if not stamps or stamp > stamps[-1] else stamps[-1] + 1)
-    step = max(1, round((info.duration_s - info.frame_times[-1]) / tick))
-    while len(stamps) < count:
-        stamps.append(stamps[-1] + step)
-    return stamps
-
-
-def _encode(job: _Job, part: Path) -> tuple[VideoInfo, int]:
-    """Write the transcoded video to `part`; returns the source's probe and the number of frames it decoded to.
-
-    Each frame keeps its source's presentation time. Times come from the probe (the container's packet timestamps
-    sorted, the i-th for the i-th frame in presentation order), never from decoded frames, whose `pts` are out of
-    order in AVI with B-frames. A source that decodes to a few frames fewer than it lists (at most what
-    `read_frames` tolerates) gets its last decoded frame repeated at the remaining times, as `read_frames` shows
-    the source; more missing frames make it unreadable, as for training.
-    """
-    info = probe_video(job.source)
-    width, height = output_size(info.width, info.height, job.short_side)
-    try:
-        source = av.open(str(job.source), mode="r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableVideo(job.source, f"not a readable video container ({exc})") from exc
-    try:
-        stream = next(
-            s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic
-        )
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = job.threads
-        rate = nominal_rate(info)
-        time_base = _time_base(stream)
-        with av.open(str(part), mode="w", format="mp4", options={"movflags": "+faststart"}) as target:
-            out = target.add_stream("libx264", rate=rate)
-            out.width, out.height, out.pix_fmt = width, height, "yuv420p"
-            out.codec_context.time_base = time_base
-            out.time_base = time_base  # the muxer picks its own time scale; it keeps these timestamps exactly
-            out.codec_context.gop_size = max(1, round(KEYFRAME_INTERVAL_S * float(rate)))
-            out.codec_context.thread_count = job.threads
-            out.options = {"crf": str(CRF), "preset": PRESET}
-            stamps = _frame_stamps(info, info.num_frames, time_base)
-            decoded = 0
-            picture: av.VideoFrame | None = None
-            for frame in _decoded_frames(source, stream, job.source):
-                picture = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-                if decoded >= len(stamps):
-                    stamps = _frame_stamps(info, decoded + 1, time_base)
-                picture.pts, picture.time_base = stamps[decoded], time_base
-                # x264 places the keyframes: a frame keeps its source picture type unless told otherwise.
-                picture.pict_type = av.video.frame.PictureType.NONE
-                target.mux(out.encode(picture))
-                decoded += 1
-            if picture is None:
-                raise UnreadableVideo(job.source, "no frame could be decoded")
-            if info.num_frames - decoded > tolerated_missing_frames(info.num_frames):
-                raise UnreadableVideo(
-                    job.source,
-                    f"the decoder produced only {decoded} of the {info.num_frames} frames the container lists",
-                )
-            for stamp in stamps[decoded:]:
-                picture.pts = stamp
-                target.mux(out.encode(picture))
-            target.mux(out.encode())
-    finally:
-        source.close()
-    return info, decoded
-
-
-def compare_frame_times(source: VideoInfo, copy: VideoInfo) -> str | None:
-    """Why `copy` does not show `source`'s frames at `source`'s times, or None when it does: the same number of
-    frames, each at most half a nominal frame interval (1 / the source's nominal rate) from its source's time.
-    Times count from each video's first frame, as sampling reads them."""
-    if copy.num_frames != source.num_frames:
-        return f"the copy holds {copy.num_frames} frames where the source lists {source.num_frames}"
-    tolerance = 0.5 / float(nominal_rate(source))
-    gaps = [abs(a - b) for a, b in zip(copy.frame_times, source.frame_times, strict=True)]
-    worst = max(range(len(gaps)), key=gaps.__getitem__)
-    if gaps[worst] <= tolerance:
-        return None
-    which = (
-        "the first frame" if worst == 0 else "the last frame" if worst == len(gaps) - 1 else f"frame {worst}"
-    )
-    return (
-        f"{which} of {len(gaps)} is at {copy.frame_times[worst]:.3f} s in the copy but at "
-        f"{source.frame_times[worst]:.3f} s in the source (more than half a frame interval, "
-        f"{1000 * tolerance:.1f} ms, apart): the copy lasts {copy.duration_s:.2f} s against "
-        f"{source.duration_s:.2f} s"
-    )
-
-
-def _transcode(job: _Job) -> _Outcome:
-    """Transcode one video aside and rename it into place; an unreadable source is reported, not raised."""
-    part = job.target.with_name(f".{job.target.name}.prepare-{os.getpid()}.part")
-    job.target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        source, decoded = _encode(job, part)
-        try:
-            copy = probe_video(part)
-        except UnreadableVideo as exc:
-            raise _CopyDiffers(f"the copy cannot be read back ({exc.reason})") from exc
-        difference = compare_frame_times(source, copy)
-        if difference is not None:
-            raise _CopyDiffers(difference)
-        os.replace(part, job.target)
-        return _Outcome(job.target, None, source_frames=source.num_frames, decoded_frames=decoded)
-    except UnreadableVideo as exc:
-        return _Outcome(job.target, exc.reason)
-    except _CopyDiffers as exc:
-        return _Outcome(job.target, str(exc), unreadable=False)
-    finally:
-        part.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Other files
-
-
-def rewrite_video_names(text: str, renamed: dict[str, str]) -> str:
-    """`text` with every video file name that is a key of `renamed` replaced by its value.
-
-    A name is found by its extension and read back to the nearest path separator, space, comma or quote
-    (trying each, so names with spaces are found too); text that names no known video is left as it is.
-    """
-    pieces: list[str] = []
-    done = 0
-    for match in _VIDEO_NAME_END.finditer(text):
-        end = match.end()
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        starts = [m.end() for m in _NAME_START.finditer(text, line_start, match.start())]
-        for start in reversed([line_start, *starts]):
-            if start < done or text[start] in "/\\":
-                continue
-            new = renamed.get(text[start:end])
-            if new is not None:
-                pieces += [text[done:start], new]
-                done = end
-                break
-            if text[start - 1 : start] in ("/", "\\"):
-                break  # a file name never reaches back past a separator
-    pieces.append(text[done:])
-    return "".join(pieces)
-
-
-def _write_aside(path: Path, data: bytes) -> None:
-    part = path.with_name(f".{path.name}.prepare-{os.getpid()}.part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-
-
-def _copy_file(
-    source: Path, target: Path, renamed: dict[str, str], rewrite: bool, replace_prefix: tuple[str, str]
-) -> str:
-    """Copy one non-video file; text files that name videos are rewritten. Returns 'copied', 'rewritten' or
-    'unchanged' (the target was already up to date)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if rewrite:
-        raw = source.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            new = rewrite_video_names(text, renamed).replace(*replace_prefix)
-            if new != text:
-                data = new.encode("utf-8")
-                if target.is_file() and target.read_bytes() == data:
-                    return "unchanged"
-                _write_aside(target, data)
-                return "rewritten"
-    stat = source.stat()
-    if target.is_file():
-        have = target.stat()
-        if have.st_size == stat.st_size and have.st_mtime_ns == stat.st_mtime_ns:
-            return "unchanged"
-    part = target.with_name(f".{target.name}.prepare-{os.getpid()}.part")
-    try:
-        shutil.copy2(source, part)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
-    return "copied"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -538,14 +232,14 @@ def _claim_out(out: Path, root: Path, short_side: int) -> dict[str, str]:
 
 def _save_manifest(out: Path, root: Path, short_side: int, failed: dict[str, str]) -> None:
     record = {**_settings(short_side), "source": str(root.resolve()), "failed": dict(sorted(failed.items()))}
-    _write_aside(out / MANIFEST, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    write_aside(out / MANIFEST, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
 
 
 def _remove_stale_parts(out: Path) -> None:
     """Temporary files left by a killed run (each run writes its own, named by process id)."""
     for dirpath, _, filenames in os.walk(out):
         for name in filenames:
-            if _PART.match(name):
+            if ASIDE_NAME.match(name):
                 Path(dirpath, name).unlink(missing_ok=True)
 
 
@@ -581,21 +275,21 @@ def _check_collisions(videos: list[str]) -> None:
         )
 
 
-def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
+def _run_jobs(jobs: list[TranscodeJob], workers: int) -> Iterator[TranscodeOutcome]:
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _transcode(job)
+            yield transcode(job)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         try:
-            yield from pool.map(_transcode, jobs, chunksize=1)
+            yield from pool.map(transcode, jobs, chunksize=1)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
 
 def _sample_key(index: DatasetIndex, sample: Sample) -> tuple[str, str, str | None, str | None]:
-    stem = os.path.splitext(sample.id)[0] if _is_video(sample.id) else sample.id
+    stem = os.path.splitext(sample.id)[0] if is_video(sample.id) else sample.id
     return stem, index.classes[sample.label], sample.group, sample.official_split
 
 
@@ -632,8 +326,8 @@ def prepare_dataset(
     list_source = _list_file(index, data, root)
     outside_list = None if list_source is None or root.resolve() in list_source.parents else list_source
     files = list(_walk(root))
-    videos = [rel for rel in files if _is_video(rel)]
-    others = [rel for rel in files if not _is_video(rel)]
+    videos = [rel for rel in files if is_video(rel)]
+    others = [rel for rel in files if not is_video(rel)]
     _check_collisions(videos)
     if outside_list is not None and outside_list.name in others:
         raise BadInput(
@@ -653,7 +347,7 @@ def prepare_dataset(
         if target.is_file() and rel not in failed_before:
             skipped += 1
         else:
-            jobs.append(_Job(root / rel, target, short_side, threads))
+            jobs.append(TranscodeJob(root / rel, target, short_side, threads))
 
     failed = {rel: reason for rel, reason in failed_before.items() if rel in videos}
     """Every source whose output is a stand-in (the manifest's record, retried by a rerun)."""
@@ -675,7 +369,7 @@ def prepare_dataset(
                 failed[rel] = outcome.reason
                 (unreadable if outcome.unreadable else differs)[rel] = outcome.reason
                 _save_manifest(out, root, short_side, failed)  # recorded before the stand-in exists
-                _copy_file(job.source, job.target, {}, rewrite=False, replace_prefix=("", ""))
+                copy_file(job.source, job.target, {}, rewrite=False, replace_prefix=("", ""))
             bar.update()
     _save_manifest(out, root, short_side, failed)
 
@@ -689,11 +383,11 @@ def prepare_dataset(
     for rel in others:
         source = root / rel
         rewrite = Path(rel).suffix.lower() in TEXT_EXTENSIONS or source.resolve() == list_source
-        results.append(_copy_file(source, out / rel, renamed, rewrite, prefix))
+        results.append(copy_file(source, out / rel, renamed, rewrite, prefix))
     list_file = None
     if outside_list is not None:
         list_file = out / outside_list.name
-        results.append(_copy_file(outside_list, list_file, renamed, True, prefix))
+        results.append(copy_file(outside_list, list_file, renamed, True, prefix))
     elif list_source is not None:
         list_file = out / list_source.relative_to(root.resolve())
 

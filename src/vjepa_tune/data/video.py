@@ -1,14 +1,10 @@
-"""Reading frames from video files with PyAV: probing, choosing frames, decoding exactly those frames.
+"""Videos as the demuxer sees them, with PyAV: probing (frame count, frame times, keyframes) without decoding, and
+choosing which frames a clip takes; decoding them is `data.decoding`.
 
 A frame's identity is its position in presentation order. The decoder emits frames in presentation order
 whatever the container says, so sequential decoding names frames by counting them; timestamps are not trusted
 for that, since H.264 in AVI (the NTU format) decodes to frames whose `pts` are out of order. The probe counts
 the same frames the decoder is given: the video stream's packets that are not empty, discarded or corrupt.
-
-Seeking is used only where it was checked to return exact frames (MP4/MOV and Matroska/WebM, whose packets
-carry unique presentation timestamps) and only to skip at least `seek_after_s` of video; every seek is
-verified, and any surprise falls back to decoding from the start. AVI is always decoded from the start
-(FACTS.md: seeking in AVI with B-frames is off by 1-2 frames in other decoders).
 """
 
 from __future__ import annotations
@@ -17,14 +13,13 @@ import bisect
 import math
 import os
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
-import numpy as np
 
 from vjepa_tune.errors import BadInput
 
@@ -78,12 +73,14 @@ class VideoInfo:
     """Positions of keyframes in presentation order."""
 
 
-def _reason(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """An exception as a reason for `UnreadableVideo`: its type and its message."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
+    """The container, or UnreadableVideo saying why not (missing, empty, not a video)."""
     if not path.is_file():
         raise UnreadableVideo(path, "no such file")
     if path.stat().st_size == 0:
@@ -91,10 +88,11 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableVideo(path, f"not a readable video container ({_reason(exc)})") from exc
+        raise UnreadableVideo(path, f"not a readable video container ({error_text(exc)})") from exc
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+def video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    """The video stream (not an attached cover picture), or UnreadableVideo."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
@@ -104,9 +102,9 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.Vide
 def probe_video(path: str | Path) -> VideoInfo:
     """Count frames and read their timestamps from packets, without decoding (milliseconds per video)."""
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
-        stream = _video_stream(container, path)
+        stream = video_stream(container, path)
         width, height = stream.codec_context.width, stream.codec_context.height
         time_base = stream.time_base
         entries: list[tuple[int | None, int | None, bool, int]] = []
@@ -117,7 +115,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         seekable = bool(_SEEKABLE_FORMATS & set(container.format.name.split(",")))
         rate = stream.average_rate or stream.guessed_rate
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableVideo(path, f"cannot read packets ({_reason(exc)})") from exc
+        raise UnreadableVideo(path, f"cannot read packets ({error_text(exc)})") from exc
     finally:
         container.close()
     if not entries:
@@ -259,49 +257,6 @@ def window_frame_indices(info: VideoInfo, start_s: float, end_s: float, n: int) 
     return frames_at_times(info, (start_s + (k + 0.5) * length / n for k in range(n)))
 
 
-def _decode_packets(packets: Iterable[av.Packet]) -> Iterator[av.VideoFrame]:
-    """Decoded frames in presentation order (the final empty packet from demux flushes the decoder).
-
-    Packets the demuxer marks corrupt (the cut-off last packet of a truncated file) are left out here as in
-    the probe: decoding them gives concealment garbage.
-    """
-    for packet in packets:
-        if not packet.is_corrupt:
-            yield from packet.decode()
-
-
-def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    # Any pixel format (grayscale, yuv, 10-bit) becomes 8-bit RGB at the probed size.
-    return frame.to_ndarray(format="rgb24", width=width, height=height)
-
-
-class _SeekMiss(Exception):
-    """The seek landed somewhere unexpected; decode from the start instead."""
-
-
-def _keyframe_before(info: VideoInfo, position: int) -> int | None:
-    i = bisect.bisect_right(info.keyframes, position) - 1
-    return info.keyframes[i] if i >= 0 else None
-
-
-def _choose_threads(stream: av.video.stream.VideoStream) -> None:
-    """Inside a DataLoader worker, the worker's share of the cores; elsewhere FFmpeg's choice (one per core).
-
-    14 workers on a 16-core GPU machine would otherwise start 16 frame threads each, and a threaded decoder spends
-    about 50% more CPU time per video than a single thread (568x320 H.264: 89 against 59 ms on the development
-    machine). A few workers on many cores still get several threads each. Frames are bit-identical either way.
-    """
-    from torch.utils.data import get_worker_info  # here, not at the top: probing starts without torch
-
-    worker = get_worker_info()
-    if worker is None:
-        stream.thread_type = "AUTO"
-        return
-    threads = decoder_threads(worker.num_workers)
-    stream.thread_type = "AUTO" if threads > 1 else "SLICE"
-    stream.thread_count = threads
-
-
 def usable_cpus() -> int:
     """CPUs this process may run on (a container's limit, not the host's count)."""
     if hasattr(os, "sched_getaffinity"):
@@ -315,143 +270,7 @@ def decoder_threads(workers: int) -> int:
     return max(1, usable_cpus() // max(1, workers))
 
 
-def _read_after_seek(path: Path, needed: list[int], info: VideoInfo, key: int) -> dict[int, np.ndarray]:
-    """Seek to keyframe `key` and decode the needed frames, naming frames by their timestamps."""
-    assert info.frame_pts is not None
-    pts_to_position = {pts: i for i, pts in enumerate(info.frame_pts)}
-    wanted, last = set(needed), needed[-1]
-    got: dict[int, np.ndarray] = {}
-    container = _open(path)
-    try:
-        stream = _video_stream(container, path)
-        _choose_threads(stream)
-        container.seek(info.frame_pts[key], stream=stream, backward=True, any_frame=False)
-
-        def checked(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
-            first = True
-            for packet in packets:
-                if first and packet.size:
-                    if not packet.is_keyframe or packet.pts != info.frame_pts[key]:
-                        raise _SeekMiss
-                    first = False
-                yield packet
-
-        previous = -1
-        for frame in _decode_packets(checked(container.demux(stream))):
-            position = pts_to_position.get(frame.pts)
-            if position is None or (key <= position <= previous):
-                raise _SeekMiss
-            if position < key:
-                continue  # leading frames of an open GOP: their references precede the keyframe
-            previous = position
-            if position in wanted:
-                got[position] = _to_rgb(frame, info.width, info.height)
-            if position >= last:
-                return got
-        raise _SeekMiss  # the stream ended before the last needed frame
-    finally:
-        container.close()
-
-
 def tolerated_missing_frames(num_frames: int) -> int:
     """How many of the `num_frames` frames a container lists may fail to come out of the decoder (at the end)
     before the video counts as damaged; `read_frames` shows the last decoded frame in their place."""
     return max(_TAIL_SLACK_MIN, math.floor(_TAIL_SLACK_FRACTION * num_frames))
-
-
-def _read_sequential(path: Path, needed: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
-    """Decode from the start, naming frames by count, and stop after the last needed one."""
-    wanted, last = set(needed), needed[-1]
-    got: dict[int, np.ndarray] = {}
-    container = _open(path)
-    decoded = 0
-    last_frame: av.VideoFrame | None = None
-    try:
-        stream = _video_stream(container, path)
-        _choose_threads(stream)
-        for position, frame in enumerate(_decode_packets(container.demux(stream))):
-            decoded, last_frame = position + 1, frame
-            if position in wanted:
-                got[position] = _to_rgb(frame, info.width, info.height)
-            if position >= last:
-                return got
-    finally:
-        container.close()
-    # The decoder gave fewer frames than the container lists (XviD "not coded" placeholders, a damaged tail).
-    missing = info.num_frames - decoded
-    if last_frame is None:
-        raise UnreadableVideo(path, "no frame could be decoded")
-    if missing > tolerated_missing_frames(info.num_frames):
-        raise UnreadableVideo(
-            path, f"the decoder produced only {decoded} of the {info.num_frames} frames the container lists"
-        )
-    tail = _to_rgb(last_frame, info.width, info.height)
-    for position in needed:
-        got.setdefault(position, tail)
-    return got
-
-
-def read_frames(
-    path: str | Path,
-    indices: Sequence[int],
-    info: VideoInfo | None = None,
-    *,
-    seek_after_s: float | None = 1.0,
-) -> torch.Tensor:
-    """The frames at `indices` (any order, repeats allowed) as uint8 RGB of shape (T, H, W, 3).
-
-    Decoding stops after the last needed frame. Where the container supports exact seeking (see the module
-    docstring) and the first needed frame's keyframe lies at least `seek_after_s` into the video, decoding
-    starts at that keyframe; `seek_after_s=None` always decodes from the start. When the decoder yields a few
-    frames fewer than the probe counted (at most 5% of them, at least 2), positions past the last decoded
-    frame get that frame; more missing frames make the file unreadable. Every frame returned is one the
-    decoder produced for that position, or that last frame; anything else raises UnreadableVideo.
-    """
-    import torch  # here, not at the top: probing (`data check`) starts without torch
-
-    path = Path(path)
-    info = info if info is not None else probe_video(path)
-    positions = [int(i) for i in indices]
-    bad = [i for i in positions if not 0 <= i < info.num_frames]
-    if bad:
-        raise IndexError(f"{path}: frame positions {bad[:5]} outside 0..{info.num_frames - 1}")
-    if not positions:
-        return torch.empty((0, info.height, info.width, 3), dtype=torch.uint8)
-    needed = sorted(set(positions))
-    got: dict[int, np.ndarray] | None = None
-    try:
-        key = _keyframe_before(info, needed[0]) if info.frame_pts is not None else None
-        if seek_after_s is not None and key is not None and key > 0 and info.frame_times[key] >= seek_after_s:
-            try:
-                got = _read_after_seek(path, needed, info, key)
-            except (_SeekMiss, av.FFmpegError):
-                got = None  # decoding from the start settles whether the file itself is broken
-        if got is None:
-            got = _read_sequential(path, needed, info)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableVideo(path, f"decoding failed ({_reason(exc)})") from exc
-    return torch.from_numpy(np.stack([got[i] for i in positions]))
-
-
-def iter_thumbnails(path: str | Path, size: int) -> Iterator[np.ndarray]:
-    """Every frame in presentation order, shrunk to `size` x `size` uint8 RGB: one sequential decoding pass
-    for whole-video statistics (finding cuts) that would not fit in memory at full size."""
-    path = Path(path)
-    container = _open(path)
-    try:
-        stream = _video_stream(container, path)
-        _choose_threads(stream)
-        for frame in _decode_packets(container.demux(stream)):
-            yield frame.to_ndarray(format="rgb24", width=size, height=size)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise UnreadableVideo(path, f"decoding failed ({_reason(exc)})") from exc
-    finally:
-        container.close()
-
-
-def read_window(
-    path: str | Path, start_s: float, end_s: float, n: int, info: VideoInfo | None = None
-) -> torch.Tensor:
-    """`n` frames spread uniformly over [start_s, end_s) of a (long) video, for sliding-window prediction."""
-    info = info if info is not None else probe_video(path)
-    return read_frames(path, window_frame_indices(info, start_s, end_s, n), info)

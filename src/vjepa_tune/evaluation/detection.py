@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vjepa_tune.data.annotations import Segment
 from vjepa_tune.errors import BadInput
 
 THUMOS14_TIOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -52,23 +53,6 @@ tIoU of exactly 2/5 matches at both, only a tIoU within 3e-17 below 0.4 would te
 
 
 # ------------------------------------------------------------------------------------------------ segments
-@dataclass(frozen=True)
-class Segment:
-    """A labelled stretch [start_s, end_s) of one video: a ground-truth action."""
-
-    label: str
-    start_s: float
-    end_s: float
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.start_s) and math.isfinite(self.end_s)) or self.end_s <= self.start_s:
-            raise ValueError(f"a segment must end after it starts, got {self.label!r} [{self.start_s}, {self.end_s}]")
-
-    @property
-    def length_s(self) -> float:
-        return self.end_s - self.start_s
-
-
 @dataclass(frozen=True)
 class ScoredSegment(Segment):
     """A detected segment with the detector's confidence in it; only the order of scores matters."""

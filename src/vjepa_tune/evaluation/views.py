@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.transforms import spatial_crops
 from vjepa_tune.data.video import (
     SAMPLINGS,
@@ -34,7 +35,6 @@ from vjepa_tune.data.video import (
     VideoInfo,
     frames_at_times,
     probe_video,
-    read_frames,
     sample_frame_indices,
     window_frame_indices,
 )

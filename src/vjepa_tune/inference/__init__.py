@@ -3,7 +3,7 @@
 `load_run(RUN_DIR)` rebuilds the run's best model and returns a `Predictor`; `predict` labels whole videos the
 way the run evaluated its own (same frames, same centre crop, optionally more clips and crops averaged), and
 `predict_windows` turns a long recording into action detection: every window is one clip cut as training cut
-its clips, laid out shot by shot so that none spans a cut (`data.shots`); each moment is labelled by the mean
+its clips, laid out shot by shot so that none spans a cut (`inference.shots`); each moment is labelled by the mean
 of the windows covering it (`time_slices`), and runs of one label within a shot become segments.
 `evaluate_run` scores the run on its own validation or test videos (splits.json) or on another data set, writing
 the metrics of training (top-1, top-5, mean class accuracy, macro-F1, confusion matrix) and per-video predictions.

@@ -112,7 +112,7 @@ def _seen_in_training(
     run_dir: Path, paths: list[Path], exclude_seen: bool
 ) -> tuple[list[Path], dict[str, Any] | None]:
     """The videos to predict and the overlap record: which of `paths` the run saw in training, said on stderr."""
-    from vjepa_tune.data.fingerprints import seen_in_training
+    from vjepa_tune.tracking.records import seen_in_training
 
     try:
         overlap = seen_in_training(paths, run_dir)

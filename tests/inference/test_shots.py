@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vjepa_tune.data.shots import MIN_CHANGE, MIN_SHOT_S, detect_cuts, find_cuts
-from vjepa_tune.data.synthetic import draw_class_spec, ease_figure_spec, render_sequence, render_spec, write_video
 from vjepa_tune.data.video import UnreadableVideo, probe_video
+from vjepa_tune.inference.shots import MIN_CHANGE, MIN_SHOT_S, detect_cuts, find_cuts
 from vjepa_tune.randomness import keyed_random
+from vjepa_tune.synth import render_sequence, write_video
+from vjepa_tune.synth.render import render_spec
+from vjepa_tune.synth.specs import draw_class_spec, ease_figure_spec
 
 FPS = 25
 
