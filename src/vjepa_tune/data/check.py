@@ -14,10 +14,9 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.fingerprints import seen_in_training
+from vjepa_tune.data.fingerprints import TrainingVideos, seen_in_training
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
@@ -157,13 +156,13 @@ def _verdict(report: dict) -> dict[str, object]:
 
 
 def check_dataset(
-    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: Path | None = None
+    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: TrainingVideos | None = None
 ) -> dict:
     """Read, split and probe the data set `data` describes; a JSON-ready report (see `format_report`).
 
     Unreadable videos are reported, never raised; a data set that cannot be read at all (missing root,
-    malformed list) raises BadInput. `against`: a run folder; the report then says how many of the videos that run
-    saw in training (`data.fingerprints`), as `evaluate` would.
+    malformed list) raises BadInput. `against`: a run's training videos (`runs.folder.training_videos`); the report
+    then says how many of the videos that run saw in training (`data.fingerprints`), as `evaluate` would.
     """
     index = read_dataset(data, seed)
     overlap = (

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vjepa_tune.errors import BadInput
+from tqdm.auto import tqdm
+
+from vjepa_tune.data.samples import Splits
 
 CHUNK_BYTES = 64 * 1024
 CHUNKS = 3
@@ -84,8 +86,6 @@ def file_identities(
     paths: Sequence[Path], *, workers: int = DEFAULT_WORKERS, progress: bool = True, desc: str = "fingerprinting"
 ) -> list[FileIdentity | None]:
     """The identity of every file, in order, read by a pool of threads; None for a file that cannot be read."""
-    from tqdm.auto import tqdm
-
     out: list[FileIdentity | None] = []
     with (
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
@@ -207,53 +207,42 @@ def _size(path: Path) -> int | None:
         return None
 
 
-def run_data_root(run_dir: Path) -> Path | None:
-    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
-    from vjepa_tune.tracking.records import CONFIG_FILE, read_config_yaml
+@dataclass(frozen=True)
+class TrainingVideos:
+    """What a run recorded of the videos it was trained and validated on (`runs.folder.training_videos` reads it
+    from a run folder's splits.json)."""
 
-    data = read_config_yaml(Path(run_dir) / CONFIG_FILE).data
-    if data.root is not None:
-        return Path(data.root).expanduser()
-    return Path(data.list_file).expanduser().parent if data.list_file is not None else None
+    run_dir: Path
+    splits: Splits
+    """The run's splits, paths under `data_root` (under the run folder when that is unknown)."""
+    identities: dict[str, FileIdentity]
+    """The size and fingerprint recorded per video id (none for runs recorded before they were)."""
+    data_root: Path | None
+    """Where the listed videos are: where they were when the run was trained (its data.root, else its list file's
+    folder), or where the caller says the data set is now; None when neither is known."""
 
 
 def seen_in_training(
     paths: Sequence[Path],
-    run_dir: str | os.PathLike[str],
+    run: TrainingVideos,
     *,
-    data_root: Path | None = None,
     sides: Sequence[str] = SEEN_SPLITS,
     workers: int = DEFAULT_WORKERS,
     progress: bool = True,
 ) -> Overlap:
-    """Which of `paths` the run in `run_dir` trained or validated on (by path, or by size and fingerprint).
+    """Which of `paths` the run trained or validated on (by path, or by size and fingerprint).
 
-    `data_root`: where the run's data set is now, if it moved (default: the root its config.yaml names). `sides`:
-    the sides of the run's split to compare with (scoring the run's own val split compares with train only). Only the
-    videos whose size equals a listed video's are fingerprinted, so comparing unrelated data sets reads no content.
+    `sides`: the sides of the run's split to compare with (scoring the run's own val split compares with train only).
+    Only the videos whose size equals a listed video's are fingerprinted, so comparing unrelated data sets reads no
+    content.
     """
-    import json
-
-    from vjepa_tune.data.splits import recorded_identities, splits_from_json
-    from vjepa_tune.tracking.records import SPLITS_FILE
-
-    run_dir = Path(run_dir)
-    splits_path = run_dir / SPLITS_FILE
-    if not splits_path.is_file():
-        raise BadInput(f"{run_dir} has no {SPLITS_FILE}, so the videos it trained on are unknown; a vjepa-tune run "
-                       "folder writes one before its first epoch.")
-    try:
-        recorded = json.loads(splits_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"cannot read {splits_path}: {exc}") from None
-    root = data_root if data_root is not None else run_data_root(run_dir)
-    splits = splits_from_json(recorded, root if root is not None else run_dir, source=str(splits_path))
+    run_dir, splits, root = run.run_dir, run.splits, run.data_root
     unknown = [name for name in sides if name not in SEEN_SPLITS]
     if unknown or not sides:
         raise ValueError(f"sides must be some of {SEEN_SPLITS}, got {tuple(sides)}")
     sides = tuple(name for name in SEEN_SPLITS if name in sides)
     listed = [(name, s) for name, items in splits.items() if name in sides for s in items]
-    known = recorded_identities(recorded)
+    known = dict(run.identities)
 
     paths = [Path(p) for p in paths]
     seen: list[SeenVideo | None] = [None] * len(paths)
