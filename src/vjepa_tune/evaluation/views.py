@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from vjepa_tune.data.transforms import spatial_crops
 from vjepa_tune.data.video import (
@@ -250,8 +251,6 @@ def predict_views(
 
     A batch mixes views of several requests; the result does not depend on `batch_size` beyond float rounding.
     """
-    from tqdm.auto import tqdm
-
     if batch_size < 1:
         raise BadInput(f"--batch_size must be >= 1, got {batch_size!r}.")
     sums: dict[int, torch.Tensor] = {}

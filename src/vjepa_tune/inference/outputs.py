@@ -130,6 +130,7 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     """Class probabilities over time (the mean of the windows covering each moment, `time_slices`) above the
     segments, cuts drawn as dashed lines; `min_score`, when given, is drawn as the line a moment's top label
     must reach to join a segment."""
+    # here, not at the top: the command line starts without torch or matplotlib
     import torch
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -185,7 +186,7 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     return out_png
 
 
-def _timeline_paths(predictions: Sequence[Prediction], folder: Path) -> dict[int, Path]:
+def timeline_paths(predictions: Sequence[Prediction], folder: Path) -> dict[int, Path]:
     used: set[str] = set()
     out = {}
     for i, p in enumerate(predictions):
