@@ -12,9 +12,9 @@ on. More clips spread over the video:
 
 Three crops are the start, middle and end of the long side (`data.transforms.spatial_crops`). `flip` adds the
 mirror image of every view: a run trained with horizontal flips (the default `--data.hflip`) learnt that a mirrored
-clip shows the same action, and averaging the two views was worth 5 points on fresh demo clips (0.78 -> 0.83;
-BENCHMARKS.md). Every view goes through the model alone; its softmax probabilities are averaged per request. A video
-that cannot be decoded is reported with its reason, never replaced.
+clip shows the same action, and averaging the two views helps (BENCHMARKS.md, "Long-video detection"). Every view
+goes through the model alone; its softmax probabilities are averaged per request. A video that cannot be decoded is
+reported with its reason, never replaced.
 """
 
 from __future__ import annotations

@@ -37,11 +37,11 @@ def _silent(_: str) -> None:
 class RandomBuilds:
     """The last `random:ARCH` base model built inside `reusing_random_builds`, before any strategy touched it.
 
-    Drawing a ViT-L's weights takes seconds on a CPU and `compare` builds the same model from the same seed for each
-    strategy; a copy is much cheaper (BENCHMARKS.md, "compare"). The RNG state after the build is kept too, so that
-    what is drawn next (LoRA's A matrices) is the same whether the model was built or copied. Only one model is kept,
-    and only while a grid runs (a spare ViT-L is the size of the model); checkpoints are never kept (their files
-    may change).
+    `compare` builds the same model from the same seed for each strategy, and drawing a large model's weights costs
+    far more than copying them (BENCHMARKS.md, "Building the same random model for every strategy of a grid"). The
+    RNG state after the build is kept too, so that what is drawn next (LoRA's A matrices) is the same whether the
+    model was built or copied. Only one model is kept, and only while a grid runs; checkpoints are never kept (their
+    files may change).
     """
 
     key: tuple[str, tuple[str, ...], int] | None = None
