@@ -48,9 +48,6 @@ from vjepa_tune.config import (
     validate,
     validate_data,
 )
-from vjepa_tune.data.check import check_dataset, format_report
-from vjepa_tune.data.prepare import prepare_dataset
-from vjepa_tune.data.synthetic import LAYOUTS, parse_size, synthesize
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference import commands as inference_commands
 from vjepa_tune.runs.folder import training_videos
@@ -140,6 +137,8 @@ def _normalize_argv(parser: ArgumentParser, argv: Sequence[str]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- synth
 def _build_synth(p: ArgumentParser) -> None:
+    from vjepa_tune.data.synthetic import LAYOUTS  # here: the other commands start without PyAV and numpy
+
     p.add_argument("out_dir", type=Path, help="Folder to write the data set into.")
     p.add_argument("--layout", type=Literal[LAYOUTS], default="folder", help="How the files are laid out and named.")
     p.add_argument("--videos_per_class", type=int, default=50, help="Video files per class.")
@@ -156,6 +155,8 @@ def _build_synth(p: ArgumentParser) -> None:
 
 
 def _run_synth(a: Namespace) -> int:
+    from vjepa_tune.data.synthetic import parse_size, synthesize  # here: the other commands start without PyAV
+
     summary = synthesize(Path(a.out_dir), layout=a.layout, videos_per_class=a.videos_per_class,
                          size=parse_size(a.size), frames=a.frames, fps=a.fps, seed=a.seed, variety=a.variety,
                          workers=a.workers)
@@ -180,6 +181,8 @@ def _build_data_check(p: ArgumentParser) -> None:
 
 
 def _run_data_check(a: Namespace) -> int:
+    from vjepa_tune.data.check import check_dataset, format_report  # here: the other commands start without PyAV
+
     data = validate_data(_data(a))
     against = training_videos(a.against) if a.against is not None else None
     report = check_dataset(data, seed=a.seed, workers=a.workers, against=against)
@@ -195,6 +198,8 @@ def _build_data_prepare(p: ArgumentParser) -> None:
 
 
 def _run_data_prepare(a: Namespace) -> int:
+    from vjepa_tune.data.prepare import prepare_dataset  # here: the other commands start without PyAV
+
     summary = prepare_dataset(_data(a), Path(a.out), short_side=a.short_side, workers=a.workers)
     print(summary.describe())
     return 0

@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from vjepa_tune.config import DataConfig, Precision, TrainConfig
-from vjepa_tune.data.shots import detect_cuts
 from vjepa_tune.data.sources import VIDEO_EXTENSIONS
-from vjepa_tune.data.video import UnreadableVideo, VideoInfo, probe_video
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.results import (
     DEFAULT_MIN_SCORE,
@@ -23,16 +21,17 @@ from vjepa_tune.inference.results import (
     merge_segments,
     window_bounds,
 )
-from vjepa_tune.runs.folder import train_clip_seconds
+from vjepa_tune.runs.folder import read_splits, recorded_train_clip_s
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
 
+    from vjepa_tune.data.video import VideoInfo
     from vjepa_tune.evaluation.views import ClipRequest, ViewPredictions, ViewSpec
 
 
 Log = Callable[[str], None]
-CutFinder = Callable[[Path, VideoInfo, Callable[[int], object] | None], list[float]]
+CutFinder = Callable[[Path, "VideoInfo", Callable[[int], object] | None], list[float]]
 """(video, its probe, a progress callback taking frames done) -> the times of its cuts, in seconds."""
 
 
@@ -96,6 +95,7 @@ class Predictor:
         train_clip_s: float | None = None,
     ) -> None:
         # here, not at the top: the command line starts without torch
+        from vjepa_tune.data.shots import detect_cuts
         from vjepa_tune.models.adapters import unwrap
         from vjepa_tune.models.fast_encoder import fast_encoder
         from vjepa_tune.models.loading import check_crop_size
@@ -235,8 +235,10 @@ class Predictor:
         With `cuts`, each video longer than one window is first decoded once to find its cuts (`data.shots`),
         and the windows are laid out shot by shot, so none mixes two scenes.
         """
-        import torch  # here, not at the top: the command line starts without torch
+        # here, not at the top: the command line starts without torch and PyAV
+        import torch
 
+        from vjepa_tune.data.video import UnreadableVideo, probe_video
         from vjepa_tune.evaluation.views import ClipRequest
 
         stride_s = window_s / 2 if stride_s is None else stride_s
@@ -290,6 +292,8 @@ def _find_cuts(find: CutFinder, paths: list[Path], infos: dict[Path, VideoInfo],
                window_s: float, progress: bool) -> dict[int, list[float]]:
     """The cuts of every readable video longer than one window (shorter ones get one window whatever their
     cuts); a video that fails to decode here is reported in `errors`."""
+    from vjepa_tune.data.video import UnreadableVideo  # here, not at the top: the command line starts without PyAV
+
     todo = [n for n, p in enumerate(paths) if n not in errors and infos[p].duration_s > window_s]
     found: dict[int, list[float]] = {}
     total = sum(infos[paths[n]].num_frames for n in todo)
@@ -306,6 +310,8 @@ def _find_cuts(find: CutFinder, paths: list[Path], infos: dict[Path, VideoInfo],
 def _probe_readable(paths: Sequence[Path]) -> dict[Path, VideoInfo]:
     """The probe of every video that can be probed; the others are reported with their reason where they are
     read."""
+    from vjepa_tune.data.video import UnreadableVideo, probe_video  # here: the command line starts without PyAV
+
     infos: dict[Path, VideoInfo] = {}
     for path in dict.fromkeys(paths):
         with contextlib.suppress(UnreadableVideo):
@@ -327,6 +333,8 @@ def _single_or_list(predictions: list[Prediction], single: bool) -> Prediction |
         return predictions
     only = predictions[0]
     if only.error is not None:
+        from vjepa_tune.data.video import UnreadableVideo  # here: the command line starts without PyAV
+
         raise UnreadableVideo(only.path or Path("?"), only.error)
     return only
 
@@ -349,3 +357,32 @@ def load_run(
     model, cfg, classes = load_run_model(run_dir, log=log)
     return Predictor(model, classes, cfg.data, run_dir=run_dir, config=cfg, device=device, precision=precision,
                      train_clip_s=train_clip_seconds(run_dir, cfg.data))
+
+
+MEASURED_TRAIN_VIDEOS = 16
+"""For a run that did not record its training clips' duration: how many of its training videos are probed."""
+
+
+def train_clip_seconds(run_dir: Path, data: DataConfig) -> float | None:
+    """The time one of the run's training clips typically spanned: as the run recorded it (model/model.json), or,
+    for runs recorded before it was, measured on up to `MEASURED_TRAIN_VIDEOS` of its training videos (splits.json)
+    that are still where they were; None when neither is possible."""
+    recorded, seconds = recorded_train_clip_s(run_dir)
+    if recorded:
+        return seconds
+    if data.root is None:
+        return None
+    # here, not at the top: the command line starts without PyAV
+    from vjepa_tune.data.video import UnreadableVideo, probe_video, typical_clip_s
+
+    try:
+        splits = read_splits(run_dir, Path(data.root).expanduser())
+    except (OSError, ValueError, BadInput):
+        return None
+    present = [s.path for s in splits.train if s.path.is_file()]
+    step = max(1, len(present) // MEASURED_TRAIN_VIDEOS)
+    infos = []
+    for path in present[::step][:MEASURED_TRAIN_VIDEOS]:
+        with contextlib.suppress(UnreadableVideo):
+            infos.append(probe_video(path))
+    return typical_clip_s(infos, data.frames_per_clip, data.sampling, data.frame_step)

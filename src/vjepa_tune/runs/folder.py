@@ -21,11 +21,10 @@ from typing import Any
 
 import yaml
 
-from vjepa_tune.config import DataConfig, TrainConfig, from_plain, to_plain
+from vjepa_tune.config import TrainConfig, from_plain, to_plain
 from vjepa_tune.data.fingerprints import TrainingVideos, file_identities
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.data.splits import recorded_identities, splits_from_json, splits_to_json
-from vjepa_tune.data.video import UnreadableVideo, probe_video, typical_clip_s
 from vjepa_tune.errors import BadInput
 from vjepa_tune.tracking.records import precision_name, write_json_atomic, write_yaml_atomic
 
@@ -60,10 +59,6 @@ METRICS_REQUIRED_KEYS: tuple[str, ...] = (
 )
 HISTORY_REQUIRED_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_acc")
 VERSIONS_REQUIRED_KEYS: tuple[str, ...] = ("python", "torch", "transformers", "peft", "vjepa_tune")
-
-MEASURED_TRAIN_VIDEOS = 16
-"""For a run that did not record its training clips' duration: how many of its training videos are probed."""
-
 
 def is_finished(run_dir: Path) -> bool:
     """metrics.json is written last: a folder holding it is a finished run."""
@@ -337,26 +332,10 @@ def read_model_meta(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def train_clip_seconds(run_dir: Path, data: DataConfig) -> float | None:
-    """The time one of the run's training clips typically spanned: as the run recorded it (model/model.json), or,
-    for runs recorded before it was, measured on up to `MEASURED_TRAIN_VIDEOS` of its training videos (splits.json)
-    that are still where they were; None when neither is possible."""
+def recorded_train_clip_s(run_dir: Path) -> tuple[bool, float | None]:
+    """(whether model.json records `train_clip_s`, its value): runs made before it was recorded say (False, None)."""
     try:
         meta = json.loads((Path(run_dir) / MODEL_DIR / MODEL_META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        meta = {}
-    if "train_clip_s" in meta:
-        return meta["train_clip_s"]
-    if data.root is None:
-        return None
-    try:
-        splits = read_splits(run_dir, Path(data.root).expanduser())
-    except (OSError, ValueError, BadInput):
-        return None
-    present = [s.path for s in splits.train if s.path.is_file()]
-    step = max(1, len(present) // MEASURED_TRAIN_VIDEOS)
-    infos = []
-    for path in present[::step][:MEASURED_TRAIN_VIDEOS]:
-        with contextlib.suppress(UnreadableVideo):
-            infos.append(probe_video(path))
-    return typical_clip_s(infos, data.frames_per_clip, data.sampling, data.frame_step)
+        return False, None
+    return ("train_clip_s" in meta), meta.get("train_clip_s")
