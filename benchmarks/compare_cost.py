@@ -69,7 +69,7 @@ def resolve_model(requested: str) -> tuple[str, str]:
     """The model to run and a note; `tiny` falls back to `random:tiny` where the checkpoint is missing."""
     if requested != "tiny":
         return requested, ""
-    from vjepa_tune.models.loading import tiny_checkpoint_dir
+    from vjepa_tune.models.specs import tiny_checkpoint_dir
 
     if (tiny_checkpoint_dir() / "config.json").is_file():
         return "tiny", ""
@@ -151,9 +151,8 @@ def main() -> None:
     from vjepa_tune.synth import parse_size, synthesize
 
     model, note = resolve_model(args.model)
-    import vjepa_tune.compare  # noqa: F401 - imported before timing, so neither path pays for the imports
-    import vjepa_tune.training.loop  # noqa: F401
-    import vjepa_tune.training.setup  # noqa: F401
+    import vjepa_tune.compare.recipe  # noqa: F401 - imported before timing, so neither path pays for the imports
+    import vjepa_tune.training.recipe  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="compare-cost-") as tmp:
         work = args.work or Path(tmp)

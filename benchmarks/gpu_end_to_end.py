@@ -120,25 +120,25 @@ class StageClock:
 
 
 def instrument(clock: StageClock) -> None:
-    from vjepa_tune import compare
-    from vjepa_tune.data import probing
-    from vjepa_tune.tracking import report
-    from vjepa_tune.training import checkpoint, features, loop, setup
+    from vjepa_tune.compare import recipe as compare_recipe
+    from vjepa_tune.runs import checkpoint
+    from vjepa_tune.training import extraction, feature_store, recipe, setup
 
-    clock.wrap(features, "extract", "extraction")
-    clock.wrap(features, "_encode", "backbone_forward", sync=True)
-    clock.wrap(features, "_save_entry", "store_writes")
-    clock.wrap(features._EntryWriter, "put", "store_wait")
-    clock.wrap(features._EntryWriter, "close", "store_wait")
-    clock.wrap(features, "_pool", "pooling", sync=True)
-    clock.wrap(loop, "_train_epoch", "training")
-    clock.wrap(loop, "predict_dataset", "evaluation")
+    # Each function is wrapped where its caller looks it up (the module that imported it, or its class).
+    clock.wrap(extraction, "extract", "extraction")
+    clock.wrap(extraction.Encoding, "encode", "backbone_forward", sync=True)
+    clock.wrap(feature_store, "save_entry", "store_writes")
+    clock.wrap(feature_store.EntryWriter, "put", "store_wait")
+    clock.wrap(feature_store.EntryWriter, "close", "store_wait")
+    clock.wrap(extraction.Encoding, "pool", "pooling", sync=True)
+    clock.wrap(recipe, "train_epoch", "training")
+    clock.wrap(recipe, "predict_dataset", "evaluation")
     clock.wrap(setup, "build_model", "model_build")
-    clock.wrap(probing, "probe_samples", "probe")
+    clock.wrap(setup, "probe_samples", "probe")
     clock.wrap(checkpoint, "save_state", "checkpoints")
     clock.wrap(checkpoint, "save_model", "checkpoints")
-    clock.wrap(report, "write_report", "report")
-    clock.label_runs(compare, "_run_point", lambda point, cfg, *rest, **kw: cfg.run_name)
+    clock.wrap(compare_recipe, "write_report", "report")
+    clock.label_runs(compare_recipe, "_run_point", lambda point, cfg, *rest, **kw: cfg.run_name)
 
 
 def stage_table(stages: dict[str, float], wall: float) -> dict[str, float]:
@@ -158,7 +158,7 @@ def run_grid(label: str, argv: list[str], clock: StageClock,
     `progress` gets the stage seconds of this grid's finished runs after each one.
     """
     from vjepa_tune import cli
-    from vjepa_tune.training.features import BackboneCounter
+    from vjepa_tune.training.extraction import BackboneCounter
 
     out = Path(argv[argv.index("--out") + 1])
     calls, clips = BackboneCounter.calls, BackboneCounter.clips

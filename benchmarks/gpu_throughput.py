@@ -277,7 +277,7 @@ def extraction_step(model: torch.nn.Module, clips: torch.Tensor, dtype: torch.dt
                     forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Step:
     """The encoder only, inference mode, autocast where `dtype` is set: transformers' forward, or `forward` (what
     the feature store's `_encode` runs: FastEncoder, compiled or not)."""
-    from vjepa_tune.models.strategies import backbone_features
+    from vjepa_tune.models.adapters import backbone_features
 
     def step() -> object:
         with torch.inference_mode(), autocast(clips.device, dtype):
@@ -290,8 +290,8 @@ def extraction_step(model: torch.nn.Module, clips: torch.Tensor, dtype: torch.dt
 
 def fast_forward(model: torch.nn.Module) -> Any:
     """FastEncoder over the model's encoder, as the store and predict build it."""
+    from vjepa_tune.models.adapters import unwrap
     from vjepa_tune.models.fast_encoder import fast_encoder
-    from vjepa_tune.models.strategies import unwrap
 
     fast = fast_encoder(unwrap(model).vjepa2.encoder)
     if fast is None:
@@ -590,7 +590,7 @@ def measure_bf16_weights(bench: Bench, model: torch.nn.Module, flops: ClipFlops)
 def measure_compile(bench: Bench, flops: ClipFlops) -> None:
     """Extraction through torch.compile of FastEncoder, then of transformers' encoder, on a fresh model; the first
     call's time is the compile."""
-    from vjepa_tune.models.strategies import unwrap
+    from vjepa_tune.models.adapters import unwrap
 
     device, s = bench.device, bench.settings
     dtype = torch.bfloat16 if device.type == "cuda" else None
@@ -625,7 +625,7 @@ def compiled_graphs() -> str:
 
 def measure_pooler(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> None:
     """pooler_and_head on stored backbone features: no backbone at all, the pooler trains."""
-    from vjepa_tune.models.strategies import apply_strategy, classify_features
+    from vjepa_tune.models.adapters import apply_strategy, classify_features
 
     device, s = bench.device, bench.settings
     dtype = torch.bfloat16 if device.type == "cuda" else None
@@ -638,8 +638,8 @@ def measure_pooler(bench: Bench, model: torch.nn.Module, flops: ClipFlops) -> No
 
 
 def measure_guide(bench: Bench, flops: ClipFlops) -> None:
-    from vjepa_tune.models.strategies import apply_strategy
-    from vjepa_tune.training.pipelines import forward_clips
+    from vjepa_tune.models.adapters import apply_strategy
+    from vjepa_tune.training.inputs import forward_clips
 
     device, s = bench.device, bench.settings
     m = Measurement("guide step: lora, fp32, backbone", "guide", 1, "fp32",
@@ -654,8 +654,8 @@ def measure_guide(bench: Bench, flops: ClipFlops) -> None:
 
 
 def measure_backbone_lora(bench: Bench, flops: ClipFlops) -> None:
-    from vjepa_tune.models.strategies import apply_strategy
-    from vjepa_tune.training.pipelines import forward_clips
+    from vjepa_tune.models.adapters import apply_strategy
+    from vjepa_tune.training.inputs import forward_clips
 
     device, s = bench.device, bench.settings
     dtype = torch.bfloat16 if device.type == "cuda" else None

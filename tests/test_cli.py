@@ -89,7 +89,7 @@ def test_cache_help_lists_its_actions(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "{list,clear}" in out and "list:" in out and "clear:" in out
     assert main(["cache", "prune"]) == 2
-    assert "invalid choice: 'prune'" in capsys.readouterr().err
+    assert "action 'prune' is not one of list, clear." in capsys.readouterr().err
 
 
 _START_WITHOUT_TORCH = """
@@ -126,3 +126,93 @@ def test_commands_that_need_no_model_import_neither_torch_nor_transformers(tmp_p
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["codes"] == [0, 0, 0, 0]
     assert found["heavy"] == [], f"imported {found['heavy']}"
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main([*command.split(), "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def _flags(command: str, capsys: pytest.CaptureFixture[str]) -> set[str]:
+    """The flags a command's --help lists (the first word of each option line)."""
+    import re
+
+    return set(re.findall(r"^\s{2}(--[\w.]+)", _help(command, capsys), re.MULTILINE))
+
+
+TRAINING_ONLY = ("--data.crop_scale", "--data.hflip", "--data.color_jitter", "--data.random_erasing",
+                 "--data.crop_size")
+
+
+def test_each_commands_help_lists_only_the_flags_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    check = _flags("data check", capsys)
+    assert {"--data.frames_per_clip", "--data.split_ratios", "--against"} <= check
+    assert not check & set(TRAINING_ONLY), "data check cuts no training crops"
+    prepare = _flags("data prepare", capsys)
+    assert {"--data.root", "--data.group_pattern"} <= prepare
+    assert not prepare & {*TRAINING_ONLY, "--data.split_ratios", "--data.frames_per_clip"}
+    evaluate = _flags("evaluate", capsys)
+    assert {"--data.root", "--data.fold", "--split", "--flip"} <= evaluate
+    assert not evaluate & {*TRAINING_ONLY, "--data.frames_per_clip", "--data.split_ratios", "--data.group_pattern"}, (
+        "clips are cut as the run cut them, its videos grouped as the run grouped them")
+    assert set(TRAINING_ONLY) <= _flags("train", capsys)
+
+
+STRATEGY_CHOICES = "{head_only,pooler_and_head,lora,pooler_head_and_lora,backbone_lora}"
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("train", f"--strategy {STRATEGY_CHOICES}"),
+        ("train", "--precision {auto,fp32,bf16,fp16}"),
+        ("info", "--strategy {all,head_only,pooler_and_head,lora,pooler_head_and_lora,backbone_lora}"),
+        ("predict", "--precision {auto,fp32,bf16,fp16}"),
+        ("predict", "--num_crops {1,3}"),
+        ("evaluate", "--precision {auto,fp32,bf16,fp16}"),
+        ("evaluate", "--split {test,val,train}"),
+        ("synth", "--layout {folder,ntu,ucf101,list}"),
+        ("cache", "{list,clear}"),
+    ],
+)
+def test_closed_sets_are_shown_as_choices(command: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert shown in _help(command, capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["train", "--strategy", "full"], "--strategy 'full' is not one of head_only, pooler_and_head, lora, "
+                                          "pooler_head_and_lora, backbone_lora."),
+        (["compare", "--strategies", "lora,nope"], "--strategies 'nope' is not one of head_only,"),
+        (["info", "--strategy", "nope"], "--strategy 'nope' is not one of all, head_only,"),
+        (["evaluate", "run", "--split", "holdout"], "--split 'holdout' is not one of test, val, train."),
+        (["predict", "run", "v.mp4", "--precision", "fp8"], "--precision 'fp8' is not one of auto, fp32, bf16, fp16."),
+    ],
+)
+def test_a_value_outside_a_closed_set_is_refused_naming_the_flag_and_the_choices(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+
+
+def test_the_module_and_the_console_script_list_the_same_commands(tmp_path) -> None:
+    """`python -m vjepa_tune.cli` runs cli.py as __main__, a second copy of the module: every command must still be
+    there (they were missing when commands registered themselves into `vjepa_tune.cli` on import)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    listings = []
+    for launcher in (["-m", "vjepa_tune.cli"], ["-m", "vjepa_tune"],
+                     ["-c", "import sys; from vjepa_tune.cli import main; sys.exit(main())"]):
+        done = subprocess.run([sys.executable, *launcher, "--help"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        listings.append(done.stdout)
+    assert listings[0] == listings[1] == listings[2]
+    assert all(f"  {name}" in listings[0] for name in COMMANDS)

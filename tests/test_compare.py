@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from vjepa_tune import cli
-from vjepa_tune.compare import CompareGrid, compare_folder, grid_identity, run_compare
+from vjepa_tune.compare.grid import CompareGrid, compare_folder, grid_identity
+from vjepa_tune.compare.recipe import run_compare
 from vjepa_tune.config import CacheConfig, DataConfig, TrainConfig
 from vjepa_tune.errors import BadInput, NonFiniteLoss
 from vjepa_tune.tracking.records import read_experiments
-from vjepa_tune.training.features import BackboneCounter
+from vjepa_tune.training.extraction import BackboneCounter
+from vjepa_tune.training.recipe import train
 
 RUNS = ("head_only-n6", "lora-n6", "head_only-n3", "lora-n3")
 
@@ -41,20 +43,24 @@ def store(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("compare-store")
 
 
+def _base_and_grid(root: Path, out: Path, store: Path, **grid: object) -> tuple[TrainConfig, CompareGrid]:
+    """What `_args` asks for, through the Python API (the lists the command line fills in with the defaults)."""
+    base = TrainConfig(model="random:tiny", num_epochs=1, out=out, data=DataConfig(root=root, frames_per_clip=8),
+                       cache=CacheConfig(dir=store))
+    axes = {"strategies": ["head_only", "lora"], "videos_per_class": [3, 6], "learning_rate": [2e-4],
+            "lora_rank": [16], "lora_alpha": [32.0], "lora_dropout": [0.1], "seeds": [42], **grid}
+    return base, CompareGrid(**axes)
+
+
 @pytest.fixture(scope="module")
 def grid(synth_root, store, tmp_path_factory) -> dict:
-    from vjepa_tune.models import loading
-
     out = tmp_path_factory.mktemp("compare-out")
     clips_before = BackboneCounter.clips
-    builds: list[str] = []
-    real = loading.load_model
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "load_model", lambda spec, **kw: builds.append(spec) or real(spec, **kw))
-        code, stdout = _main(_args(synth_root, out, store))
+    lines: list[str] = []
+    result = run_compare(*_base_and_grid(synth_root, out, store), log=lines.append)
     folders = list(out.glob("compare-*"))
-    return {"code": code, "stdout": stdout, "out": out, "folders": folders,
-            "clips": BackboneCounter.clips - clips_before, "builds": builds}
+    return {"result": result, "stdout": "\n".join(lines), "out": out, "folders": folders,
+            "clips": BackboneCounter.clips - clips_before}
 
 
 def _splits(run_dir: Path) -> dict[str, set[str]]:
@@ -63,7 +69,7 @@ def _splits(run_dir: Path) -> dict[str, set[str]]:
 
 
 def test_grid_trains_every_point_once_in_one_folder(grid) -> None:
-    assert grid["code"] == 0, grid["stdout"]
+    assert not grid["result"].failed, grid["stdout"]
     assert len(grid["folders"]) == 1
     folder = grid["folders"][0]
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(RUNS)
@@ -77,7 +83,7 @@ def test_grid_trains_every_point_once_in_one_folder(grid) -> None:
             if line.startswith("[") and "test acc" in line]
     assert done == [f"[{k}/4] {name}" for k, name in enumerate(RUNS, start=1)]
     assert grid["clips"] == 16 + 8
-    assert grid["builds"] == ["random:tiny"], "the four runs copy one random model drawn once"
+    assert grid["result"].models_drawn == 1, "the four runs copy one random model drawn once"
 
 
 def test_every_size_is_scored_on_the_same_videos_and_smaller_train_sets_nest(grid) -> None:
@@ -161,20 +167,16 @@ def test_an_interrupted_grid_continues_only_what_is_missing(synth_root, store, t
     assert sorted(Path(r["run_dir"]).name for r in rows) == ["head_only-n3", "head_only-n6"]
 
 
-def test_a_failed_run_is_reported_and_the_others_go_on(synth_root, store, tmp_path, monkeypatch) -> None:
-    from vjepa_tune.training import loop
-
-    real_train = loop.train
-
+def test_a_failed_run_is_reported_and_the_others_go_on(synth_root, store, tmp_path) -> None:
     def train_with_nan_lora(cfg, *args, **kwargs):
         if cfg.strategy == "lora":
             raise NonFiniteLoss("the training loss became nan at epoch 1, optimizer step 2")
-        return real_train(cfg, *args, **kwargs)
+        return train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "train", train_with_nan_lora)
-    code, stdout = _main(_args(synth_root, tmp_path, store))
-    assert code == 1
-    assert stdout.count("FAILED: NonFiniteLoss") == 2
+    lines: list[str] = []
+    result = run_compare(*_base_and_grid(synth_root, tmp_path, store), log=lines.append, train=train_with_nan_lora)
+    assert [r.point.strategy for r in result.failed] == ["lora", "lora"]
+    assert sum("FAILED: NonFiniteLoss" in line for line in lines) == 2
     (folder,) = tmp_path.glob("compare-*")
     text = (folder / "report.md").read_text()
     assert text.startswith("# Comparison: 2 of 4 runs finished")
@@ -185,23 +187,19 @@ def test_a_failed_run_is_reported_and_the_others_go_on(synth_root, store, tmp_pa
         "head_only-n3", "head_only-n6"]
 
 
-def test_bad_input_met_by_a_run_stops_the_grid_with_exit_code_2(synth_root, store, tmp_path, monkeypatch,
-                                                                  capsys) -> None:
-    from vjepa_tune.training import loop
-
+def test_bad_input_met_by_a_run_stops_the_grid(synth_root, store, tmp_path) -> None:
     def refuse(cfg, *args, **kwargs):
         raise BadInput(f"--strategy {cfg.strategy}: refused for this test.")
 
-    monkeypatch.setattr(loop, "train", refuse)
-    assert cli.main(_args(synth_root, tmp_path, store)) == 2
-    assert "--strategy head_only: refused for this test." in capsys.readouterr().err
+    with pytest.raises(BadInput, match="--strategy head_only: refused for this test."):
+        run_compare(*_base_and_grid(synth_root, tmp_path, store), log=lambda _: None, train=refuse)
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--data.videos_per_class", "0,3"], "--data.videos_per_class must be >= 1"),
-        (["--strategies", "head_only,nope"], "'nope' is not a strategy"),
+        (["--strategies", "head_only,nope"], "--strategies 'nope' is not one of head_only, pooler_and_head"),
         (["--strategies", "head_only,head_only"], "--strategies lists 'head_only' more than once"),
         (["--learning_rate", "1e-4,-1"], "--learning_rate must be a positive number"),
         (["--learning_rate", "1e-4,abc"], "learning_rate"),
@@ -234,29 +232,28 @@ def test_the_folder_is_found_again_only_for_the_same_settings(tmp_path) -> None:
     assert compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None) == second
 
 
-def test_compare_keeps_its_console_log_and_each_run_its_own_part(synth_root, store, tmp_path, monkeypatch) -> None:
+def test_compare_keeps_its_console_log_and_each_run_its_own_part(synth_root, store, tmp_path, monkeypatch,
+                                                                  capsys) -> None:
     import warnings
 
-    from vjepa_tune.models import loading
+    from vjepa_tune.tracking.console_log import ConsoleLog
     from vjepa_tune.tracking.report import RESULTS_ORDER
 
     monkeypatch.setenv("VJEPA_TUNE_CACHE", str(store))  # the store chosen by the environment, not --cache.dir
-    real = loading.load_model
 
-    def load_with_a_warning(spec, **kwargs):
+    def train_with_a_warning(cfg, *args, **kwargs):
         warnings.warn("a warning raised while comparing", UserWarning, stacklevel=1)
-        return real(spec, **kwargs)
+        return train(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(loading, "load_model", load_with_a_warning)
-    argv = ["compare", "--strategies", "head_only", "--data.root", str(synth_root), "--model", "random:tiny",
-            "--num_epochs", "1", "--data.frames_per_clip", "8", "--out", str(tmp_path)]
-    code, stdout = _main(argv)
-    assert code == 0
+    base = TrainConfig(model="random:tiny", num_epochs=1, out=tmp_path, data=DataConfig(root=synth_root,
+                                                                                        frames_per_clip=8))
+    command = f"vjepa-tune compare --strategies head_only --data.root {synth_root} --out {tmp_path}"
+    with ConsoleLog(command_line=command):
+        run_compare(base, CompareGrid(strategies=["head_only"]), train=train_with_a_warning)
+    stdout = capsys.readouterr().out
     (folder,) = tmp_path.glob("compare-*")
     lines = (folder / "compare.log").read_text().splitlines()
-    assert lines[0].startswith("# ") and lines[0].endswith(" vjepa-tune compare --strategies head_only --data.root "
-                                                           f"{synth_root} --model random:tiny --num_epochs 1 "
-                                                           f"--data.frames_per_clip 8 --out {tmp_path}")
+    assert lines[0].startswith("# ") and lines[0].endswith(f" {command}")
     text = "\n".join(lines)
     for needle in (f"compare: new comparison in {folder}", "[1/1] head_only: training", "epoch 1/1: train loss",
                    "[1/1] head_only: test acc", RESULTS_ORDER, "| `head_only` |", f"report: {folder / 'report.md'}"):
@@ -275,7 +272,8 @@ def test_compare_keeps_its_console_log_and_each_run_its_own_part(synth_root, sto
 
 def test_a_run_finished_by_an_earlier_version_reads_its_precision_as_fp32(tmp_path) -> None:
     """metrics.json said accelerate's "no" for fp32 before; a grid that skips such a run reports fp32."""
-    from vjepa_tune.compare import GridPoint, _run_point
+    from vjepa_tune.compare.grid import GridPoint
+    from vjepa_tune.compare.recipe import _run_point
     from vjepa_tune.tracking.report import precision_text
 
     run_dir = tmp_path / "head_only"

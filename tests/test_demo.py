@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vjepa_tune.compare import GUIDE_STRATEGIES
+from vjepa_tune.compare.grid import GUIDE_STRATEGIES
 
 
 def test_demo_trains_the_four_guide_strategies_and_writes_the_guides_table(demo_result: Path) -> None:
@@ -39,7 +39,7 @@ def test_the_small_data_note_gives_the_demos_settings_where_users_see_them(capsy
     from vjepa_tune import demo
     from vjepa_tune.cli import main
     from vjepa_tune.config import TrainConfig
-    from vjepa_tune.models.loading import TINY_SMALL_DATA_NOTE
+    from vjepa_tune.models.specs import TINY_SMALL_DATA_NOTE
 
     width, height = demo.DEMO_SIZE
     crop = ",".join(f"{v:g}" for v in demo.DEMO_CROP_SCALE)

@@ -86,19 +86,21 @@ def test_a_failed_staged_folder_leaves_the_target_as_it_was(tmp_path: Path) -> N
 
 def test_every_writer_of_run_folders_and_the_feature_store_follows_the_umask(tmp_path: Path) -> None:
     from vjepa_tune.config import TrainConfig
-    from vjepa_tune.tracking.records import append_experiment_row, write_json_atomic
-    from vjepa_tune.training import checkpoint, features
+    from vjepa_tune.files import write_json_atomic
+    from vjepa_tune.runs import checkpoint
+    from vjepa_tune.tracking.records import append_experiment_row
+    from vjepa_tune.training import feature_store
 
     with umask(0o022):
         checkpoint.save_model(tmp_path / "run", {"w": torch.ones(3)}, {"classes": ["a", "b"]})
         checkpoint.save_state(tmp_path / "run", {"epoch": 1})
         write_json_atomic(tmp_path / "run" / "metrics.json", {"test_acc": 1.0})
         append_experiment_row(tmp_path / "experiments.csv", {"run_dir": "run", "test_acc": 1.0})
-        spec = features.StoreSpec(tmp_path / "store", "model", output="backbone", dtype="bf16", shape=(4, 8))
-        features._save_entry(spec.entry_path("ab12"), torch.ones(4, 8), "bf16")
-        features._write_manifest(spec, TrainConfig(model="random:tiny"))
+        spec = feature_store.StoreSpec(tmp_path / "store", "model", output="backbone", dtype="bf16", shape=(4, 8))
+        feature_store.save_entry(spec.entry_path("ab12"), torch.ones(4, 8), "bf16")
+        feature_store.write_manifest(spec, TrainConfig(model="random:tiny"))
     found = modes_under(tmp_path)
     assert found == {name: 0o755 if (tmp_path / name).is_dir() else 0o644 for name in found}
     assert {"run/model/trainable.safetensors", "run/model/model.json", "run/checkpoint/state.pt",
             "store/model/ab/ab12.npy", "store/model/manifest.json", "experiments.csv"} <= set(found)
-    assert torch.equal(features.load_entry(spec.entry_path("ab12"), "bf16"), torch.ones(4, 8))
+    assert torch.equal(feature_store.load_entry(spec.entry_path("ab12"), "bf16"), torch.ones(4, 8))

@@ -113,8 +113,8 @@ def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_tra
     old_runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from vjepa_tune.inference.predictor import train_clip_seconds
+    from vjepa_tune.runs.folder import read_config_yaml
     from vjepa_tune.synth import render_sequence, write_video
-    from vjepa_tune.tracking.records import read_config_yaml
 
     run = old_runs / "runs" / "finished"
     assert "train_clip_s" not in json.loads((run / "model" / "model.json").read_text())
@@ -129,7 +129,8 @@ def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_tra
 
 
 def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> None:
-    from vjepa_tune.tracking.records import read_experiments, read_metrics_json
+    from vjepa_tune.runs.folder import read_metrics as read_metrics_json
+    from vjepa_tune.tracking.records import read_experiments
 
     finished = old_runs / "runs" / "finished"
     assert json.loads((finished / "metrics.json").read_text())["precision"] == "no"  # as the old code wrote it

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-# OpenMP threads that spin while waiting make small models hundreds of times slower whenever the cores are shared
-# (a DataLoader worker, a second process, a busy CI machine): a tiny run took 1.3 s instead of 143 s here. It only
-# takes effect before torch is first imported, which is why it sits here; an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from vjepa_tune.version import __version__
 
-__version__ = "0.1.0"
+# OpenMP threads that spin while waiting make small models hundreds of times slower whenever the cores are shared
+# (a DataLoader worker, a second process, a busy CI machine; docs/design.md, "OpenMP waiting"). It only takes effect
+# before torch is first imported, which is why it sits here; an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["__version__", "load_run"]
 
@@ -24,8 +25,6 @@ _LAZY = {"load_run": "vjepa_tune.inference.predictor"}
 def __getattr__(name: str) -> Any:
     """`vjepa_tune.load_run` is `vjepa_tune.inference.load_run` itself: its signature, its docstring."""
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

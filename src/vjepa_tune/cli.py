@@ -6,15 +6,22 @@ and `--config FILE` for any flag (the command line overrides it). jsonargparse t
 `config.py` into flags; `_normalize_argv` adds the two spellings it does not accept natively (bare booleans and comma
 lists), working from the parser's own type hints so no flag list is kept by hand.
 
+Every command is in one table, `COMMANDS`: its name, its one-line help, and the functions that build its flags and
+run it (this module's own for the commands that call one part, the recipe modules' for the others). A command's
+`--help` lists only the flags it uses, and closed sets (strategies, precisions, splits) as choices.
+
 Exit codes: 0 success, 2 bad usage or bad input (one paragraph on stderr, no traceback unless `--debug`), 1 anything
 else. Every command runs inside a `ConsoleLog`, which the commands with a folder keep as a file (train.log, ...).
-Nothing here imports torch: commands import what they need when they run.
+Nothing the table imports loads torch: commands import the heavy parts when they run, so that `cache list`,
+`data check`, `synth` and every `--help` start in a fraction of the time.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import re
 import shlex
 import sys
 import types
@@ -22,12 +29,30 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from jsonargparse import ArgumentParser, set_parsing_settings
+from jsonargparse import ArgumentParser, Namespace, set_parsing_settings
 
+from vjepa_tune import demo, export
+from vjepa_tune.compare import command as compare_command
+from vjepa_tune.config import (
+    DATA_CLIPS,
+    DATA_READING,
+    DATA_SPLITTING,
+    STRATEGY_NAMES,
+    DataConfig,
+    LoraConfig,
+    TrainConfig,
+    data_fields_except,
+    from_plain,
+    validate,
+    validate_data,
+)
 from vjepa_tune.errors import BadInput
+from vjepa_tune.inference import commands as inference_commands
+from vjepa_tune.runs.folder import training_videos
 from vjepa_tune.tracking.console_log import ConsoleLog
+from vjepa_tune.training.store import cache_clear, cache_list, format_bytes, format_cache_list
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
@@ -39,7 +64,7 @@ class Command:
     name: str
     help: str
     build: Callable[[ArgumentParser], None]
-    run: Callable[[Any], int | None]
+    run: Callable[[Namespace], int | None]
 
 
 def _parser(prog: str, description: str) -> ArgumentParser:
@@ -112,8 +137,10 @@ def _normalize_argv(parser: ArgumentParser, argv: Sequence[str]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- synth
 def _build_synth(p: ArgumentParser) -> None:
+    from vjepa_tune.synth import LAYOUTS  # here: the other commands start without PyAV and numpy
+
     p.add_argument("out_dir", type=Path, help="Folder to write the data set into.")
-    p.add_argument("--layout", type=str, default="folder", help="folder, ntu, ucf101 or list.")
+    p.add_argument("--layout", type=Literal[LAYOUTS], default="folder", help="How the files are laid out and named.")
     p.add_argument("--videos_per_class", type=int, default=50, help="Video files per class.")
     p.add_argument("--size", type=str, default="96", help="Frame size: PX (square) or WxH, e.g. 320x240.")
     p.add_argument("--frames", type=int, default=32, help="Frames per video.")
@@ -127,33 +154,20 @@ def _build_synth(p: ArgumentParser) -> None:
     p.add_argument("--workers", type=int | None, default=None, help="Encoding processes (default: CPU count).")
 
 
-def _run_synth(a: Any) -> int:
-    from vjepa_tune.synth import parse_size, synthesize
+def _run_synth(a: Namespace) -> int:
+    from vjepa_tune.synth import parse_size, synthesize  # here: the other commands start without PyAV
 
-    summary = synthesize(
-        Path(a.out_dir),
-        layout=a.layout,
-        videos_per_class=a.videos_per_class,
-        size=parse_size(a.size),
-        frames=a.frames,
-        fps=a.fps,
-        seed=a.seed,
-        variety=a.variety,
-        workers=a.workers,
-    )
+    summary = synthesize(Path(a.out_dir), layout=a.layout, videos_per_class=a.videos_per_class,
+                         size=parse_size(a.size), frames=a.frames, fps=a.fps, seed=a.seed, variety=a.variety,
+                         workers=a.workers)
     print(summary.describe())
     return 0
 
 
 # --------------------------------------------------------------------------------------------- data
-def _add_data(p: ArgumentParser) -> None:
-    from vjepa_tune.config import DataConfig
-
-    p.add_class_arguments(DataConfig, "data", sub_configs=True)
-
-
 def _build_data_check(p: ArgumentParser) -> None:
-    _add_data(p)
+    p.add_class_arguments(DataConfig, "data", sub_configs=True,
+                          skip=data_fields_except(DATA_READING, DATA_SPLITTING, DATA_CLIPS))
     p.add_argument("--seed", type=int, default=42, help="Seed of the split (as in train).")
     p.add_argument("--workers", type=int, default=2, help="Threads probing videos.")
     p.add_argument("--json", type=bool, default=False, help="Print the report as JSON.")
@@ -166,53 +180,54 @@ def _build_data_check(p: ArgumentParser) -> None:
     )
 
 
-def _run_data_check(a: Any) -> int:
-    from vjepa_tune.config import validate_data
-    from vjepa_tune.data.check import check_dataset, format_report
-    from vjepa_tune.tracking.records import read_trained_on
+def _run_data_check(a: Namespace) -> int:
+    from vjepa_tune.data.check import check_dataset, format_report  # here: the other commands start without PyAV
 
-    data = validate_data(_instantiate(a).data)
-    against = read_trained_on(a.against) if a.against is not None else None
+    data = validate_data(_data(a))
+    against = training_videos(a.against) if a.against is not None else None
     report = check_dataset(data, seed=a.seed, workers=a.workers, against=against)
     print(json.dumps(report, indent=2) if a.json else format_report(report))
     return 0
 
 
 def _build_data_prepare(p: ArgumentParser) -> None:
-    _add_data(p)
+    p.add_class_arguments(DataConfig, "data", sub_configs=True, skip=data_fields_except(DATA_READING))
     p.add_argument("--out", type=Path, required=True, help="Folder for the transcoded copy (a drop-in --data.root).")
     p.add_argument("--short_side", type=int, default=320, help="Short side of the transcoded videos in pixels.")
     p.add_argument("--workers", type=int | None, default=None, help="Parallel transcodes (default: CPU count).")
 
 
-def _run_data_prepare(a: Any) -> int:
-    from vjepa_tune.data.prepare import prepare_dataset
+def _run_data_prepare(a: Namespace) -> int:
+    from vjepa_tune.data.prepare import prepare_dataset  # here: the other commands start without PyAV
 
-    data = _instantiate(a).data
-    summary = prepare_dataset(data, Path(a.out), short_side=a.short_side, workers=a.workers)
+    summary = prepare_dataset(_data(a), Path(a.out), short_side=a.short_side, workers=a.workers)
     print(summary.describe())
     return 0
 
 
+def _data(a: Namespace) -> DataConfig:
+    """The `--data.*` flags as a `DataConfig` (those a command leaves off keep their defaults)."""
+    return from_plain(DataConfig, a.as_dict().get("data") or {})
+
+
 # --------------------------------------------------------------------------------------------- info
 def _build_info(p: ArgumentParser) -> None:
-    from vjepa_tune.config import LoraConfig
-
     p.add_argument("--model", type=str, default="random:vitl", help="Model spec (see `train --help`).")
-    p.add_argument("--strategy", type=str | None, default=None,
-                   help="Strategy whose trainable set to count (default: a table of every strategy).")
+    p.add_argument("--strategy", type=Literal[("all", *STRATEGY_NAMES)], default="all",
+                   help="Strategy whose trainable set to count; all: a table of every strategy.")
     p.add_argument("--num_labels", type=int, default=4, help="Number of classes of the classifier.")
     p.add_class_arguments(LoraConfig, "lora", sub_configs=True)
     p.add_argument("--json", type=bool, default=False, help="Print JSON.")
 
 
-def _run_info(a: Any) -> int:
+def _run_info(a: Namespace) -> int:
+    # here, not at the top: the command line starts without torch
     from vjepa_tune.models.info import all_strategies_info, format_info, format_strategies, model_info
 
     if a.num_labels < 1:
         raise BadInput(f"--num_labels must be >= 1, got {a.num_labels}.")
-    lora = _instantiate(a).lora
-    if a.strategy is None:
+    lora = from_plain(LoraConfig, a.as_dict().get("lora") or {})
+    if a.strategy == "all":
         infos = all_strategies_info(a.model, a.num_labels, lora)
         print(json.dumps(infos, indent=2) if a.json else format_strategies(infos))
     else:
@@ -223,8 +238,6 @@ def _run_info(a: Any) -> int:
 
 # --------------------------------------------------------------------------------------------- train
 def _build_train(p: ArgumentParser) -> None:
-    from vjepa_tune.config import TrainConfig
-
     p.add_class_arguments(TrainConfig, sub_configs=True)
     p.add_argument(
         "--resume",
@@ -234,29 +247,25 @@ def _build_train(p: ArgumentParser) -> None:
     )
 
 
-def _run_train(a: Any) -> int:
-    from vjepa_tune.config import TrainConfig, from_plain, validate
-    from vjepa_tune.training.loop import train
+def _run_train(a: Namespace) -> int:
+    from vjepa_tune.training.recipe import train  # here: `train --help` and the other commands start without torch
 
-    values = {k: v for k, v in _plain(a).items() if k not in {"config", "resume", "__path__"}}
-    cfg = validate(from_plain(TrainConfig, values))
-    result = train(cfg, resume=a.resume)
+    values = {k: v for k, v in a.as_dict().items() if k not in {"config", "resume", "__path__"}}
+    result = train(validate(from_plain(TrainConfig, values)), resume=a.resume)
     print(result.summary())
     return 0
 
 
 # --------------------------------------------------------------------------------------------- cache
 def _build_cache(p: ArgumentParser) -> None:
-    p.add_argument("action", type=str, choices=["list", "clear"],
+    p.add_argument("action", type=Literal["list", "clear"],
                    help="list: each model's stored features, their count and size; clear: delete them all.")
     p.add_argument("--cache.dir", type=Path | None, default=None, help="Store folder (default: the usual place).")
     p.add_argument("--json", type=bool, default=False, help="Print JSON (list).")
 
 
-def _run_cache(a: Any) -> int:
-    from vjepa_tune.training.store import cache_clear, cache_list, format_bytes, format_cache_list
-
-    directory = _plain(a).get("cache", {}).get("dir")
+def _run_cache(a: Namespace) -> int:
+    directory = (a.as_dict().get("cache") or {}).get("dir")
     directory = Path(directory) if directory else None
     if a.action == "list":
         entries = cache_list(directory)
@@ -265,22 +274,6 @@ def _run_cache(a: Any) -> int:
         freed = cache_clear(directory)
         print(f"cleared the feature store: {format_bytes(freed)} freed")
     return 0
-
-
-def _plain(namespace: Any) -> dict[str, Any]:
-    return namespace.as_dict() if hasattr(namespace, "as_dict") else dict(vars(namespace))
-
-
-def _instantiate(a: Any) -> Any:
-    """Namespace groups (data, lora, cache) as dataclasses, via config.from_plain for one conversion path."""
-    from vjepa_tune.config import CacheConfig, DataConfig, LoraConfig, from_plain
-
-    plain = _plain(a)
-    out = types.SimpleNamespace(**plain)
-    for key, cls in (("data", DataConfig), ("lora", LoraConfig), ("cache", CacheConfig)):
-        if isinstance(plain.get(key), dict):
-            setattr(out, key, from_plain(cls, plain[key]))
-    return out
 
 
 COMMANDS: dict[str, Command] = {
@@ -293,23 +286,44 @@ COMMANDS: dict[str, Command] = {
                 _run_data_prepare),
         Command("info", "Trainable and total parameters of a model under a strategy.", _build_info, _run_info),
         Command("train", "Fine-tune a model with one strategy.", _build_train, _run_train),
+        Command("compare", "Train a grid of strategies, sizes and hyperparameters; write a report.",
+                compare_command.build, compare_command.run),
+        Command("evaluate", "Score a trained run on its validation or test split, or on another data set.",
+                inference_commands.build_evaluate, inference_commands.run_evaluate),
+        Command("predict", "Label videos with a trained run, whole or window by window.",
+                inference_commands.build_predict, inference_commands.run_predict),
+        Command("export", "Write a run's model as a Hugging Face directory or a peft adapter.", export.build,
+                export.run),
         Command("cache", "List or clear the backbone feature store.", _build_cache, _run_cache),
+        Command("demo", "Run the guide's four strategies on the bundled tiny model and synthetic videos.", demo.build,
+                demo.run),
     )
 }
+"""Every command, in one table: each names the functions that build its flags and run it."""
 
 
-def register(command: Command) -> None:
-    """Add a command (used by modules that bring their own, keeping this file thin)."""
-    COMMANDS[command.name] = command
+_NOT_A_CHOICE = (
+    re.compile(r'Parser key "(?P<key>[^"]+)":\s*Expected a typing\.Literal\[(?P<choices>[^\]]*)\]\. '
+               r"Got value: (?P<value>.*)$", re.DOTALL),
+    re.compile(r'Parser key "(?P<key>[^"]+)":.*Subtypes: \[typing\.Literal\[(?P<choices>[^\]]*)\].*'
+               r"Given value: (?P<value>.*)$", re.DOTALL),
+)
+"""How jsonargparse refuses a value outside a `Literal` (alone, or in a union with None)."""
 
 
-def _load_optional_commands() -> None:
-    for module in ("vjepa_tune.compare", "vjepa_tune.inference", "vjepa_tune.export", "vjepa_tune.demo"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def _error_text(exc: BaseException, parser: ArgumentParser) -> str:
+    """The one-paragraph message of a refused command line; a value outside a closed set is said as
+    `--strategy 'full' is not one of head_only, pooler_and_head, ...`, not in the parser's words."""
+    message = str(exc).strip()
+    for pattern in _NOT_A_CHOICE:
+        if (found := pattern.search(message)) is not None:
+            choices = ast.literal_eval(f"[{found['choices']}]")
+            value = found["value"].strip()
+            shown = repr(value) if any(isinstance(choice, str) for choice in choices) else value
+            positional = any(a.dest == found["key"] and not a.option_strings for a in parser._actions)
+            name = found["key"] if positional else f"--{found['key']}"
+            return f"{name} {shown} is not one of {', '.join(map(str, choices))}."
+    return message.replace("\n", " ")
 
 
 def _command_lines(names: Sequence[str]) -> str:
@@ -366,7 +380,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in given
     args = [a for a in given if a != "--debug"]
-    _load_optional_commands()
     command, rest = _find_command(args)
     if command is None:
         return _answer_without_command(args)
@@ -382,8 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (BadInput, argparse.ArgumentError) as exc:
             if debug:
                 raise
-            message = str(exc).strip().replace("\n", " ")
-            print(f"vjepa-tune {command.name}: error: {message}", file=sys.stderr)
+            print(f"vjepa-tune {command.name}: error: {_error_text(exc, parser)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"vjepa-tune {command.name}: interrupted", file=sys.stderr)

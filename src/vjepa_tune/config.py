@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vjepa_tune.errors import BadInput
 
@@ -26,6 +26,18 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Scheduler = Literal["constant", "cosine"]
 ClassBalance = Literal["none", "sampler", "loss"]
 StoreDtype = Literal["bf16", "fp16", "fp32"]
+StrategyName = Literal["head_only", "pooler_and_head", "lora", "pooler_head_and_lora", "backbone_lora"]
+"""The fine-tuning strategies, in the guide's order (`backbone_lora` last); `models.strategies.STRATEGIES` describes
+each of them (tests/test_config.py checks that the two name the same strategies)."""
+STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
+
+
+def check_strategy(name: object, flag: str = "--strategy") -> StrategyName:
+    """`name` as a strategy name, or BadInput naming `flag` and the choices: the one place that says what a
+    strategy is (the command line checks the same set through the `StrategyName` type)."""
+    if name not in STRATEGY_NAMES:
+        raise BadInput(f"{flag} {name!r} is not a strategy; choose one of {', '.join(STRATEGY_NAMES)}.")
+    return name  # type: ignore[return-value]
 
 
 @dataclass
@@ -80,6 +92,23 @@ class DataConfig:
     """Probability of random erasing in training (0 = off)."""
 
 
+DATA_READING: tuple[str, ...] = ("root", "format", "list_file", "group_pattern", "list_groups", "task", "protocol",
+                                  "fold")
+"""The data settings that say which videos a data set has, their labels and groups."""
+DATA_SPLITTING: tuple[str, ...] = ("videos_per_class", "split", "split_ratios")
+DATA_CLIPS: tuple[str, ...] = ("frames_per_clip", "sampling", "frame_step")
+"""Which frames make a clip (the crop size is the model's)."""
+DATA_TRAINING: tuple[str, ...] = ("crop_size", "crop_scale", "hflip", "color_jitter", "random_erasing")
+"""What only training uses: the crop and the augmentation."""
+
+
+def data_fields_except(*used: tuple[str, ...]) -> set[str]:
+    """The `DataConfig` fields outside the `used` groups: what a command that uses only those leaves off its
+    flags."""
+    kept = {name for group in used for name in group}
+    return {f.name for f in dataclasses.fields(DataConfig)} - kept
+
+
 @dataclass
 class LoraConfig:
     """LoRA adapters (the lora, pooler_head_and_lora and backbone_lora strategies)."""
@@ -114,8 +143,9 @@ class CacheConfig:
 class TrainConfig:
     """One training run: a strategy applied to a model on a data set."""
 
-    strategy: str = "lora"
-    """head_only, pooler_and_head, lora, pooler_head_and_lora or backbone_lora."""
+    strategy: StrategyName = "lora"
+    """Which weights train: the classifier only (head_only), the attentive pooler too (pooler_and_head), LoRA on the
+    pooler (lora), both (pooler_head_and_lora), or LoRA on the backbone too (backbone_lora)."""
     model: str = DEFAULT_MODEL
     """Hub id, local Hugging Face directory, tiny (bundled) or random:vitl|vith|vitg|tiny."""
     out: Path = Path("runs")
@@ -157,12 +187,7 @@ def _require(ok: bool, message: str) -> None:
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Refuse values no run could use, naming the flag and the value."""
-    from vjepa_tune.models.strategies import STRATEGIES
-
-    _require(
-        cfg.strategy in STRATEGIES,
-        f"--strategy {cfg.strategy!r} is not a strategy; choose one of {', '.join(STRATEGIES)}.",
-    )
+    check_strategy(cfg.strategy)
     for name in ("num_epochs", "batch_size", "accumulation_steps"):
         value = getattr(cfg, name)
         _require(isinstance(value, int) and value >= 1, f"--{name} must be a whole number >= 1, got {value!r}.")

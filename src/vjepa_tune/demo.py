@@ -10,11 +10,17 @@ draws another one of the same kind (BENCHMARKS.md records the figures for seeds 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from vjepa_tune.cli import Command, register
+from jsonargparse import ArgumentParser, Namespace
+
+from vjepa_tune.compare.grid import GUIDE_STRATEGIES, CompareGrid
 from vjepa_tune.config import CacheConfig, DataConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from vjepa_tune.compare.recipe import CompareResult
 
 DEMO_VIDEOS_PER_CLASS = 40
 DEMO_SIZE = (64, 64)
@@ -40,9 +46,10 @@ def demo_data_dir(data_seed: int) -> Path:
 
 
 def run_demo(out: Path, *, data_seed: int = 0, data_dir: Path | None = None, cache_dir: Path | None = None,
-             model: str = "tiny", log: Any = print) -> Any:
+             model: str = "tiny", log: Callable[[str], None] = print) -> CompareResult:
     """Synthesize (once) and run the four guide strategies; returns the `CompareResult`."""
-    from vjepa_tune.compare import GUIDE_STRATEGIES, CompareGrid, run_compare
+    # here, not at the top: the command line starts without torch
+    from vjepa_tune.compare.recipe import run_compare
     from vjepa_tune.synth import synthesize
 
     data_dir = data_dir or demo_data_dir(data_seed)
@@ -55,7 +62,7 @@ def run_demo(out: Path, *, data_seed: int = 0, data_dir: Path | None = None, cac
     return run_compare(base, CompareGrid(strategies=list(GUIDE_STRATEGIES)), log=log)
 
 
-def _build(p: Any) -> None:
+def build(p: ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_runs"), help="Folder for the runs, report and CSV.")
     p.add_argument("--data_seed", type=int, default=0, help="Seed of the synthetic data set (0 = the demo's).")
     p.add_argument("--data_dir", type=Path | None, default=None,
@@ -64,13 +71,8 @@ def _build(p: Any) -> None:
     p.add_argument("--model", type=str, default="tiny", help="Model to fine-tune (default: the bundled tiny).")
 
 
-def _run(a: Any) -> int:
-    values = a.as_dict()
-    cache_dir = (values.get("cache") or {}).get("dir")
-    result = run_demo(Path(a.out), data_seed=a.data_seed, data_dir=a.data_dir,
-                      cache_dir=Path(cache_dir) if cache_dir else None, model=a.model)
+def run(args: Namespace) -> int:
+    cache_dir = (args.as_dict().get("cache") or {}).get("dir")
+    result = run_demo(Path(args.out), data_seed=args.data_seed, data_dir=args.data_dir,
+                      cache_dir=Path(cache_dir) if cache_dir else None, model=args.model)
     return 1 if result.failed else 0
-
-
-register(Command("demo", "Run the guide's four strategies on the bundled tiny model and synthetic videos.",
-                 _build, _run))

@@ -22,9 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jsonargparse import ArgumentParser, Namespace
+
+from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import staged_folder
+from vjepa_tune.models.specs import RANDOM_PREFIX, TINY, hub_id
+from vjepa_tune.models.strategies import get_strategy
+from vjepa_tune.runs.folder import CONFIG_FILE, read_finished_metrics, read_model_meta
 from vjepa_tune.text import counted
+from vjepa_tune.tracking.records import versions
 
 if TYPE_CHECKING:  # torch, transformers and peft load when an export runs, not when the command line starts
     import torch
@@ -46,32 +53,16 @@ class ExportResult:
         return f"exported {what} to {self.out_dir} ({files})"
 
 
-def _run_meta(run_dir: Path) -> dict[str, Any]:
-    from vjepa_tune.training.checkpoint import MODEL_DIR, MODEL_META_FILE
-
-    path = run_dir / MODEL_DIR / MODEL_META_FILE
-    if not run_dir.is_dir():
-        raise BadInput(f"run folder {run_dir} does not exist.")
-    if not path.is_file():
-        raise BadInput(
-            f"{run_dir} holds no trained model ({MODEL_DIR / MODEL_META_FILE} is missing): is it a "
-            "vjepa-tune run folder whose training finished at least one epoch?"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def rebuild_base_model(run_dir: str | Path) -> torch.nn.Module:
     """The base model a run started from, before its strategy: what an adapter export goes on.
 
     Weights the run had to initialise itself (all of a `random:*` model, a pooler missing from a backbone-only
     checkpoint, the new classifier) are drawn from the run seed exactly as training drew them.
     """
-    from vjepa_tune.training.setup import build_model
+    from vjepa_tune.models.build import build_base_model  # here, not at the top: the command line starts without torch
 
-    meta = _run_meta(Path(run_dir))
-    # head_only adds no adapters: build_model then returns the plain base model the run started from.
-    model = build_model(meta["model"], "head_only", None, list(meta["classes"]), meta["init_seed"], lambda _: None)
-    return model.requires_grad_(False).eval()
+    meta = read_model_meta(Path(run_dir))
+    return build_base_model(meta["model"], list(meta["classes"]), meta["init_seed"])
 
 
 def _check_out_dir(run_dir: Path, out_dir: Path, overwrite: bool) -> None:
@@ -84,19 +75,8 @@ def _check_out_dir(run_dir: Path, out_dir: Path, overwrite: bool) -> None:
         raise BadInput(f"OUT_DIR {out_dir} already exists and is not empty; pass --overwrite to replace it.")
 
 
-def _hub_id(spec: str) -> str | None:
-    """The spec when it names a model on the hub (not tiny, random:*, or a local folder)."""
-    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
-
-    if spec == TINY or spec.startswith(RANDOM_PREFIX) or Path(spec).expanduser().exists():
-        return None
-    return spec
-
-
 def _base_name(spec: str) -> str:
     """What an adapter records as its base: the hub id, the local folder's full path, or the spec itself."""
-    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
-
     if spec != TINY and not spec.startswith(RANDOM_PREFIX) and Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser().resolve())
     return spec
@@ -111,15 +91,16 @@ def export_run(
     command: str | None = None,
 ) -> ExportResult:
     """Write the run's best model to `out_dir` (see the module docstring for what each kind holds)."""
+    # here, not at the top: the command line starts without torch
     from peft import PeftModel
     from transformers import VJEPA2VideoProcessor
 
+    from vjepa_tune.models.adapters import unwrap
     from vjepa_tune.models.loading import model_crop_size
-    from vjepa_tune.models.strategies import get_strategy, unwrap
-    from vjepa_tune.training.setup import load_run_model
+    from vjepa_tune.runs.checkpoint import load_run_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    meta = _run_meta(run_dir)
+    meta = read_model_meta(run_dir)
     _check_out_dir(run_dir, out_dir, overwrite)
     strategy = get_strategy(meta["strategy"])
     model, cfg, classes = load_run_model(run_dir)
@@ -156,19 +137,11 @@ def export_run(
 
 
 # ------------------------------------------------------------------------------------------------ model card
-def _read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _pct(value: Any) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
 
 
-def _clip_code(data: Any) -> list[str]:
+def _clip_code(data: DataConfig) -> list[str]:
     """Python lines that read `video.mp4` and label the clip the run would cut from it (`model`, `processor`)."""
     n = int(data.frames_per_clip)
     if data.sampling == "random_window":
@@ -194,14 +167,14 @@ def _clip_code(data: Any) -> list[str]:
     ]
 
 
-def _python_block(imports: list[str], load: list[str], data: Any) -> list[str]:
+def _python_block(imports: list[str], load: list[str], data: DataConfig) -> list[str]:
     """One complete example: imports, loading the model and its processor, labelling one video."""
     head = ["import av", "import numpy as np", "import torch", *imports]
     return ["```python", *sorted(head, key=lambda line: line.startswith("from ")), "", *load,
             'processor = AutoVideoProcessor.from_pretrained("OUT_DIR")', "", *_clip_code(data), "```"]
 
 
-def _merged_use(data: Any) -> list[str]:
+def _merged_use(data: DataConfig) -> list[str]:
     return _python_block(
         ["from transformers import AutoVideoProcessor, VJEPA2ForVideoClassification"],
         ['model = VJEPA2ForVideoClassification.from_pretrained("OUT_DIR").eval()'],
@@ -209,10 +182,8 @@ def _merged_use(data: Any) -> list[str]:
     )
 
 
-def _adapter_use(run_dir: Path, meta: dict[str, Any], data: Any) -> list[str]:
+def _adapter_use(run_dir: Path, meta: dict[str, Any], data: DataConfig) -> list[str]:
     """How to put the adapter on its base model, by kind of base; every example prints the run's class names."""
-    from vjepa_tune.models.loading import RANDOM_PREFIX, TINY
-
     spec = meta["model"]
     rebuilt = _python_block(
         ["from peft import PeftModel", "from transformers import AutoVideoProcessor",
@@ -234,9 +205,9 @@ def _adapter_use(run_dir: Path, meta: dict[str, Any], data: Any) -> list[str]:
     if spec == TINY:
         where = "vjepa-tune's bundled `tiny` checkpoint"
         source = "tiny_checkpoint_dir()"
-        imports.append("from vjepa_tune.models.loading import tiny_checkpoint_dir")
+        imports.append("from vjepa_tune.models.specs import tiny_checkpoint_dir")
     else:
-        name = _hub_id(spec) or str(Path(spec).expanduser().resolve())
+        name = hub_id(spec) or str(Path(spec).expanduser().resolve())
         where, source = f"`{name}`", json.dumps(name)
     direct = _python_block(
         imports,
@@ -263,17 +234,15 @@ def _adapter_use(run_dir: Path, meta: dict[str, Any], data: Any) -> list[str]:
 def model_card(
     run_dir: Path,
     meta: dict[str, Any],
-    cfg: Any,
+    cfg: TrainConfig,
     classes: list[str],
     kind: str,
     notes: list[str],
     command: str | None,
 ) -> str:
     """README.md for the export: what was trained on what, how well it did, and how to load it."""
-    from vjepa_tune.tracking.records import versions
-
-    metrics = _read_metrics(run_dir) or {}
-    hub = _hub_id(meta["model"])
+    metrics = read_finished_metrics(run_dir) or {}
+    hub = hub_id(meta["model"])
     front = [
         "---",
         f"library_name: {'transformers' if kind == 'merged' else 'peft'}",
@@ -289,7 +258,7 @@ def model_card(
     front.append("---")
     data = cfg.data
     lora = meta.get("lora") or {}
-    uses_lora = "lora" in meta["strategy"]
+    uses_lora = get_strategy(meta["strategy"]).uses_lora
     lines = [
         *front,
         "",
@@ -341,7 +310,7 @@ def model_card(
         "## How it was made",
         "",
         "```",
-        f"vjepa-tune train --config {Path(run_dir).resolve() / 'config.yaml'}",
+        f"vjepa-tune train --config {Path(run_dir).resolve() / CONFIG_FILE}",
         command or f"vjepa-tune export {run_dir} OUT_DIR",
         "```",
         "",
@@ -352,7 +321,7 @@ def model_card(
 
 
 # ------------------------------------------------------------------------------------------------ command
-def _build_export(p: Any) -> None:
+def build(p: ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
     p.add_argument("out_dir", type=Path, help="Folder to write the exported model into.")
     p.add_argument(
@@ -364,27 +333,11 @@ def _build_export(p: Any) -> None:
     p.add_argument("--overwrite", type=bool, default=False, help="Replace OUT_DIR if it exists.")
 
 
-def _run_export(a: Any) -> int:
-    flags = "".join(f" --{name}" for name in ("merge", "overwrite") if getattr(a, name))
-    command = f"vjepa-tune export {a.run_dir} {a.out_dir}{flags}"
-    result = export_run(a.run_dir, a.out_dir, merge=a.merge, overwrite=a.overwrite, command=command)
+def run(args: Namespace) -> int:
+    flags = "".join(f" --{name}" for name in ("merge", "overwrite") if getattr(args, name))
+    command = f"vjepa-tune export {args.run_dir} {args.out_dir}{flags}"
+    result = export_run(args.run_dir, args.out_dir, merge=args.merge, overwrite=args.overwrite, command=command)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(result.summary())
     return 0
-
-
-def _register() -> None:
-    from vjepa_tune.cli import Command, register
-
-    register(
-        Command(
-            "export",
-            "Write a run's model as a Hugging Face directory or a peft adapter.",
-            _build_export,
-            _run_export,
-        )
-    )
-
-
-_register()

@@ -16,10 +16,12 @@ import pytest
 from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.data import overlap as overlap_module
 from vjepa_tune.data.fingerprints import file_identity
+from vjepa_tune.data.overlap import seen_in_training
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.data.splits import splits_to_json
 from vjepa_tune.errors import BadInput
-from vjepa_tune.tracking.records import seen_in_training, write_config_yaml, write_splits_json
+from vjepa_tune.files import write_json_atomic
+from vjepa_tune.runs.folder import SPLITS_FILE, training_videos, write_config
 
 CLASSES = ["a", "b"]
 
@@ -36,6 +38,7 @@ def _random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+# ------------------------------------------------------------------------------------------------ overlap
 def _run(tmp_path: Path, *, fingerprinted: bool) -> tuple[Path, Path, dict[str, list[Path]]]:
     """A run folder over data/ with 3 train, 2 val and 2 test videos of random bytes of different sizes."""
     root = tmp_path / "data"
@@ -56,8 +59,8 @@ def _run(tmp_path: Path, *, fingerprinted: bool) -> tuple[Path, Path, dict[str, 
         identities = {s.id: file_identity(s.path) for _, items in splits.items() for s in items}
     run = tmp_path / "run"
     run.mkdir()
-    write_config_yaml(run, TrainConfig(data=DataConfig(root=root)))
-    write_splits_json(run, splits_to_json(splits, CLASSES, identities))
+    write_config(run, TrainConfig(data=DataConfig(root=root)))
+    write_json_atomic(run / SPLITS_FILE, splits_to_json(splits, CLASSES, identities))
     return run, root, files
 
 
@@ -79,7 +82,7 @@ def _other(tmp_path: Path, files: dict[str, list[Path]]) -> list[Path]:
 def test_a_video_is_seen_by_its_path_or_as_a_copy_of_a_train_or_val_video(tmp_path: Path, fingerprinted: bool) -> None:
     run, _, files = _run(tmp_path, fingerprinted=fingerprinted)
     paths = _other(tmp_path, files)
-    overlap = seen_in_training(paths, run, progress=False)
+    overlap = seen_in_training(paths, training_videos(run), progress=False)
     assert [(s.split, s.by) if s else None for s in overlap.seen] == [
         ("train", "path"), ("train", "content"), ("val", "content"), None, None, None
     ]
@@ -100,7 +103,7 @@ def test_copies_are_recognised_from_recorded_fingerprints_after_the_originals_ar
     run, root, files = _run(tmp_path, fingerprinted=True)
     paths = _other(tmp_path, files)[1:]
     shutil.rmtree(root)
-    overlap = seen_in_training(paths, run, progress=False)
+    overlap = seen_in_training(paths, training_videos(run), progress=False)
     assert overlap.counts() == {"train": 1, "val": 1} and overlap.unrecognisable == 0
 
 
@@ -108,7 +111,7 @@ def test_an_old_run_says_how_many_listed_videos_it_cannot_recognise_once_they_ar
     run, _, files = _run(tmp_path, fingerprinted=False)
     paths = _other(tmp_path, files)[1:]
     files["val"][0].unlink()  # the original of renamed_val.avi: its copy can no longer be recognised
-    overlap = seen_in_training(paths, run, progress=False)
+    overlap = seen_in_training(paths, training_videos(run), progress=False)
     assert overlap.counts() == {"train": 1, "val": 0} and overlap.unrecognisable == 1
     assert overlap.describe() == (
         "overlap: 1 of 5 videos was seen in training (train 1; 1 is a copy under another path); 1 of the run's 5 "
@@ -122,9 +125,9 @@ def test_a_moved_data_set_is_compared_where_it_is_now(tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     root.rename(moved)
     here = moved / files["train"][0].relative_to(root)
-    overlap = seen_in_training([here], run, data_root=moved, progress=False)
+    overlap = seen_in_training([here], training_videos(run, moved), progress=False)
     assert overlap.seen[0] is not None and overlap.seen[0].by == "path"
-    assert seen_in_training([here], run, progress=False).unrecognisable == 5
+    assert seen_in_training([here], training_videos(run), progress=False).unrecognisable == 5
 
 
 def test_only_videos_as_large_as_a_listed_one_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,19 +141,19 @@ def test_only_videos_as_large_as_a_listed_one_are_read(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(overlap_module, "file_identities", spy)
     unrelated = [_write(tmp_path / "other" / f"{n}.mp4", _random_bytes(9000 + n, n)) for n in range(5)]
-    assert seen_in_training(unrelated, run, progress=False).num_seen == 0
+    assert seen_in_training(unrelated, training_videos(run), progress=False).num_seen == 0
     assert read == []
     same_size = _write(tmp_path / "other" / "same.mp4", _random_bytes(files["train"][2].stat().st_size, 9))
-    assert seen_in_training([*unrelated, same_size], run, progress=False).num_seen == 0
+    assert seen_in_training([*unrelated, same_size], training_videos(run), progress=False).num_seen == 0
     assert sorted(read) == sorted([same_size, files["train"][2]])
 
 
 def test_none_seen_says_so_and_a_folder_that_is_no_run_is_refused(tmp_path: Path) -> None:
     run, _, _ = _run(tmp_path, fingerprinted=True)
     fresh = _write(tmp_path / "fresh.mp4", b"x" * 10)
-    assert seen_in_training([fresh], run, progress=False).describe() == (
+    assert seen_in_training([fresh], training_videos(run), progress=False).describe() == (
         "overlap: none of the 1 video was seen in training (compared by path and content with the run's 5 train "
         "and val videos)"
     )
     with pytest.raises(BadInput, match="has no splits.json"):
-        seen_in_training([fresh], tmp_path / "data")
+        training_videos(tmp_path / "data")

@@ -137,3 +137,19 @@ def test_write_confusion_refuses_a_matrix_that_does_not_match_the_names(tmp_path
     with pytest.raises(ValueError, match=r"shape \(2, 2\), expected \(3, 3\)"):
         write_confusion(tmp_path, [[1, 0], [0, 1]], ["a", "b", "c"])
     assert not list(tmp_path.iterdir())
+
+
+def test_the_confusion_heatmap_colours_row_fractions_and_writes_the_counts() -> None:
+    import numpy as np
+
+    from vjepa_tune.evaluation.metrics import confusion_figure
+
+    matrix = np.array([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
+    ax = confusion_figure(matrix, ["a", "b", "c"]).axes[0]
+    (image,) = ax.get_images()
+    expected = [[0.75, 0.25, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]]  # each true class's row sums to 1
+    assert np.asarray(image.get_array()).tolist() == expected
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in matrix.flatten()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"] == [
+        t.get_text() for t in ax.get_yticklabels()]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted", "true", "confusion matrix (12 videos)")

@@ -95,10 +95,9 @@ def test_bootstrap_is_deterministic_for_its_seed_and_changes_with_it() -> None:
     assert (first.resamples, first.seed) == (500, 7)
 
 
-def test_bootstrap_result_does_not_depend_on_how_resamples_are_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bootstrap_result_does_not_depend_on_how_resamples_are_chunked() -> None:
     whole = bootstrap_intervals(LABELS, PREDS, 4, resamples=300, seed=1)
-    monkeypatch.setattr(statistics, "_BOOTSTRAP_CELLS", 24 * 7)  # chunks of 7 resamples
-    assert bootstrap_intervals(LABELS, PREDS, 4, resamples=300, seed=1) == whole
+    assert bootstrap_intervals(LABELS, PREDS, 4, resamples=300, seed=1, max_cells=24 * 7) == whole  # chunks of 7
 
 
 def test_bootstrap_intervals_contain_the_point_estimates() -> None:

@@ -56,7 +56,7 @@ def test_one_clip_one_crop_is_exactly_the_clip_training_evaluated_on(landscape_v
     dataset.set_view(None)
     views = read_views(ClipRequest(landscape_video), spec)
     assert views.shape == (1, 8, 3, CROP, CROP)
-    assert torch.equal(views[0], dataset[0]["pixel_values_videos"])
+    assert torch.equal(views[0], dataset[0].inputs)
 
 
 def test_uniform_clips_interleave_and_each_covers_the_whole_video() -> None:

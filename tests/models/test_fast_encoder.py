@@ -8,6 +8,7 @@ from torch.overrides import TorchFunctionMode
 from transformers import VJEPA2Config, VJEPA2ForVideoClassification
 
 from vjepa_tune.errors import BadInput
+from vjepa_tune.models.adapters import apply_strategy, unwrap
 from vjepa_tune.models.fast_encoder import (
     COMPILE_ENV,
     COMPILE_MIN_CLIPS,
@@ -19,7 +20,6 @@ from vjepa_tune.models.fast_encoder import (
     should_compile,
 )
 from vjepa_tune.models.loading import build_config
-from vjepa_tune.models.strategies import apply_strategy, unwrap
 
 
 def _model(config: VJEPA2Config, seed: int = 0) -> VJEPA2ForVideoClassification:

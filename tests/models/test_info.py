@@ -3,9 +3,9 @@ import torch
 
 from vjepa_tune.config import LoraConfig
 from vjepa_tune.errors import BadInput
+from vjepa_tune.models.adapters import apply_strategy
 from vjepa_tune.models.info import count_parameters, format_info, format_pct, format_strategies, model_info
 from vjepa_tune.models.loading import load_model
-from vjepa_tune.models.strategies import apply_strategy
 
 # FACTS.md, "Parameter counts with 4 labels" (ViT-L); backbone_lora adds encoder LoRA (96 modules at
 # r=16: 3,145,728).

@@ -13,6 +13,8 @@ from transformers import VJEPA2Model
 
 from vjepa_tune.errors import BadInput
 from vjepa_tune.models import loading
+from vjepa_tune.models.adapters import apply_strategy
+from vjepa_tune.models.hub import connect_target, forget_hub_probes, hub_reachable
 from vjepa_tune.models.loading import (
     ARCHITECTURES,
     build_config,
@@ -21,7 +23,6 @@ from vjepa_tune.models.loading import (
     model_crop_size,
     tiny_checkpoint_dir,
 )
-from vjepa_tune.models.strategies import apply_strategy
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LABELS4 = {0: "sitting_down", 1: "standing_up", 2: "waving", 3: "other"}
@@ -181,29 +182,29 @@ def no_hub(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    loading._probed.clear()
+    forget_hub_probes()
     yield
-    loading._probed.clear()
+    forget_hub_probes()
 
 
 def test_the_hub_probe_says_unreachable_at_once_for_a_closed_port_and_reachable_for_a_listening_one(no_hub):
     started = time.perf_counter()
-    assert loading.hub_reachable() is False
+    assert hub_reachable() is False
     assert time.perf_counter() - started < 1.0
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        assert loading.hub_reachable(f"http://127.0.0.1:{server.getsockname()[1]}") is True
+        assert hub_reachable(f"http://127.0.0.1:{server.getsockname()[1]}") is True
 
 
 def test_the_hub_probe_connects_to_the_proxy_unless_no_proxy_exempts_the_hub(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert loading._connect_target("https://huggingface.co") == ("proxy.example", 3128)
+    assert connect_target("https://huggingface.co") == ("proxy.example", 3128)
     monkeypatch.setenv("NO_PROXY", "huggingface.co")
-    assert loading._connect_target("https://huggingface.co") == ("huggingface.co", 443)
-    assert loading._connect_target("http://127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert connect_target("https://huggingface.co") == ("huggingface.co", 443)
+    assert connect_target("http://127.0.0.1:8080") == ("127.0.0.1", 8080)
 
 
 def test_a_hub_id_with_the_hub_unreachable_fails_at_once_saying_what_to_use_instead(no_hub):

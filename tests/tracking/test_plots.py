@@ -27,7 +27,17 @@ def _assert_sensible_png(path) -> None:
     assert 300 <= width <= 3000 and 200 <= height <= 2000, (width, height)
 
 
-def test_training_curves(tmp_path) -> None:
+def _lines(ax) -> dict[str, tuple[list[float], list[float]]]:
+    """Every labelled line of an axes: its x and y data."""
+    return {line.get_label(): ([float(x) for x in line.get_xdata()], [float(y) for y in line.get_ydata()])
+            for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def _legend(ax) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_training_curves_draw_each_runs_losses_and_validation_accuracy_leaving_gaps(tmp_path) -> None:
     histories = {
         "head_only": [
             {"epoch": 1, "train_loss": 1.3, "val_acc": 0.4, "val_loss": 1.2},
@@ -35,21 +45,49 @@ def test_training_curves(tmp_path) -> None:
         ],
         "lora": [{"epoch": 1, "train_loss": 1.2, "val_acc": 0.6}],
     }
+    loss_ax, acc_ax = training_curves_figure(histories).axes
+    assert _lines(loss_ax) == {"head_only (train)": ([1.0, 2.0], [1.3, 1.1]), "head_only (val)": ([1.0], [1.2]),
+                               "lora (train)": ([1.0], [1.2])}
+    assert _lines(acc_ax) == {"head_only": ([1.0], [0.4]), "lora": ([1.0], [0.6])}
+    assert (loss_ax.get_title(), loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("loss", "epoch", "loss")
+    assert (acc_ax.get_title(), acc_ax.get_ylabel()) == ("validation accuracy", "accuracy")
+    assert _legend(acc_ax) == ["head_only", "lora"]
+    assert loss_ax.get_lines()[1].get_linestyle() == "--", "validation loss dashed"
     out = plot_training_curves(histories, tmp_path / "plots" / "curves.png")
     assert out == tmp_path / "plots" / "curves.png"
     _assert_sensible_png(out)
 
 
-def test_scaling_with_and_without_error_bars(tmp_path) -> None:
+def test_scaling_draws_each_strategy_by_size_with_error_bars_where_given(tmp_path) -> None:
     points = {
         "head_only": [(200, 0.7, 0.02), (10, 0.3, 0.1), (50, 0.5, 0.05)],
         "lora": [(10, 0.35), (50, 0.6), (200, 0.85)],
     }
+    (ax,) = scaling_figure(points).axes
+    series = {bars.get_label(): bars for bars in ax.containers}  # one errorbar container per strategy
+    assert {name: (list(b.lines[0].get_xdata()), list(b.lines[0].get_ydata())) for name, b in series.items()} == {
+        "head_only": ([10, 50, 200], [0.3, 0.5, 0.7]), "lora": ([10, 50, 200], [0.35, 0.6, 0.85])}
+    (bars,) = series["head_only"].lines[2]
+    assert [round(float(seg[1][1] - seg[0][1]), 6) for seg in bars.get_segments()] == [0.2, 0.1, 0.04], "2 x std"
+    assert not series["lora"].has_yerr
+    assert ax.get_xscale() == "log", "sizes spanning 20x"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("videos per class", "test accuracy")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "50", "200"]
+    assert _legend(ax) == ["head_only", "lora"]
+    (linear,) = scaling_figure({"lora": [(10, 0.5), (20, 0.6)]}).axes
+    assert linear.get_xscale() == "linear"
     _assert_sensible_png(plot_scaling(points, tmp_path / "scaling.png"))
 
 
-def test_params_vs_accuracy(tmp_path) -> None:
+def test_params_vs_accuracy_draws_one_named_point_per_strategy_on_a_log_axis(tmp_path) -> None:
     points = [("head_only", 4_100, 0.55), ("lora", 495_620, 0.78), ("pooler_and_head", 49_340_420, 0.83)]
+    (ax,) = params_vs_accuracy_figure(points).axes
+    drawn = [tuple(float(v) for v in c.get_offsets()[0]) for c in ax.collections]
+    assert drawn == [(4_100.0, 0.55), (495_620.0, 0.78), (49_340_420.0, 0.83)]
+    assert _legend(ax) == ["head_only: 55.0%, 4,100 params", "lora: 78.0%, 495,620 params",
+                           "pooler_and_head: 83.0%, 49,340,420 params"]
+    assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((4_100 / 3, 49_340_420 * 3))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("trainable parameters", "accuracy")
     _assert_sensible_png(plot_params_vs_accuracy(points, tmp_path / "params.png"))
 
 

@@ -1,4 +1,4 @@
-"""Run files keep CLI.md's promises and are never half-written; experiments.csv survives concurrent runs."""
+"""Shared records keep CLI.md's promises and are never half-written; experiments.csv survives concurrent runs."""
 
 from __future__ import annotations
 
@@ -14,24 +14,17 @@ import pytest
 import yaml
 
 import vjepa_tune
-from vjepa_tune.config import DataConfig, LoraConfig, TrainConfig
-from vjepa_tune.errors import BadInput
+from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.tracking import records
 from vjepa_tune.tracking.records import (
     EXPERIMENT_COLUMNS,
-    METRICS_REQUIRED_KEYS,
     append_experiment_row,
     experiment_row,
     has_row_for,
     precision_name,
-    read_config_yaml,
     read_experiments,
-    read_metrics_json,
     versions,
-    write_config_yaml,
     write_json_atomic,
-    write_metrics_json,
-    write_splits_json,
     write_yaml_atomic,
 )
 
@@ -116,97 +109,6 @@ def test_yaml_keeps_key_order_and_header(tmp_path) -> None:
     assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
 
 
-def test_config_yaml_round_trips_every_field(tmp_path) -> None:
-    cfg = TrainConfig(
-        strategy="pooler_and_head",
-        model="random:tiny",
-        out=tmp_path / "runs",
-        num_epochs=3,
-        learning_rate=1e-3,
-        max_grad_norm=1.0,
-        data=DataConfig(
-            root=tmp_path / "videos", videos_per_class=20, split_ratios=[0.6, 0.2, 0.2], hflip=False
-        ),
-        lora=LoraConfig(rank=8, alpha=16.0, dropout=0.0),
-    )
-    path = write_config_yaml(tmp_path / "run", cfg)
-    assert path == tmp_path / "run" / "config.yaml"
-    assert path.read_text().startswith(f"# vjepa-tune train --config {path}\n")
-    again = read_config_yaml(path)
-    assert again == cfg
-    assert isinstance(again.data.root, Path) and isinstance(again.out, Path)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("strategy: lora\nlearning_rat: 0.1\n", "unknown configuration key 'learning_rat'"),
-        ("data:\n  rooot: /x\n", "unknown configuration key 'rooot'"),
-        ("strategy: [unclosed\n", "not valid YAML"),
-        ("- a\n- b\n", "must hold a mapping"),
-        ("lora: 8\n", "'lora' must be a mapping"),
-    ],
-)
-def test_bad_config_files_are_refused_naming_the_file(tmp_path, text, message) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    with pytest.raises(BadInput, match=message) as info:
-        read_config_yaml(path)
-    assert str(path) in str(info.value)
-
-
-def test_hand_written_config_reads_exponent_numbers_as_numbers(tmp_path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text("strategy: head_only\nlearning_rate: 1e-4\ndata:\n  root: videos\n")
-    cfg = read_config_yaml(path)
-    assert cfg.learning_rate == 1e-4 and cfg.strategy == "head_only" and cfg.data.root == Path("videos")
-
-
-def test_missing_config_file_is_bad_input(tmp_path) -> None:
-    with pytest.raises(BadInput, match="does not exist"):
-        read_config_yaml(tmp_path / "nope.yaml")
-
-
-def test_splits_json_is_written_as_given(tmp_path) -> None:
-    splits = {
-        "method": "group",
-        "train": [{"id": "a/1.mp4", "label": 0, "group": "P001"}],
-        "val": [],
-        "test": [],
-    }
-    path = write_splits_json(tmp_path, splits)
-    assert path.name == "splits.json"
-    assert json.loads(path.read_text()) == splits
-
-
-def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
-    path = write_metrics_json(tmp_path, {**_metrics(), "extra": {"top5": None}})
-    written = json.loads(path.read_text())
-    assert path.name == "metrics.json"
-    assert set(METRICS_REQUIRED_KEYS) <= set(written)
-    assert written["history"][1] == {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8}
-
-
-@pytest.mark.parametrize(
-    ("metrics", "message"),
-    [
-        ({k: v for k, v in _metrics().items() if k != "skipped_videos"}, "skipped_videos"),
-        (_metrics(history=[{"epoch": 1, "train_loss": 1.0}]), r"history'\]\[0\] lacks val_acc"),
-        (_metrics(test_acc=75.0), "test_acc must be a fraction"),
-        (
-            _metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 80}]),
-            "val_acc'\\] must be a fraction",
-        ),
-        (_metrics(trainable_pct=130.0), "trainable_pct"),
-        (_metrics(versions={"python": "3.11"}), "versions'\\] lacks torch"),
-    ],
-)
-def test_metrics_json_refuses_a_broken_promise(tmp_path, metrics, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        write_metrics_json(tmp_path, metrics)
-    assert not (tmp_path / "metrics.json").exists()
-
-
 def test_experiment_columns_start_with_cli_md_list_in_order() -> None:
     assert list(EXPERIMENT_COLUMNS[: len(CLI_MD_COLUMNS)]) == CLI_MD_COLUMNS
     assert len(set(EXPERIMENT_COLUMNS)) == len(EXPERIMENT_COLUMNS)
@@ -229,12 +131,8 @@ def test_precision_is_named_as_users_name_it(recorded: str, named: str) -> None:
     assert precision_name(recorded) == named
 
 
-def test_old_records_saying_no_precision_read_as_fp32(tmp_path) -> None:
-    """metrics.json and experiments.csv said accelerate's "no" for fp32 before; they read as fp32 now."""
-    write_metrics_json(tmp_path, _metrics(precision="no"))
-    assert read_metrics_json(tmp_path)["precision"] == "fp32"
-    write_metrics_json(tmp_path, _metrics(precision="bf16"))
-    assert read_metrics_json(tmp_path)["precision"] == "bf16"
+def test_old_experiment_rows_saying_no_precision_read_as_fp32(tmp_path) -> None:
+    """experiments.csv said accelerate's "no" for fp32 before; it reads as fp32 now."""
     path = tmp_path / "experiments.csv"
     append_experiment_row(path, {"approach": "lora", "precision": "no", "run_dir": "old"})
     row = experiment_row(TrainConfig(), _metrics(precision="no"), tmp_path / "run", dataset="d")
@@ -331,16 +229,3 @@ def test_two_processes_appending_at_once_leave_every_row_intact(tmp_path) -> Non
         ]
 
 
-def test_a_run_recorded_before_a_setting_existed_reads_back_as_it_ran(tmp_path) -> None:
-    """Runs recorded before --cache.train_batch_size ran their stored-feature steps one --batch_size pass at a time;
-    resumed or reloaded, they must go on that way, while a run recorded with the setting keeps its value."""
-    cfg = TrainConfig(model="random:tiny")
-    path = write_config_yaml(tmp_path / "new", cfg)
-    assert read_config_yaml(path).cache.train_batch_size == cfg.cache.train_batch_size == 8
-    old = tmp_path / "old.yaml"
-    old.write_text(path.read_text().replace("  train_batch_size: 8\n", ""))
-    assert "train_batch_size" not in old.read_text()
-    assert read_config_yaml(old).cache.train_batch_size == 1
-    bare = tmp_path / "bare.yaml"
-    bare.write_text("strategy: lora\n")
-    assert read_config_yaml(bare).cache.train_batch_size == 1

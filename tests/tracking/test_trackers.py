@@ -20,16 +20,14 @@ import pytest
 from PIL import Image
 
 from vjepa_tune.errors import BadInput
-from vjepa_tune.tracking import trackers
-from vjepa_tune.tracking.trackers import (
+from vjepa_tune.tracking.tracker_settings import (
     final_scalars,
     flat_config,
     mlflow_tracking_uri,
-    open_group_trackers,
-    open_run_trackers,
     parse_report_to,
     wandb_mode,
 )
+from vjepa_tune.tracking.trackers import open_group_trackers, open_run_trackers
 
 ALL = "tensorboard,mlflow,wandb"
 CONFIG = {"strategy": "lora", "learning_rate": 0.0002, "lora": {"rank": 16, "alpha": 32.0}, "seed": 42,
@@ -361,9 +359,9 @@ def test_mlflow_store_is_out_mlflow_db_unless_the_user_sets_one(
     assert mlflow_tracking_uri(tmp_path) == "http://mlflow.example:5000"
 
 
-def test_only_the_main_process_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trackers, "_is_main_process", lambda: False)
-    with open_run_trackers(ALL, tmp_path / "run", out=tmp_path, name="run", config=CONFIG) as tracked:
+def test_only_the_main_process_tracks(tmp_path: Path) -> None:
+    with open_run_trackers(ALL, tmp_path / "run", out=tmp_path, name="run", config=CONFIG,
+                           main_process=False) as tracked:
         tracked.log_scalars(1, {"train/loss": 1.0})
         tracked.log_artifacts([tmp_path / "written-by-the-main-process.png"])
         tracked.finish(METRICS)

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.overlap import TrainedOn, seen_in
+from vjepa_tune.data.overlap import TrainingVideos, seen_in_training
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import DatasetIndex, Splits
 from vjepa_tune.data.sources import read_dataset
@@ -156,18 +156,17 @@ def _verdict(report: dict) -> dict[str, object]:
 
 
 def check_dataset(
-    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: TrainedOn | None = None
+    data: DataConfig, seed: int = 42, workers: int = 2, progress: bool = True, against: TrainingVideos | None = None
 ) -> dict:
     """Read, split and probe the data set `data` describes; a JSON-ready report (see `format_report`).
 
     Unreadable videos are reported, never raised; a data set that cannot be read at all (missing root,
-    malformed list) raises BadInput. `against`: what a run recorded about its videos
-    (`tracking.records.read_trained_on`); the report then says how many of the videos that run saw in training
-    (`data.overlap`), as `evaluate` would.
+    malformed list) raises BadInput. `against`: a run's training videos (`runs.folder.training_videos`); the report
+    then says how many of the videos that run saw in training (`data.overlap`), as `evaluate` would.
     """
     index = read_dataset(data, seed)
     overlap = (
-        seen_in([s.path for s in index.samples], against, progress=progress) if against is not None else None
+        seen_in_training([s.path for s in index.samples], against, progress=progress) if against is not None else None
     )
     infos, unreadable = probe_samples(index.samples, workers=workers, progress=progress)
     unreadable_ids = {s.id for s, _ in unreadable}

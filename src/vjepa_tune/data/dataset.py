@@ -4,7 +4,7 @@ Every draw is keyed by (seed, sample key = id without extension, view): the fram
 augmentation by (...,
 'transform'). A clip is therefore the same in any DataLoader worker, process or batch order, and the same
 whether it is computed now or was stored earlier. A video that cannot be decoded becomes a `SkippedClip` that
-`collate_clips` sets aside and reports; it is never replaced by another sample.
+the collate function sets aside and reports (`training.inputs.collate`); it is never replaced by another sample.
 """
 
 from __future__ import annotations
@@ -24,8 +24,18 @@ from vjepa_tune.randomness import keyed_generator
 
 
 @dataclass(frozen=True)
+class Example:
+    """One sample as a dataset yields it: the model's input (a clip, or a stored feature), its label, and its index
+    in the dataset (so that a batch can name its videos)."""
+
+    inputs: torch.Tensor
+    label: int
+    index: int
+
+
+@dataclass(frozen=True)
 class SkippedClip:
-    """What `ClipDataset` returns for a video that turned out unreadable at decode time."""
+    """What a dataset returns for a video that turned out unreadable at decode time."""
 
     index: int
     sample_id: str
@@ -113,30 +123,11 @@ class ClipDataset(Dataset):
             for view, indices in zip(views, per_view, strict=True)
         ]
 
-    def __getitem__(self, index: int) -> dict[str, object] | SkippedClip:
+    def __getitem__(self, index: int) -> Example | SkippedClip:
         sample = self.samples[index]
         try:
             frames = read_frames(sample.path, self.frame_indices(index), self._info(sample))
         except UnreadableVideo as exc:
             return SkippedClip(index=index, sample_id=sample.id, reason=exc.reason)
         pixels = self.transform(frames, (self.seed, sample.key, self.view, "transform"))
-        return {"pixel_values_videos": pixels, "labels": sample.label, "index": index}
-
-
-def collate_clips(batch: list[dict[str, object] | SkippedClip]) -> dict[str, object]:
-    """Stack the readable clips of a batch and list the skipped ones.
-
-    Returns pixel_values_videos (B, T, C, H, W) as the transform made them (float32, or uint8 before
-    normalisation), labels and index (B,) long, skipped (dataset indices of
-    the unreadable videos) and skipped_reasons (same order). When every clip of the batch was skipped, B is 0
-    and pixel_values_videos is None: check `batch["labels"].numel() == 0` and skip the step.
-    """
-    clips = [item for item in batch if not isinstance(item, SkippedClip)]
-    skipped = [item for item in batch if isinstance(item, SkippedClip)]
-    return {
-        "pixel_values_videos": torch.stack([c["pixel_values_videos"] for c in clips]) if clips else None,
-        "labels": torch.tensor([c["labels"] for c in clips], dtype=torch.long),
-        "index": torch.tensor([c["index"] for c in clips], dtype=torch.long),
-        "skipped": [s.index for s in skipped],
-        "skipped_reasons": [s.reason for s in skipped],
-    }
+        return Example(inputs=pixels, label=sample.label, index=index)

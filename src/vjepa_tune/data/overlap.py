@@ -7,20 +7,20 @@ renamed or moved file. Test videos are not "seen": the run never trained or chos
 
 For runs recorded before splits.json held fingerprints, the identities of the listed files that still exist are
 computed when needed; listed files that are gone cannot be recognised in a copy, and the overlap says how many there
-were. The run folder itself is read by its owner (`tracking.records.read_trained_on`), which hands the recorded
-splits here as a `TrainedOn`.
+were. The run folder itself is read by its owner (`runs.folder.training_videos`), which hands the recorded splits
+here as a `TrainingVideos`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vjepa_tune.data.fingerprints import DEFAULT_WORKERS, FINGERPRINT_SCHEME, FileIdentity, file_identities
-from vjepa_tune.data.splits import recorded_identities, splits_from_json
+from vjepa_tune.data.samples import Splits
 
 SEEN_SPLITS = ("train", "val")
 
@@ -135,23 +135,23 @@ def _size(path: Path) -> int | None:
 
 
 @dataclass(frozen=True)
-class TrainedOn:
-    """What a run recorded about the videos it used: its splits.json as read, and where its data set is now.
-
-    The run folder's owner reads it (`tracking.records.read_trained_on`); this module only compares."""
+class TrainingVideos:
+    """What a run recorded of the videos it was trained and validated on (`runs.folder.training_videos` reads it
+    from a run folder's splits.json)."""
 
     run_dir: Path
-    recorded: Mapping[str, Any]
-    """The run's splits.json, as json.load returns it."""
+    splits: Splits
+    """The run's splits, paths under `data_root` (under the run folder when that is unknown)."""
+    identities: dict[str, FileIdentity]
+    """The size and fingerprint recorded per video id (none for runs recorded before they were)."""
     data_root: Path | None
-    """Where the run's listed videos are: the root its config.yaml names, or where they moved."""
-    source: str
-    """The file `recorded` was read from, for messages."""
+    """Where the listed videos are: where they were when the run was trained (its data.root, else its list file's
+    folder), or where the caller says the data set is now; None when neither is known."""
 
 
-def seen_in(
+def seen_in_training(
     paths: Sequence[Path],
-    trained_on: TrainedOn,
+    run: TrainingVideos,
     *,
     sides: Sequence[str] = SEEN_SPLITS,
     workers: int = DEFAULT_WORKERS,
@@ -163,14 +163,13 @@ def seen_in(
     Only the videos whose size equals a listed video's are fingerprinted, so comparing unrelated data sets reads no
     content.
     """
-    run_dir, recorded, root = trained_on.run_dir, trained_on.recorded, trained_on.data_root
-    splits = splits_from_json(recorded, root if root is not None else run_dir, source=trained_on.source)
+    run_dir, splits, root = run.run_dir, run.splits, run.data_root
     unknown = [name for name in sides if name not in SEEN_SPLITS]
     if unknown or not sides:
         raise ValueError(f"sides must be some of {SEEN_SPLITS}, got {tuple(sides)}")
     sides = tuple(name for name in SEEN_SPLITS if name in sides)
     listed = [(name, s) for name, items in splits.items() if name in sides for s in items]
-    known = recorded_identities(recorded)
+    known = dict(run.identities)
 
     paths = [Path(p) for p in paths]
     seen: list[SeenVideo | None] = [None] * len(paths)

@@ -17,7 +17,7 @@ from vjepa_tune.data.video import UnreadableVideo, VideoInfo, probe_video
 
 _probed: dict[tuple[str, int, int, int, int], VideoInfo] = {}
 """Infos of videos probed in this process, keyed by (path, inode, size, modification and change times): `compare`
-would otherwise probe the same videos once per strategy (BENCHMARKS.md). A rewritten or replaced file has a new key
+would otherwise probe the same videos again for every strategy of its grid. A rewritten or replaced file has a new key
 (a copy that keeps the modification time still gets a new change time); failures are never kept."""
 
 

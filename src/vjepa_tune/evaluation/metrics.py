@@ -130,12 +130,13 @@ def write_confusion(
         for name, row in zip(class_names, matrix.tolist(), strict=True):
             writer.writerow([name, *row])
 
-    _draw_confusion(matrix, class_names).savefig(png_path, dpi=100, bbox_inches="tight")
+    confusion_figure(matrix, class_names).savefig(png_path, dpi=100, bbox_inches="tight")
     return csv_path, png_path
 
 
-def _draw_confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
-    """A heatmap sized by the class count: about half an inch per class, capped so 174 classes still fit."""
+def confusion_figure(matrix: np.ndarray, class_names: list[str]) -> Figure:
+    """The figure of `write_confusion`: a heatmap sized by the class count, about half an inch per class, capped so
+    174 classes still fit."""
     num_classes = len(class_names)
     side = min(3.0 + 0.45 * num_classes, 36.0)
     cell_points = side * 72.0 * 0.75 / num_classes  # the axes take about three quarters of the figure

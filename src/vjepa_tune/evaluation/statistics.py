@@ -32,7 +32,7 @@ POWER = 0.8
 TARGET_DIFFERENCE = 0.05
 """The difference `sensitivity_of_test_set` sizes a test set for: 5 accuracy points."""
 
-_BOOTSTRAP_CELLS = 4_000_000
+BOOTSTRAP_CELLS = 4_000_000
 """Resamples are drawn in chunks of at most this many (resample, video) cells, so 10,000 test videos with 2000
 resamples stay within a few tens of MB."""
 
@@ -113,6 +113,7 @@ def bootstrap_intervals(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     confidence: float = CONFIDENCE,
+    max_cells: int = BOOTSTRAP_CELLS,
 ) -> BootstrapIntervals:
     """Percentile bootstrap intervals over videos for mean class accuracy and macro-F1.
 
@@ -120,7 +121,7 @@ def bootstrap_intervals(
     (`class_scores`); the interval is the (1-c)/2 and (1+c)/2 quantiles of the resampled scores. A resample is
     only its per-class counts (its confusion matrix's diagonal and sums), made with three `bincount`s over
     (resample, class) for all resamples of a chunk at once. The same seed gives the same interval (for a given
-    numpy version), whatever the chunking.
+    numpy version), whatever the chunking (`max_cells` bounds a chunk's memory).
     """
     y = np.asarray(labels, dtype=np.int64).reshape(-1)
     p = np.asarray(predictions, dtype=np.int64).reshape(-1)
@@ -139,7 +140,7 @@ def bootstrap_intervals(
     n = y.size
     correct = (y == p).astype(np.float64)
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _BOOTSTRAP_CELLS // max(n, num_classes)))
+    chunk = max(1, min(resamples, max_cells // max(n, num_classes)))
     mean_class_acc = np.empty(resamples)
     macro_f1 = np.empty(resamples)
     for start in range(0, resamples, chunk):

@@ -12,9 +12,9 @@ on. More clips spread over the video:
 
 Three crops are the start, middle and end of the long side (`data.transforms.spatial_crops`). `flip` adds the
 mirror image of every view: a run trained with horizontal flips (the default `--data.hflip`) learnt that a mirrored
-clip shows the same action, and averaging the two views was worth 5 points on fresh demo clips (0.78 -> 0.83;
-BENCHMARKS.md). Every view goes through the model alone; its softmax probabilities are averaged per request. A video
-that cannot be decoded is reported with its reason, never replaced.
+clip shows the same action, and averaging the two views helps (BENCHMARKS.md, "Long-video detection"). Every view
+goes through the model alone; its softmax probabilities are averaged per request. A video that cannot be decoded is
+reported with its reason, never replaced.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from vjepa_tune.data.decoding import read_frames
 from vjepa_tune.data.transforms import spatial_crops
@@ -250,8 +251,6 @@ def predict_views(
 
     A batch mixes views of several requests; the result does not depend on `batch_size` beyond float rounding.
     """
-    from tqdm.auto import tqdm
-
     if batch_size < 1:
         raise BadInput(f"--batch_size must be >= 1, got {batch_size!r}.")
     sums: dict[int, torch.Tensor] = {}

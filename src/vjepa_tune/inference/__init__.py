@@ -8,11 +8,10 @@ of the windows covering it (`time_slices`), and runs of one label within a shot 
 `evaluate_run` scores the run on its own validation or test videos (splits.json) or on another data set, writing
 the metrics of training (top-1, top-5, mean class accuracy, macro-F1, confusion matrix) and per-video predictions.
 
-The `predict` and `evaluate` commands are registered with the command line at import time; the heavy
-libraries are imported where they are used, so registering them costs the command line nothing.
+The `predict` and `evaluate` commands are `inference.commands`. Importing this package imports no torch: the heavy
+libraries are imported where they are used, so `from vjepa_tune import load_run` and the command line start fast.
 """
 
-from vjepa_tune.inference import commands as _commands  # noqa: F401 - registers `predict` and `evaluate`
 from vjepa_tune.inference.evaluate import EVALUATION_DIR, Evaluation, evaluate_run
 from vjepa_tune.inference.outputs import plot_timeline, predictions_json, write_predictions_csv
 from vjepa_tune.inference.predictor import Predictor, collect_videos, load_run

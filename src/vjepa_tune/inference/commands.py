@@ -1,18 +1,22 @@
-"""The `predict` and `evaluate` commands, registered with the command line when this package is imported."""
+"""The `predict` and `evaluate` commands: their flags, and the calls of `Predictor` and `evaluate_run`."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from vjepa_tune.config import DataConfig
+from jsonargparse import ArgumentParser, Namespace
+
+from vjepa_tune.config import DATA_READING, DataConfig, Precision, data_fields_except, from_plain
+from vjepa_tune.data.overlap import seen_in_training
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.evaluate import evaluate_run
-from vjepa_tune.inference.outputs import _timeline_paths, plot_timeline, predictions_json, write_predictions_csv
+from vjepa_tune.inference.outputs import plot_timeline, predictions_json, timeline_paths, write_predictions_csv
 from vjepa_tune.inference.predictor import collect_videos, load_run
 from vjepa_tune.inference.results import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Prediction
+from vjepa_tune.runs.folder import read_config, training_videos
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
 
@@ -42,15 +46,16 @@ def _describe(p: Prediction, top_k: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ commands
-def _add_running_arguments(p: Any) -> None:
+def _add_running_arguments(p: ArgumentParser) -> None:
     """How `predict` and `evaluate` run the model: batch, decoding processes, device, precision."""
     p.add_argument("--batch_size", type=int, default=8, help="Clips per forward pass.")
     p.add_argument("--num_workers", type=int, default=0, help="Decoding processes.")
     p.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:1 (default: a GPU if any).")
-    p.add_argument("--precision", type=str, default="auto", help="auto, fp32, bf16 or fp16.")
+    p.add_argument("--precision", type=Precision, default="auto",
+                   help="auto = bf16 autocast on a GPU that supports it, fp32 elsewhere.")
 
 
-def _build_predict(p: Any) -> None:
+def build_predict(p: ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
     p.add_argument("videos", type=str, nargs="+", help="Video files and folders (searched recursively).")
     p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="Labels shown per video or window.")
@@ -82,7 +87,7 @@ def _build_predict(p: Any) -> None:
     )
     p.add_argument("--min_length", type=float, default=0.0, help="Drop segments shorter than this (seconds).")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips averaged per video (not windows).")
-    p.add_argument("--num_crops", type=int, default=1, help="Spatial crops averaged per clip: 1 or 3.")
+    p.add_argument("--num_crops", type=Literal[1, 3], default=1, help="Spatial crops averaged per clip.")
     _add_flip_argument(p)
     p.add_argument("--out", type=Path | None, default=None,
                    help="Write the predictions to FILE.csv or FILE.json, and the console log to FILE.log beside it.")
@@ -98,7 +103,7 @@ def _build_predict(p: Any) -> None:
     _add_running_arguments(p)
 
 
-def _add_exclude_seen_argument(p: Any, verb: str) -> None:
+def _add_exclude_seen_argument(p: ArgumentParser, verb: str) -> None:
     p.add_argument(
         "--exclude_seen",
         type=bool,
@@ -112,10 +117,8 @@ def _seen_in_training(
     run_dir: Path, paths: list[Path], exclude_seen: bool
 ) -> tuple[list[Path], dict[str, Any] | None]:
     """The videos to predict and the overlap record: which of `paths` the run saw in training, said on stderr."""
-    from vjepa_tune.tracking.records import seen_in_training
-
     try:
-        overlap = seen_in_training(paths, run_dir)
+        overlap = seen_in_training(paths, training_videos(run_dir))
     except BadInput as exc:
         if exclude_seen:
             raise BadInput(f"--exclude_seen: {exc}") from None
@@ -132,7 +135,7 @@ def _seen_in_training(
     return paths, overlap.as_dict(excluded=exclude_seen)
 
 
-def _run_predict(a: Any) -> int:
+def run_predict(a: Namespace) -> int:
     out = Path(a.out) if a.out is not None else None
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--out {out}: the file name must end in .csv or .json.")
@@ -188,7 +191,7 @@ def _run_predict(a: Any) -> int:
         keep_console_log(out.with_suffix(".log"))  # predictions.csv -> predictions.log; without --out, no log file
     if a.plot:
         folder = Path(a.plot_dir) if a.plot_dir is not None else (out.parent if out is not None else Path.cwd())
-        for i, png in _timeline_paths(predictions, folder).items():
+        for i, png in timeline_paths(predictions, folder).items():
             plot_timeline(predictions[i], png, a.min_score)
     failed = [p for p in predictions if p.error is not None]
     for p in failed:
@@ -210,7 +213,7 @@ def _run_predict(a: Any) -> int:
     return 0
 
 
-def _add_flip_argument(p: Any) -> None:
+def _add_flip_argument(p: ArgumentParser) -> None:
     p.add_argument(
         "--flip",
         type=bool,
@@ -220,11 +223,17 @@ def _add_flip_argument(p: Any) -> None:
     )
 
 
-def _build_evaluate(p: Any) -> None:
+_READING_FIELDS = tuple(name for name in DATA_READING if name not in ("group_pattern", "list_groups"))
+"""The --data.* flags that say which videos to score (their groups are the run's); clip settings always come from
+the run."""
+
+
+def build_evaluate(p: ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
-    p.add_argument("--split", type=str, default="test", help="The run's own split to score: val, test or train.")
+    p.add_argument("--split", type=Literal["test", "val", "train"], default="test",
+                   help="The run's own split to score.")
     p.add_argument("--num_clips", type=int, default=1, help="Temporal clips per video.")
-    p.add_argument("--num_crops", type=int, default=1, help="Spatial crops per clip: 1 (centre) or 3.")
+    p.add_argument("--num_crops", type=Literal[1, 3], default=1, help="Spatial crops per clip (1: the centre).")
     _add_flip_argument(p)
     p.add_argument(
         "--split_root",
@@ -232,7 +241,8 @@ def _build_evaluate(p: Any) -> None:
         default=None,
         help="Where the run's data set is now, if it moved since training.",
     )
-    p.add_class_arguments(DataConfig, "data", sub_configs=True)
+    # Another data set to score: which videos and labels (clips are always cut as the run cut them).
+    p.add_class_arguments(DataConfig, "data", sub_configs=True, skip=data_fields_except(_READING_FIELDS))
     _add_exclude_seen_argument(p, "Score only")
     p.add_argument(
         "--out",
@@ -245,22 +255,11 @@ def _build_evaluate(p: Any) -> None:
     _add_running_arguments(p)
 
 
-_READING_FIELDS = ("root", "format", "list_file", "task", "protocol", "fold")
-"""The --data.* flags that say which videos to score; clip settings always come from the run."""
-
-
-def _run_evaluate(a: Any) -> int:
-    from vjepa_tune.config import from_plain
-    from vjepa_tune.tracking.records import read_config_yaml
-
-    plain = a.as_dict() if hasattr(a, "as_dict") else dict(vars(a))
-    given = from_plain(DataConfig, plain.get("data") or {})
+def run_evaluate(a: Namespace) -> int:
+    given = from_plain(DataConfig, a.as_dict().get("data") or {})
     data = None
     if given.root is not None or given.list_file is not None:
-        run_dir = Path(a.run_dir)
-        if not (run_dir / "config.yaml").is_file():
-            raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no config.yaml in it).")
-        data = read_config_yaml(run_dir / "config.yaml").data
+        data = read_config(Path(a.run_dir)).data
         for name in _READING_FIELDS:
             setattr(data, name, getattr(given, name))
     evaluation = evaluate_run(
@@ -281,27 +280,3 @@ def _run_evaluate(a: Any) -> int:
     )
     print(json.dumps(evaluation.metrics, indent=2) if a.json else evaluation.summary())
     return 0
-
-
-def _register() -> None:
-    from vjepa_tune.cli import Command, register
-
-    register(
-        Command(
-            "predict",
-            "Label videos with a trained run, whole or window by window.",
-            _build_predict,
-            _run_predict,
-        )
-    )
-    register(
-        Command(
-            "evaluate",
-            "Score a trained run on its validation or test split, or on another data set.",
-            _build_evaluate,
-            _run_evaluate,
-        )
-    )
-
-
-_register()

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vjepa_tune.config import DataConfig, TrainConfig
-from vjepa_tune.data.overlap import SEEN_SPLITS, Overlap
+from vjepa_tune.config import DataConfig, Precision, TrainConfig, validate_data
+from vjepa_tune.data.overlap import SEEN_SPLITS, Overlap, seen_in_training
+from vjepa_tune.data.samples import Sample
+from vjepa_tune.data.sources import read_dataset
+from vjepa_tune.data.splits import splits_from_json
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_json_atomic
 from vjepa_tune.inference.predictor import Log, load_run
+from vjepa_tune.runs.folder import CONFIG_FILE, SPLITS_FILE, read_config, read_recorded_splits, training_videos
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
-from vjepa_tune.tracking.records import seen_in_training
+from vjepa_tune.tracking.records import versions
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
@@ -56,23 +60,14 @@ def _seen_note(overlap: dict[str, Any] | None) -> str:
     return f"; {overlap['seen']} of the {overlap['videos']} videos {verb} seen in training: not a held-out score"
 
 
-def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -> tuple[list[Any], list[str]]:
-    from vjepa_tune.data.splits import splits_from_json
-    from vjepa_tune.tracking.records import SPLITS_FILE
-
+def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -> tuple[list[Sample], list[str]]:
     if split not in ("train", "val", "test"):
         raise BadInput(f"--split must be val, test or train, got {split!r}.")
-    path = run_dir / SPLITS_FILE
-    if not path.is_file():
-        raise BadInput(f"{run_dir} has no {SPLITS_FILE}: it is not a vjepa-tune run folder, or it is unfinished.")
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInput(f"cannot read {path}: {exc}") from None
+    recorded = read_recorded_splits(run_dir)
     base = root if root is not None else cfg.data.root
     if base is None:
-        raise BadInput(f"{run_dir}/config.yaml names no data.root; pass --split_root DIR, where the data set is.")
-    splits = splits_from_json(recorded, Path(base), source=str(path))
+        raise BadInput(f"{run_dir}/{CONFIG_FILE} names no data.root; pass --split_root DIR, where the data set is.")
+    splits = splits_from_json(recorded, Path(base), source=str(run_dir / SPLITS_FILE))
     samples = dict(splits.items())[split]
     if not samples:
         raise BadInput(f"the {split} split of {run_dir} holds no videos; choose another --split.")
@@ -87,14 +82,14 @@ def _run_split(run_dir: Path, cfg: TrainConfig, split: str, root: Path | None) -
 
 
 def _leave_out_seen(
-    samples: list[Any],
+    samples: list[Sample],
     run_dir: Path,
     own_split: str | None,
     split_root: Path | None,
     exclude_seen: bool,
     progress: bool,
     log: Log,
-) -> tuple[list[Any], Overlap | None]:
+) -> tuple[list[Sample], Overlap | None]:
     """Compare the videos to score with the run's training videos, say so, and leave the seen ones out when asked.
 
     The run's own split is compared with the other sides only (val is not "seen" by scoring val) and the line is
@@ -103,7 +98,7 @@ def _leave_out_seen(
     """
     sides = [name for name in SEEN_SPLITS if name != own_split]
     try:
-        overlap = seen_in_training([s.path for s in samples], run_dir, data_root=split_root, sides=sides,
+        overlap = seen_in_training([s.path for s in samples], training_videos(run_dir, split_root), sides=sides,
                                    progress=progress)
     except BadInput as exc:
         if exclude_seen:
@@ -129,11 +124,7 @@ def _overlap_advice(overlap: Overlap, exclude_seen: bool) -> str:
     return "; a score on them is not a held-out score (--exclude_seen scores only the others)"
 
 
-def _other_dataset(data: DataConfig, classes: list[str], seed: int) -> tuple[list[Any], str]:
-    from vjepa_tune.config import validate_data
-    from vjepa_tune.data.samples import Sample
-    from vjepa_tune.data.sources import read_dataset
-
+def _other_dataset(data: DataConfig, classes: list[str], seed: int) -> tuple[list[Sample], str]:
     index = read_dataset(validate_data(data), seed=seed)
     unknown = [name for name in index.classes if name not in classes]
     if unknown:
@@ -162,7 +153,7 @@ def evaluate_run(
     batch_size: int = 8,
     num_workers: int = 0,
     device: str | None = None,
-    precision: str = "auto",
+    precision: Precision = "auto",
     progress: bool = True,
     log: Log = print,
 ) -> Evaluation:
@@ -176,13 +167,13 @@ def evaluate_run(
     RUN_DIR/evaluation/<split or data set>-<clips>x<crops>, with "-flip" when every view is mirrored too and
     "-unseen" with `exclude_seen`).
     """
+    # here, not at the top: the command line starts without torch
     import torch
 
     from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
     from vjepa_tune.evaluation.views import ClipRequest, ViewPredictions
-    from vjepa_tune.tracking.records import versions, write_json_atomic
     from vjepa_tune.training import distributed
-    from vjepa_tune.training.loop import make_accelerator
+    from vjepa_tune.training.precision import make_accelerator
 
     accelerator = make_accelerator("auto")  # starts the process group under torchrun / accelerate launch
     if device is None and accelerator.num_processes > 1:
@@ -200,9 +191,7 @@ def evaluate_run(
         samples, source = _other_dataset(data, classes, seed=seed)
         evaluated_on, name = f"data set {source}", Path(source).name or "data"
     else:
-        from vjepa_tune.tracking.records import read_config_yaml
-
-        samples, recorded = _run_split(run_dir, read_config_yaml(run_dir / "config.yaml"), split, split_root)
+        samples, recorded = _run_split(run_dir, read_config(run_dir), split, split_root)
         if recorded != classes:
             raise BadInput(f"{run_dir}: splits.json classes {recorded} differ from the model's {classes}.")
         evaluated_on, name = f"{split} split", split
@@ -260,7 +249,7 @@ def evaluate_run(
 
 def _write_eval_csv(
     path: Path,
-    samples: Sequence[Any],
+    samples: Sequence[Sample],
     probs: dict[int, torch.Tensor],
     errors: dict[int, str],
     classes: list[str],

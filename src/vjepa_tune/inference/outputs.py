@@ -12,6 +12,7 @@ from vjepa_tune.text import counted
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
+    from matplotlib.figure import Figure
 
 
 def predictions_json(
@@ -127,9 +128,18 @@ _LABELLED_FRACTION = 0.05
 
 
 def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None = None) -> Path:
+    """Write `timeline_figure` as a PNG."""
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    timeline_figure(prediction, min_score).savefig(out_png, dpi=110)
+    return out_png
+
+
+def timeline_figure(prediction: Prediction, min_score: float | None = None) -> Figure:
     """Class probabilities over time (the mean of the windows covering each moment, `time_slices`) above the
     segments, cuts drawn as dashed lines; `min_score`, when given, is drawn as the line a moment's top label
     must reach to join a segment."""
+    # here, not at the top: the command line starts without torch or matplotlib
     import torch
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -179,13 +189,10 @@ def plot_timeline(prediction: Prediction, out_png: Path, min_score: float | None
     if not prediction.segments:
         seg_ax.legend(handles=[Patch(color="white", label="no segment above the minimum score")], loc="center")
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    return out_png
+    return fig
 
 
-def _timeline_paths(predictions: Sequence[Prediction], folder: Path) -> dict[int, Path]:
+def timeline_paths(predictions: Sequence[Prediction], folder: Path) -> dict[int, Path]:
     used: set[str] = set()
     out = {}
     for i, p in enumerate(predictions):

@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vjepa_tune.config import DataConfig, TrainConfig
+from tqdm.auto import tqdm
+
+from vjepa_tune.config import DataConfig, Precision, TrainConfig
+from vjepa_tune.data.sources import VIDEO_EXTENSIONS
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.results import (
     DEFAULT_MIN_SCORE,
@@ -18,6 +21,7 @@ from vjepa_tune.inference.results import (
     merge_segments,
     window_bounds,
 )
+from vjepa_tune.runs.folder import read_splits, recorded_train_clip_s
 
 if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command line starts without them
     import torch
@@ -27,6 +31,8 @@ if TYPE_CHECKING:  # torch, torchvision and PyAV load when used: the command lin
 
 
 Log = Callable[[str], None]
+CutFinder = Callable[[Path, "VideoInfo", Callable[[int], object] | None], list[float]]
+"""(video, its probe, a progress callback taking frames done) -> the times of its cuts, in seconds."""
 
 
 # ------------------------------------------------------------------------------------------------ predictor
@@ -35,8 +41,6 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
 
     A path that does not exist is kept, so that it is reported with the videos that cannot be read.
     """
-    from vjepa_tune.data.sources import VIDEO_EXTENSIONS
-
     found: list[Path] = []
     for item in inputs:
         path = Path(item).expanduser()
@@ -54,6 +58,7 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
+    # here, not at the top: the command line starts without torch
     import torch
 
     if device is None or device == "auto":
@@ -65,20 +70,6 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise BadInput(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
     return chosen
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    import torch
-
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise BadInput(f"--precision {precision!r} is not one of auto, fp32, bf16, fp16.")
-    if device.type != "cuda" or precision == "fp32":
-        if precision == "fp16":
-            raise BadInput("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU.")
-        return torch.bfloat16 if precision == "bf16" else None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
 class Predictor:
@@ -100,12 +91,15 @@ class Predictor:
         run_dir: Path | None = None,
         config: TrainConfig | None = None,
         device: str | torch.device | None = None,
-        precision: str = "auto",
+        precision: Precision = "auto",
         train_clip_s: float | None = None,
     ) -> None:
+        # here, not at the top: the command line starts without torch
+        from vjepa_tune.inference.shots import detect_cuts
+        from vjepa_tune.models.adapters import unwrap
         from vjepa_tune.models.fast_encoder import fast_encoder
         from vjepa_tune.models.loading import check_crop_size
-        from vjepa_tune.models.strategies import unwrap
+        from vjepa_tune.training.precision import autocast_dtype
 
         self.device = _pick_device(device)
         self.model = model.to(self.device).eval()
@@ -117,13 +111,17 @@ class Predictor:
         self.train_clip_s = train_clip_s
         """The time one training clip typically spanned (seconds; `Prediction.train_clip_s`), when known."""
         self.crop_size = check_crop_size(model, data.crop_size)
-        self._autocast = _autocast_dtype(precision, self.device)
+        self._autocast = autocast_dtype(precision, self.device)
         self._encoder = fast_encoder(unwrap(self.model).vjepa2.encoder)
         """The frozen backbone's fast forward (models/fast_encoder.py); None where the backbone has LoRA."""
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.find_cuts: CutFinder = detect_cuts
+        """How `predict_windows` finds a video's cuts (`inference.shots.detect_cuts`); any shot detector with its
+        signature may replace it."""
 
     def prepare(self, clips: int) -> None:
         """Compile the backbone's forward when about `clips` clips make that pay (`should_compile`)."""
+        # here, not at the top: the command line starts without torch
         from vjepa_tune.models.fast_encoder import should_compile
 
         if self._encoder is not None and self._compiled is None and should_compile(self.device, clips):
@@ -133,6 +131,7 @@ class Predictor:
                   batch_size: int, num_workers: int, desc: str, unit: str, progress: bool) -> ViewPredictions:
         """Averaged probabilities of every request's views (`evaluation.views.predict_views`): views leave the
         workers as uint8, and the backbone is compiled first when the job is long enough (`prepare`)."""
+        # here, not at the top: the command line starts without torch
         from vjepa_tune.evaluation.views import ViewDataset, predict_views
 
         dataset = ViewDataset(requests, spec, infos, normalize=False)
@@ -151,6 +150,7 @@ class Predictor:
     def view_spec(self, num_clips: int = 1, num_crops: int = 1, flip: bool = False) -> ViewSpec:
         """How this run's clips are cut, with `num_clips` temporal clips x `num_crops` spatial crops, each also
         mirrored with `flip`."""
+        # here, not at the top: the command line starts without torch
         from vjepa_tune.evaluation.views import ViewSpec
 
         return ViewSpec.from_data(self.data, self.crop_size, num_clips, num_crops, flip)
@@ -158,15 +158,15 @@ class Predictor:
     def logits(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """Logits (B, classes) as float32 on the CPU for clips (B, T, 3, crop, crop): normalised, or uint8 before
         normalisation (normalised here, on the device)."""
+        # here, not at the top: the command line starts without torch
         import torch
 
         from vjepa_tune.data.transforms import normalize_clips
-        from vjepa_tune.models.strategies import classify_features
+        from vjepa_tune.models.adapters import classify_features
+        from vjepa_tune.training.precision import autocast
 
         inputs = normalize_clips(pixel_values_videos.to(self.device))
-        autocast = (torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None
-                    else contextlib.nullcontext())
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast(self._autocast, self.device):
             encoder = self._compiled or self._encoder
             if encoder is None:
                 out = self.model(pixel_values_videos=inputs).logits
@@ -176,6 +176,7 @@ class Predictor:
 
     def predict_frames(self, frames: torch.Tensor) -> Prediction:
         """Label one clip given as decoded frames (T, H, W, 3) uint8, all of them used as the clip."""
+        # here, not at the top: the command line starts without torch
         import torch
 
         from vjepa_tune.data.transforms import ClipTransform
@@ -197,6 +198,7 @@ class Predictor:
     ) -> Prediction | list[Prediction]:
         """Label whole videos. One file gives one `Prediction` (raising `UnreadableVideo` if it cannot be
         read); a folder or a list gives a list, in which an unreadable video carries its `error`."""
+        # here, not at the top: the command line starts without torch
         from vjepa_tune.evaluation.views import ClipRequest
 
         paths, single = _expand(videos)
@@ -233,6 +235,7 @@ class Predictor:
         With `cuts`, each video longer than one window is first decoded once to find its cuts (`inference.shots`),
         and the windows are laid out shot by shot, so none mixes two scenes.
         """
+        # here, not at the top: the command line starts without torch and PyAV
         import torch
 
         from vjepa_tune.data.video import UnreadableVideo, probe_video
@@ -251,7 +254,7 @@ class Predictor:
                 infos[path] = infos.get(path) or probe_video(path)
             except UnreadableVideo as exc:
                 errors[n] = exc.reason
-        shot_cuts = _find_cuts(paths, infos, errors, window_s, progress) if cuts else {}
+        shot_cuts = _find_cuts(self.find_cuts, paths, infos, errors, window_s, progress) if cuts else {}
         for n, path in enumerate(paths):
             if n in errors:
                 continue
@@ -285,14 +288,11 @@ class Predictor:
         return _single_or_list(predictions, single)
 
 
-def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int, str], window_s: float,
-               progress: bool) -> dict[int, list[float]]:
+def _find_cuts(find: CutFinder, paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int, str],
+               window_s: float, progress: bool) -> dict[int, list[float]]:
     """The cuts of every readable video longer than one window (shorter ones get one window whatever their
     cuts); a video that fails to decode here is reported in `errors`."""
-    from tqdm.auto import tqdm
-
-    from vjepa_tune.data.video import UnreadableVideo
-    from vjepa_tune.inference.shots import detect_cuts
+    from vjepa_tune.data.video import UnreadableVideo  # here, not at the top: the command line starts without PyAV
 
     todo = [n for n, p in enumerate(paths) if n not in errors and infos[p].duration_s > window_s]
     found: dict[int, list[float]] = {}
@@ -301,7 +301,7 @@ def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int
               leave=False) as bar:
         for n in todo:
             try:
-                found[n] = detect_cuts(paths[n], infos[paths[n]], bar.update)
+                found[n] = find(paths[n], infos[paths[n]], bar.update)
             except UnreadableVideo as exc:
                 errors[n] = exc.reason
     return found
@@ -310,7 +310,7 @@ def _find_cuts(paths: list[Path], infos: dict[Path, VideoInfo], errors: dict[int
 def _probe_readable(paths: Sequence[Path]) -> dict[Path, VideoInfo]:
     """The probe of every video that can be probed; the others are reported with their reason where they are
     read."""
-    from vjepa_tune.data.video import UnreadableVideo, probe_video
+    from vjepa_tune.data.video import UnreadableVideo, probe_video  # here: the command line starts without PyAV
 
     infos: dict[Path, VideoInfo] = {}
     for path in dict.fromkeys(paths):
@@ -333,7 +333,7 @@ def _single_or_list(predictions: list[Prediction], single: bool) -> Prediction |
         return predictions
     only = predictions[0]
     if only.error is not None:
-        from vjepa_tune.data.video import UnreadableVideo
+        from vjepa_tune.data.video import UnreadableVideo  # here: the command line starts without PyAV
 
         raise UnreadableVideo(only.path or Path("?"), only.error)
     return only
@@ -343,7 +343,7 @@ def load_run(
     run_dir: str | Path,
     *,
     device: str | torch.device | None = None,
-    precision: str = "auto",
+    precision: Precision = "auto",
     log: Log = lambda _: None,
 ) -> Predictor:
     """Rebuild a finished run's best model for prediction: `load_run(RUN_DIR).predict("video.mp4")`.
@@ -351,7 +351,7 @@ def load_run(
     `device` defaults to the GPU when there is one; `precision` auto is bf16 autocast on a GPU that supports
     it and fp32 elsewhere, as in training.
     """
-    from vjepa_tune.training.setup import load_run_model
+    from vjepa_tune.runs.checkpoint import load_run_model  # here, not at the top: the command line starts without torch
 
     run_dir = Path(run_dir)
     model, cfg, classes = load_run_model(run_dir, log=log)
@@ -367,30 +367,16 @@ def train_clip_seconds(run_dir: Path, data: DataConfig) -> float | None:
     """The time one of the run's training clips typically spanned: as the run recorded it (model/model.json), or,
     for runs recorded before it was, measured on up to `MEASURED_TRAIN_VIDEOS` of its training videos (splits.json)
     that are still where they were; None when neither is possible."""
-    import json
-
-    from vjepa_tune.training.checkpoint import MODEL_DIR, MODEL_META_FILE
-
-    try:
-        meta = json.loads((run_dir / MODEL_DIR / MODEL_META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = {}
-    if "train_clip_s" in meta:
-        return meta["train_clip_s"]
-    return _measure_train_clip_s(run_dir, data)
-
-
-def _measure_train_clip_s(run_dir: Path, data: DataConfig) -> float | None:
-    import json
-
-    from vjepa_tune.data.splits import splits_from_json
-    from vjepa_tune.data.video import UnreadableVideo, probe_video, typical_clip_s
-
+    recorded, seconds = recorded_train_clip_s(run_dir)
+    if recorded:
+        return seconds
     if data.root is None:
         return None
+    # here, not at the top: the command line starts without PyAV
+    from vjepa_tune.data.video import UnreadableVideo, probe_video, typical_clip_s
+
     try:
-        splits = splits_from_json(json.loads((run_dir / "splits.json").read_text(encoding="utf-8")),
-                                  Path(data.root).expanduser())
+        splits = read_splits(run_dir, Path(data.root).expanduser())
     except (OSError, ValueError, BadInput):
         return None
     present = [s.path for s in splits.train if s.path.is_file()]
@@ -400,5 +386,3 @@ def _measure_train_clip_s(run_dir: Path, data: DataConfig) -> float | None:
         with contextlib.suppress(UnreadableVideo):
             infos.append(probe_video(path))
     return typical_clip_s(infos, data.frames_per_clip, data.sampling, data.frame_step)
-
-

@@ -249,11 +249,11 @@ def time_slices(
 
     Windows overlap when the stride is shorter than the window, so every moment is seen by several; averaging
     them labels a moment by all the context around it, not by one window's (on videos of joined clips, laid
-    out shot by shot, 3 to 7 points more of the video labelled right than the nearest window alone;
-    BENCHMARKS.md, "Long-video detection"). A piece that no window covers (windows given by hand with gaps)
-    takes the nearest window's probabilities.
+    out shot by shot, more of the video is labelled right than by the nearest window alone: BENCHMARKS.md,
+    "Long-video detection"). A piece that no window covers (windows given by hand with gaps) takes the nearest
+    window's probabilities.
     """
-    import torch
+    import torch  # here, not at the top: the command line starts without torch
 
     if not windows:
         return []

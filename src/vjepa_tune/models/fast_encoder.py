@@ -16,8 +16,8 @@ kernels cost a large share of the forward (BENCHMARKS.md, "Fast on GPUs").
 It runs under the caller's autocast like transformers' forward, so the same autocast rules apply to the same
 operations: on a GPU, bf16 autocast computes the RoPE angles and the rotation in float32 and the layer norms' outputs
 in float32, on the CPU it does neither, and FastEncoder follows either. (Running a bf16 copy of the weights with
-autocast off would be faster still, 171 against 138 clips/s for transformers' forward on an H200, but would compute
-another function: bf16 angles and layer-norm outputs.)
+autocast off would be faster still, BENCHMARKS.md "GPU", but would compute another function: bf16 angles and
+layer-norm outputs.)
 
 In eager mode its output equals transformers' (same operations, same rounding; tests/models/test_fast_encoder.py
 checks fp32, bf16 weights and bf16 autocast on the CPU, and the autocast rules of a GPU emulated there).
@@ -45,10 +45,9 @@ from transformers.models.vjepa2 import modeling_vjepa2 as hf
 from vjepa_tune.errors import BadInput
 
 COMPILE_MIN_CLIPS = 12_000
-"""Clips to encode from which compiling pays on a GPU: its one-off cost over what it saves per clip. Measured for
-ViT-L on an H200 (BENCHMARKS.md, "GPU"): 27.9 s for the first compilation, 6.10 -> 3.69 ms per clip at batch 32,
-so one compilation pays from about 11,600 clips. (That run compiled a second time during warm-up, on a guard of
-the RoPE table cache, since moved out of the compiled code.) Overridden by VJEPA_TUNE_COMPILE=1/0."""
+"""Clips to encode from which compiling pays on a GPU: the one-off cost of compiling divided by what it saves per
+clip, as measured for ViT-L on an H200 (BENCHMARKS.md, "GPU", where the figures are). Overridden by
+VJEPA_TUNE_COMPILE=1/0."""
 COMPILE_ENV = "VJEPA_TUNE_COMPILE"
 
 

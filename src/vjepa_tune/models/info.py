@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from vjepa_tune.config import LoraConfig
+from vjepa_tune.models.adapters import apply_strategy, unwrap
 from vjepa_tune.models.loading import load_model
-from vjepa_tune.models.strategies import STRATEGIES, apply_strategy, get_strategy, lora_target_regex, unwrap
+from vjepa_tune.models.strategies import STRATEGIES, get_strategy, lora_target_regex
 
 PARTS = ("backbone", "pooler", "classifier", "adapters")
 _PREFIX_PARTS = (("vjepa2.", "backbone"), ("pooler.", "pooler"), ("classifier.", "classifier"))

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vjepa_tune.evaluation.metrics import write_confusion
+from vjepa_tune.files import write_text_atomic
+from vjepa_tune.models.strategies import STRATEGIES
 from vjepa_tune.text import counted
+from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
+from vjepa_tune.tracking.records import precision_name
 
 REPORT_FILE = "report.md"
 CURVES_PNG = "training_curves.png"
@@ -40,8 +45,6 @@ _LORA_KEYS = {"lora_rank", "lora_alpha", "lora_dropout"}
 
 
 def _uses_lora(strategy: str) -> bool:
-    from vjepa_tune.models.strategies import STRATEGIES
-
     return strategy in STRATEGIES and STRATEGIES[strategy].uses_lora
 
 
@@ -238,8 +241,6 @@ def best_table(runs: Sequence[Mapping[str, Any]]) -> str:
 
 def precision_text(runs: Sequence[Mapping[str, Any]]) -> str:
     """`Trained in fp32.`, or `Trained in bf16 (3 runs) and fp32 (1 run).`; records from before said "no" for fp32."""
-    from vjepa_tune.tracking.records import precision_name
-
     names = [precision_name(r["metrics"].get("precision")) or "an unrecorded precision" for r in _finished(runs)]
     kinds = sorted(set(names))
     if len(kinds) == 1:
@@ -265,9 +266,6 @@ def _classes(run: Mapping[str, Any]) -> list[str] | None:
 
 def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
     """The PNG plots of the finished runs; returns {what: path} for those drawn."""
-    from vjepa_tune.evaluation.metrics import write_confusion
-    from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
-
     compare_dir = Path(compare_dir)
     best = best_per_strategy(runs)
     if not best:
@@ -316,8 +314,6 @@ def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[st
 # ------------------------------------------------------------------------------------------- report.md
 def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> Path:
     """Write `report.md` and its plots into `compare_dir`; `notes` are markdown lines on data and split."""
-    from vjepa_tune.tracking.records import write_text_atomic
-
     compare_dir = Path(compare_dir)
     finished = _finished(runs)
     failed = [r for r in runs if r.get("error")]

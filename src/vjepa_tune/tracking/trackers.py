@@ -24,163 +24,30 @@ does nothing, so callers need no branch.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import netrc
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import numpy as np
+from accelerate import PartialState
+from accelerate.tracking import GeneralTracker, MLflowTracker, TensorBoardTracker, WandBTracker
+from PIL import Image
 
 from vjepa_tune.errors import BadInput
-
-if TYPE_CHECKING:
-    from accelerate.tracking import GeneralTracker
+from vjepa_tune.tracking.tracker_settings import (
+    MLFLOW_ARTIFACTS,
+    PROJECT,
+    TENSORBOARD_DIR,
+    final_scalars,
+    flat_config,
+    mlflow_tracking_uri,
+    parse_report_to,
+    wandb_mode,
+)
 
 Log = Callable[[str], None]
-Scalar = str | int | float | bool | None
-
-TRACKER_NAMES: tuple[str, ...] = ("tensorboard", "mlflow", "wandb")
-DEFAULT_REPORT_TO: tuple[str, ...] = ("tensorboard",)
-PROJECT = "vjepa-tune"
-"""The MLflow experiment and W&B project runs go to, unless MLFLOW_EXPERIMENT_NAME or WANDB_PROJECT say otherwise."""
-TENSORBOARD_DIR = "tensorboard"
-MLFLOW_DB = "mlflow.db"
-MLFLOW_ARTIFACTS = "mlartifacts"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-_PACKAGES: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow",), "wandb": ("wandb",)}
-_SQLITE_PACKAGES = ("sqlalchemy", "alembic")
-_WANDB_HOST = "https://api.wandb.ai"
-
-
-# --------------------------------------------------------------------------------------------- choosing
-def parse_report_to(value: str | Sequence[str]) -> tuple[str, ...]:
-    """`tensorboard,mlflow` (or a list) -> ("tensorboard", "mlflow"); `none` -> (). Checks the packages now.
-
-    Checked when the command starts, so that a missing package is reported before hours of training, not after.
-    """
-    parts = value.split(",") if isinstance(value, str) else [p for item in value for p in str(item).split(",")]
-    names = [p.strip().lower() for p in parts]
-    if names == ["none"]:
-        return ()
-    chosen: list[str] = []
-    for name in names:
-        if name not in TRACKER_NAMES:
-            shown = repr(name) if name else "an empty name"
-            raise BadInput(
-                f"--report_to {','.join(names)}: unknown tracker {shown}; choose from {', '.join(TRACKER_NAMES)} "
-                "(comma-separated), or none."
-            )
-        if name not in chosen:
-            chosen.append(name)
-    for name in chosen:
-        _require(name)
-    return tuple(chosen)
-
-
-def _installed(module: str) -> bool:
-    """Whether `module` can be imported, without importing it (an entry of None in sys.modules means absent)."""
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _require(name: str) -> None:
-    missing = [m for m in _PACKAGES[name] if not _installed(m)]
-    if missing:
-        raise BadInput(
-            f"--report_to {name} needs the {' and '.join(missing)} package, which is not installed: "
-            f"pip install 'vjepa-tune[{name}]'"
-        )
-    if name == "mlflow" and _mlflow_uri_is_sqlite():
-        missing = [m for m in _SQLITE_PACKAGES if not _installed(m)]
-        if missing:
-            raise BadInput(
-                f"--report_to mlflow writes to a SQLite file ({MLFLOW_DB} in --out), which needs "
-                f"{' and '.join(missing)}, not installed: pip install 'vjepa-tune[mlflow]' (or set "
-                "MLFLOW_TRACKING_URI to a tracking server)"
-            )
-
-
-def _mlflow_uri_is_sqlite() -> bool:
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return not uri or uri.startswith("sqlite:")
-
-
-def mlflow_tracking_uri(out: Path) -> str:
-    """MLFLOW_TRACKING_URI when set, else the SQLite file `OUT/mlflow.db`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(out) / MLFLOW_DB).resolve()}"
-
-
-def wandb_logged_in(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether W&B has credentials: WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, or an API key for the W&B host
-    (WANDB_BASE_URL, default api.wandb.ai) in the netrc file `wandb login` writes (NETRC, else ~/.netrc)."""
-    environ = os.environ if environ is None else environ
-    if environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    host = urlsplit(environ.get("WANDB_BASE_URL") or _WANDB_HOST).netloc
-    if environ.get("NETRC"):
-        path = Path(environ["NETRC"]).expanduser()
-    else:
-        home = Path(environ.get("HOME") or Path.home())
-        path = next((p for p in (home / ".netrc", home / "_netrc") if p.is_file()), home / ".netrc")
-    try:
-        entry = netrc.netrc(str(path)).authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        return False
-    return bool(entry and entry[2])
-
-
-def wandb_mode(environ: Mapping[str, str] | None = None) -> str | None:
-    """The `mode` to start W&B with: None when WANDB_MODE is set (W&B reads it), else online if logged in, else
-    offline, so that a user without an account still gets a run folder `wandb sync` can upload later."""
-    environ = os.environ if environ is None else environ
-    if environ.get("WANDB_MODE"):
-        return None
-    return "online" if wandb_logged_in(environ) else "offline"
-
-
-# --------------------------------------------------------------------------------------------- values
-def flat_config(config: Mapping[str, object], prefix: str = "") -> dict[str, Scalar]:
-    """A nested configuration as dotted keys with scalar values (`lora.rank: 16`), as MLflow params and
-    TensorBoard hparams need; lists become JSON text."""
-    flat: dict[str, Scalar] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flat_config(value, f"{name}."))
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-        elif isinstance(value, (list, tuple)):
-            flat[name] = json.dumps(value, default=str)
-        else:
-            flat[name] = str(value)
-    return flat
-
-
-def final_scalars(metrics: Mapping[str, object]) -> dict[str, float]:
-    """The numbers of a metrics.json worth a tracker's summary: top-level numbers (not flags), and each `K_ci`
-    interval as `K_ci_low` and `K_ci_high`. Nested tables (history, per-class scores, versions) are left out."""
-    scalars: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, (int, float)):
-            scalars[key] = float(value)
-        elif key.endswith("_ci") and isinstance(value, (list, tuple)) and len(value) == 2:
-            low, high = value
-            if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-                scalars[f"{key}_low"], scalars[f"{key}_high"] = float(low), float(high)
-    return scalars
-
 
 # --------------------------------------------------------------------------------------------- trackers
 class Trackers:
@@ -270,7 +137,7 @@ class Trackers:
         try:
             for tracker in reversed(self._trackers):
                 if tracker.name == "mlflow":
-                    import mlflow
+                    import mlflow  # an optional dependency (the `mlflow` extra), imported when it is used
 
                     mlflow.end_run(status=status)
                 elif tracker.name == "wandb":
@@ -296,16 +163,13 @@ class Trackers:
 
 def _rgb_batch(path: Path) -> np.ndarray:
     """An image file as a (1, H, W, 3) uint8 array, as TensorBoard's add_images takes it."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))[None]
 
 
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
+def _tracks(main_process: bool | None) -> bool:
+    """Only the main process tracks; None asks accelerate which one this is."""
+    return PartialState().is_main_process if main_process is None else main_process
 
 
 def open_run_trackers(
@@ -321,17 +185,19 @@ def open_run_trackers(
     project: str = PROJECT,
     job_type: str = "train",
     log: Log = print,
+    main_process: bool | None = None,
 ) -> Trackers:
     """Start the trackers of one training run and record its configuration; returns the object to log to.
 
     `out` is `--out` (MLflow's SQLite file lives there), `name` the run's name (its folder's), `config` the resolved
     configuration as plain data. `group` is the comparison's `open_group_trackers` result; `resume` the `ids` of
     an earlier attempt at this run, `resumed_at_step` the optimizer step of the checkpoint it continues from.
-    `job_type` labels the W&B run (train, pretrain).
+    `job_type` labels the W&B run (train, pretrain). `main_process`: whether this process tracks (default: whether
+    accelerate says it is the main one).
     """
     names = parse_report_to(report_to)
     run_dir = Path(run_dir)
-    if not names or not _is_main_process():
+    if not names or not _tracks(main_process):
         return Trackers([], {}, run_dir)
     resume = dict(resume or {})
     resuming = resumed_at_step is not None or bool(resume)
@@ -372,6 +238,7 @@ def open_group_trackers(
     resume: Mapping[str, str] | None = None,
     project: str = PROJECT,
     log: Log = print,
+    main_process: bool | None = None,
 ) -> Trackers:
     """Open a comparison's grouping: an MLflow parent run (its runs nest under it, and it keeps the report and the
     plots) and a W&B group named `name`. Pass the result as `group=` to each run's `open_run_trackers`, and keep it
@@ -379,7 +246,7 @@ def open_group_trackers(
     runs side by side."""
     names = parse_report_to(report_to)
     compare_dir = Path(compare_dir)
-    if not names or not _is_main_process():
+    if not names or not _tracks(main_process):
         return Trackers([], {}, compare_dir)
     resume = dict(resume or {})
     started: list[GeneralTracker] = []
@@ -404,8 +271,6 @@ def open_group_trackers(
 def _start_tensorboard(
     run_dir: Path, config: Mapping[str, object], resumed_at_step: int | None, resuming: bool
 ) -> GeneralTracker:
-    from accelerate.tracking import TensorBoardTracker
-
     purge = resumed_at_step + 1 if resumed_at_step is not None else None  # drop what a killed attempt wrote after
     tracker = TensorBoardTracker(TENSORBOARD_DIR, run_dir, purge_step=purge)
     tracker.start()
@@ -420,7 +285,7 @@ def _use_mlflow_store(out: Path) -> tuple[str, Callable[[], None]]:
     mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI into the environment (for subprocesses); left there, it
     would read as the user's choice to the next run in this process, which may have another --out.
     """
-    import mlflow
+    import mlflow  # an optional dependency (the `mlflow` extra), imported when it is used
 
     before = os.environ.get("MLFLOW_TRACKING_URI")
     uri = mlflow_tracking_uri(out)
@@ -437,8 +302,7 @@ def _start_mlflow(
     parent_id: str | None,
     log: Log,
 ) -> GeneralTracker:
-    import mlflow
-    from accelerate.tracking import MLflowTracker
+    import mlflow  # an optional dependency (the `mlflow` extra), imported when it is used
 
     sqlite_file = uri.startswith("sqlite:///")
     if resume_id is not None and not _mlflow_run_exists(resume_id):
@@ -468,6 +332,7 @@ def _start_mlflow(
 
 
 def _mlflow_run_exists(run_id: str) -> bool:
+    # an optional dependency (the `mlflow` extra), imported when it is used
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -487,8 +352,6 @@ def _start_wandb(
     job_type: str,
     log: Log,
 ) -> GeneralTracker:
-    from accelerate.tracking import WandBTracker
-
     mode = wandb_mode()
     init: dict[str, object] = {"name": name, "job_type": job_type, "resume": "allow"}
     if not os.environ.get("WANDB_DIR"):

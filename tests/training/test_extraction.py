@@ -1,4 +1,5 @@
-"""The backbone feature store: same results as recomputing, zero backbone passes when warm, honest keys."""
+"""Extraction and the stored-feature pipeline end to end: the same results as recomputing, zero backbone passes
+when warm, one backbone pass shared by head_only and the other strategies, the run's precision honoured."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from vjepa_tune.cli import main
-from vjepa_tune.training.features import BackboneCounter
+from vjepa_tune.config import CacheConfig
+from vjepa_tune.training.extraction import BackboneCounter
 from vjepa_tune.training.store import cache_list
 
 
@@ -21,6 +23,28 @@ def _train(root: Path, out: Path, store: Path, *extra: str) -> dict:
     assert main(args) == 0
     (run,) = [d for d in out.iterdir() if d.is_dir()]
     return json.loads((run / "metrics.json").read_text())
+
+
+def _train_in_python(root: Path, out: Path, store: Path, passes: list[int], **settings: object) -> dict:
+    """A two-epoch run through the Python API, recording the batch size of every training pass of the classifier
+    (a forward hook, set before the first epoch)."""
+    import torch
+
+    from vjepa_tune.config import DataConfig, TrainConfig, validate
+    from vjepa_tune.models.adapters import unwrap
+    from vjepa_tune.training.recipe import train
+
+    def count(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if module.training:
+            passes.append(len(args[0]))
+
+    def hook_once(epoch: int, model: torch.nn.Module) -> None:
+        if epoch == 0:
+            unwrap(model).classifier.register_forward_hook(count)
+
+    settings.setdefault("cache", CacheConfig(dir=store))
+    cfg = TrainConfig(model="random:tiny", out=out, num_epochs=2, data=DataConfig(root=root), **settings)
+    return train(validate(cfg), log=lambda _: None, before_epoch=hook_once).metrics
 
 
 @pytest.mark.parametrize("augment", [(), ("--data.color_jitter", "0.3", "--data.random_erasing", "0.5")],
@@ -112,106 +136,16 @@ def test_cache_list_and_clear_commands(synth_root: Path, tmp_path: Path, capsys:
     assert main(["cache", "prune", "--cache.dir", str(store)]) == 2
 
 
-def test_the_store_key_follows_the_weights_that_make_the_feature_and_nothing_else() -> None:
-    """The predictor, which classification skips, must not split one store into two (it did, on a GPU machine
-    whose transformers left it uninitialised); a changed encoder or pooler weight must give a new key."""
-    import torch
-
-    from vjepa_tune.config import TrainConfig
-    from vjepa_tune.training.features import store_spec
-    from vjepa_tune.training.setup import build_model
-
-    cfg = TrainConfig(model="random:tiny")
-    cfg.data.crop_size = 64
-
-    def keys(model: torch.nn.Module) -> tuple[str, str]:
-        return store_spec(cfg, model, "backbone").model_key, store_spec(cfg, model, "pooler").model_key
-
-    model = build_model("random:tiny", "pooler_and_head", cfg.lora, ["a", "b"], 0, lambda _: None)
-    before = keys(model)
-    assert before == keys(build_model("random:tiny", "head_only", cfg.lora, ["a", "b"], 0, lambda _: None))
-    with torch.no_grad():
-        model.vjepa2.predictor.embeddings.mask_tokens.add_(1.0)
-        assert keys(model) == before
-        model.pooler.query_tokens.add_(1.0)
-        assert keys(model)[0] == before[0] and keys(model)[1] != before[1]
-        model.vjepa2.encoder.layer[0].mlp.fc1.weight.add_(1.0)
-        assert keys(model)[0] != before[0]
-
-
-def test_entry_writer_writes_everything_before_close_returns_and_raises_a_failed_write(tmp_path: Path) -> None:
-    import torch
-
-    from vjepa_tune.training.features import _EntryWriter, load_entry
-
-    writer = _EntryWriter(threads=2, limit=3)
-    features = torch.randn(10, 4, 8).bfloat16()
-    for i, feature in enumerate(features):
-        writer.put(tmp_path / "ab" / f"{i}.npy", feature, "bf16")
-    writer.close()
-    for i, feature in enumerate(features):
-        assert torch.equal(load_entry(tmp_path / "ab" / f"{i}.npy", "bf16"), feature.float())
-    assert not list(tmp_path.rglob("*.tmp"))
-
-    (tmp_path / "file").write_text("not a folder")
-    writer = _EntryWriter(threads=1, limit=2)
-    writer.put(tmp_path / "file" / "x.npy", features[0], "bf16")  # its folder cannot be made
-    with pytest.raises(OSError):
-        writer.close()
-
-
-def test_stored_features_are_read_in_the_main_process_in_their_stored_dtype(tmp_path: Path) -> None:
-    """Moving 4 MB ViT-L entries out of DataLoader workers cost more than reading them, so the feature pipeline
-    uses none, and hands over bf16 entries as bf16 (the model casts them exactly)."""
-    import torch
-
-    from vjepa_tune.config import TrainConfig
-    from vjepa_tune.data.samples import Sample
-    from vjepa_tune.training.features import FeatureDataset, StoreSpec, _save_entry, entry_key
-
-    video = tmp_path / "a.mp4"
-    video.write_bytes(b"not decoded here")
-    cfg = TrainConfig(model="random:tiny")
-    sample = Sample(path=video, label=1, id="a.mp4")
-    spec = StoreSpec(root=tmp_path / "store", model_key="k", output="backbone", dtype="bf16", shape=(4, 8))
-    feature = torch.randn(4, 8).bfloat16()
-    _save_entry(spec.entry_path(entry_key(sample, 0, cfg)), feature, "bf16")
-    item = FeatureDataset(spec, cfg, [sample], 0, {})[0]
-    assert item["inputs"].dtype == torch.bfloat16 and torch.equal(item["inputs"], feature)
-    assert item["labels"] == 1
-
-
-def test_an_error_during_extraction_is_reported_not_a_write_error_behind_it(tmp_path: Path) -> None:
-    import torch
-
-    from vjepa_tune.training.features import _EntryWriter
-
-    (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(KeyboardInterrupt), _EntryWriter(threads=1) as writer:
-        writer.put(tmp_path / "file" / "x.npy", torch.zeros(2), "fp32")  # will fail on its thread
-        raise KeyboardInterrupt
-
-
-def test_stored_features_train_a_whole_step_per_pass_with_the_same_result(
-    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stored_features_train_a_whole_step_per_pass_with_the_same_result(synth_root: Path, tmp_path: Path) -> None:
     """The guide's batch 1 x 4 accumulation runs on stored features as one pass of 4 (four times fewer pooler passes,
-    which bounded the guide's grid on an H200); the step's samples and mean gradient, hence the run, are unchanged."""
-    from vjepa_tune.models import strategies
-
+    BENCHMARKS.md); the step's samples and mean gradient, hence the run, are unchanged."""
+    fused_passes: list[int] = []
+    fused = _train_in_python(synth_root, tmp_path / "fused", tmp_path / "store", fused_passes,
+                             strategy="pooler_and_head", batch_size=1, accumulation_steps=4)
     passes: list[int] = []
-    real = strategies.classify_features
-
-    def counted(model, inputs, from_):
-        if model.training:
-            passes.append(len(inputs))
-        return real(model, inputs, from_=from_)
-
-    monkeypatch.setattr(strategies, "classify_features", counted)
-    common = ("--strategy", "pooler_and_head", "--batch_size", "1", "--accumulation_steps", "4")
-    fused = _train(synth_root, tmp_path / "fused", tmp_path / "store", *common)
-    fused_passes, passes[:] = list(passes), []
-    one_by_one = _train(synth_root, tmp_path / "single", tmp_path / "store", *common, "--cache.train_batch_size", "1")
+    one_by_one = _train_in_python(synth_root, tmp_path / "single", tmp_path / "store", passes,
+                                  strategy="pooler_and_head", batch_size=1, accumulation_steps=4,
+                                  cache=CacheConfig(dir=tmp_path / "store", train_batch_size=1))
     assert set(passes) == {1} and max(fused_passes) == 4 and len(fused_passes) < len(passes) / 3
     for a, b in zip(fused["history"], one_by_one["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
@@ -220,22 +154,37 @@ def test_stored_features_train_a_whole_step_per_pass_with_the_same_result(
     assert main(["train", "--cache.train_batch_size", "0", "--data.root", str(synth_root)]) == 2
 
 
-def test_an_entry_left_unreadable_is_reported_by_its_dataset_index(synth_root: Path, tmp_path: Path) -> None:
-    """A video that probed fine but failed to decode during extraction has no entry; the batch must name that video
-    (its index in the split), not its position in the batch."""
+def test_extraction_computes_in_the_runs_precision_and_names_it_in_the_store_key(synth_root: Path, tmp_path: Path
+                                                                                  ) -> None:
+    """`--precision` reaches extraction: fp32 entries are the plain forward of the clip exactly, bf16 entries are
+    computed under bf16 autocast (close, not equal), and the two never share a store folder."""
     import torch
 
-    from vjepa_tune.config import TrainConfig
-    from vjepa_tune.data.samples import Sample
-    from vjepa_tune.training.features import FeatureDataset, StoreSpec, _save_entry, collate_features
+    from vjepa_tune.config import DataConfig, TrainConfig
+    from vjepa_tune.data.probing import probe_samples
+    from vjepa_tune.data.samples import Sample, Splits
+    from vjepa_tune.data.transforms import normalize_clips
+    from vjepa_tune.models.adapters import backbone_features
+    from vjepa_tune.models.build import build_model
+    from vjepa_tune.training.extraction import feature_pipeline
+    from vjepa_tune.training.inputs import clip_datasets
 
-    cfg = TrainConfig()
-    videos = sorted(synth_root.rglob("*.mp4"))[:4]
-    samples = [Sample(path=p, label=i % 2, id=f"{p.parent.name}/{p.name}") for i, p in enumerate(videos)]
-    spec = StoreSpec(root=tmp_path, model_key="k", output="pooler", dtype="fp32", shape=(3,))
-    dataset = FeatureDataset(spec, cfg, samples, 0, unreadable={samples[2].id: "could not be decoded"})
-    for i in (1, 3):
-        _save_entry(dataset.paths[i], torch.full((3,), float(i)), "fp32")
-    batch = collate_features([dataset[1], dataset[2], dataset[3]])
-    assert batch["skipped"] == [2]
-    assert batch["index"].tolist() == [1, 3] and batch["inputs"][:, 0].tolist() == [1.0, 3.0]
+    videos = [sorted((synth_root / name).glob("*.mp4"))[0] for name in ("waving", "other", "sitting_down")]
+    samples = [Sample(path=p, label=i, id=f"{p.parent.name}/{p.name}") for i, p in enumerate(videos)]
+    splits = Splits(train=samples[:1], val=samples[1:2], test=samples[2:], method="random")
+    infos, _ = probe_samples(samples, workers=1, progress=False)
+    cpu = torch.device("cpu")
+    stored = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(model="random:tiny", strategy="pooler_and_head", precision=precision, num_epochs=1,
+                          data=DataConfig(root=synth_root, crop_size=64),
+                          cache=CacheConfig(dir=tmp_path / "store", dtype="fp32"))
+        model = build_model(cfg.model, cfg.strategy, cfg.lora, ["a", "b", "c"], cfg.seed)
+        pipeline = feature_pipeline(cfg, model, splits, infos, cpu, log=lambda _: None)
+        stored[precision] = pipeline.eval_dataset("val")[0].inputs.float()
+    assert len(list((tmp_path / "store").iterdir())) == 2, "one store folder per precision"
+    clip = clip_datasets(cfg, splits, infos).eval_dataset("val")[0].inputs
+    with torch.no_grad():
+        plain = backbone_features(model, normalize_clips(clip[None]))[0]
+    assert torch.equal(stored["fp32"], plain)
+    assert not torch.equal(stored["bf16"], plain) and torch.allclose(stored["bf16"], plain, atol=0.1, rtol=0.1)

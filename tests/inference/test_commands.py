@@ -1,4 +1,5 @@
-"""Using a finished run: the Python API, `predict` (whole videos and sliding windows) and `evaluate`."""
+"""The `predict` and `evaluate` commands: whole videos and windows with their outputs (CSV, JSON, timeline), console
+logs, the overlap with the run's training videos, and bad input."""
 
 from __future__ import annotations
 
@@ -8,25 +9,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
 
 from vjepa_tune.cli import main
-from vjepa_tune.data.decoding import read_frames
-from vjepa_tune.data.transforms import ClipTransform
-from vjepa_tune.data.video import UnreadableVideo, probe_video, sample_frame_indices
-from vjepa_tune.errors import BadInput
-from vjepa_tune.inference import Prediction, WindowPrediction, merge_segments, time_slices, window_bounds
 from vjepa_tune.synth import render_clip, render_joined_clips, render_sequence, write_video
 
 CLASSES = ["other", "sitting_down", "standing_up", "waving"]
-
-
-@pytest.fixture(scope="module")
-def lora_run(trained_run: Callable[[str], Path]) -> Path:
-    return trained_run("lora")
 
 
 def _first_video(root: Path, cls: str) -> Path:
@@ -37,113 +26,6 @@ def _run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-# ------------------------------------------------------------------------------------------------ Python API
-def test_load_run_predict_gives_the_runs_own_probabilities(lora_run: Path, synth_root: Path) -> None:
-    from vjepa_tune import load_run
-
-    run = load_run(lora_run)
-    video = _first_video(synth_root, "waving")
-    result = run.predict(video)
-    assert result.classes == CLASSES and result.label in CLASSES
-    assert abs(sum(result.probabilities().values()) - 1) < 1e-5
-    top = result.top_k(3)
-    assert len(top) == 3 and top[0] == (result.label, result.score)
-    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
-
-    # The same clip training evaluated on: uniform frames, eval resize + centre crop, the best model.
-    info = probe_video(video)
-    frames = read_frames(video, sample_frame_indices(info, run.data.frames_per_clip), info)
-    with torch.no_grad():
-        logits = run.model(pixel_values_videos=ClipTransform(run.crop_size, train=False)(frames)[None]).logits
-    assert torch.allclose(result.probs, torch.softmax(logits, dim=-1)[0], atol=1e-6)
-
-    both = run.predict([video, _first_video(synth_root, "other")])
-    assert isinstance(both, list) and torch.allclose(both[0].probs, result.probs, atol=1e-6)
-    folder = run.predict(synth_root / "waving")
-    assert isinstance(folder, list) and len(folder) == len(list((synth_root / "waving").glob("*.mp4")))
-
-
-def test_a_single_unreadable_video_raises_with_its_reason(lora_run: Path, tmp_path: Path) -> None:
-    from vjepa_tune import load_run
-
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"\x00" * 100)
-    with pytest.raises(UnreadableVideo, match="broken.mp4"):
-        load_run(lora_run).predict(broken)
-
-
-# ------------------------------------------------------------------------------------------------ windows
-def _windows(*rows: tuple[float, float, list[float]]) -> list[WindowPrediction]:
-    return [WindowPrediction(start, end, torch.tensor(probs)) for start, end, probs in rows]
-
-
-def test_window_bounds_cover_the_video_and_a_short_video_gets_one_marked_window() -> None:
-    bounds = window_bounds(10.0, 2.0, 1.0)
-    assert [b[0] for b in bounds] == [float(k) for k in range(9)] and bounds[-1][1] == 10.0
-    assert window_bounds(10.5, 2.0, 1.0)[-1] == (8.5, 10.5, False), "a last window ends with the video"
-    assert window_bounds(1.5, 2.0, 1.0) == [(0.0, 1.5, True)]
-    for window, stride in ((0.0, 1.0), (2.0, 3.0), (2.0, 0.0)):
-        with pytest.raises(BadInput, match="--window|--stride"):
-            window_bounds(10.0, window, stride)
-
-
-def test_windows_are_laid_out_shot_by_shot_and_never_span_a_cut() -> None:
-    bounds = window_bounds(10.0, 2.0, 1.0, cuts=[1.5, 5.5])
-    assert bounds == [
-        (0.0, 1.5, True),  # a shot shorter than one window: one window covers it
-        (1.5, 3.5, False), (2.5, 4.5, False), (3.5, 5.5, False),
-        (5.5, 7.5, False), (6.5, 8.5, False), (7.5, 9.5, False), (8.0, 10.0, False),
-    ]  # fmt: skip
-    for start, end, _ in bounds:
-        assert not any(start < cut < end for cut in (1.5, 5.5))
-
-
-def test_cuts_within_float_noise_make_no_empty_shot_or_sliver() -> None:
-    assert window_bounds(10.0, 2.0, 1.0, cuts=[5.0, 5.0, 5.0000001, 0.0, 10.0]) == window_bounds(10.0, 2.0, 1.0, [5.0])
-    bounds = window_bounds(2.0, 0.64, 0.16, cuts=[0.8, 1.6])  # 0.16 * k + 0.64 carries float noise
-    windows = [WindowPrediction(a, b, torch.tensor([1.0, 0.0])) for a, b, _ in bounds]
-    slices = time_slices(windows, 2.0, [0.8, 1.6])
-    assert all(p.end_s - p.start_s > 1e-6 for p in slices)
-    assert all(a.end_s == b.start_s for a, b in zip(slices, slices[1:], strict=False)), "slices tile the video"
-    assert slices[0].start_s == 0.0 and slices[-1].end_s == 2.0
-
-
-def test_each_moment_takes_the_mean_of_the_windows_covering_it() -> None:
-    classes = ["a", "b"]
-    windows = _windows((0, 2, [0.9, 0.1]), (1, 3, [0.8, 0.2]), (2, 4, [0.3, 0.7]), (3, 5, [0.2, 0.8]))
-    slices = time_slices(windows, 5.0)
-    assert [(p.start_s, p.end_s, p.windows) for p in slices] == [
-        (0, 1, (0,)), (1, 2, (0, 1)), (2, 3, (1, 2)), (3, 4, (2, 3)), (4, 5, (3,))
-    ]  # fmt: skip
-    assert slices[2].probs.tolist() == pytest.approx([0.55, 0.45])
-
-    segments = merge_segments(windows, classes, min_score=0.6, duration_s=5.0)
-    found = [(s.label, s.start_s, s.end_s, s.num_windows) for s in segments]
-    assert found == [("a", 0, 2, 2), ("b", 3, 5, 2)], "2-3 s: a at 0.55, below the minimum score"
-    assert segments[0].score == pytest.approx(0.875) and segments[1].score == pytest.approx(0.775)
-    everything = merge_segments(windows, classes, min_score=0.0, duration_s=5.0)
-    assert [(s.label, s.start_s, s.end_s, s.num_windows) for s in everything] == [("a", 0, 3, 3), ("b", 3, 5, 2)]
-    longer = merge_segments(windows, classes, min_score=0.0, min_length_s=2.5, duration_s=5.0)
-    assert [s.label for s in longer] == ["a"]
-    with pytest.raises(BadInput, match="--min_score"):
-        merge_segments(windows, classes, min_score=1.5)
-
-    detection = Prediction(None, classes, None, None, 5.0, windows, segments)
-    assert detection.label_at([0.0, 1.99, 2.5, 3.0, 4.99, 5.0, -1.0]) == ["a", "a", "a", "b", "b", None, None]
-
-
-def test_a_segment_ends_at_a_cut_even_when_the_label_goes_on() -> None:
-    windows = _windows((0, 2, [0.9, 0.1]), (2, 4, [0.7, 0.3]), (4, 5, [0.2, 0.8]))
-    segments = merge_segments(windows, ["a", "b"], min_score=0.5, duration_s=5.0, cuts=[2.0, 4.0])
-    assert [(s.label, s.start_s, s.end_s) for s in segments] == [("a", 0, 2), ("a", 2, 4), ("b", 4, 5)]
-
-
-def test_a_gap_between_hand_made_windows_takes_the_nearest_window() -> None:
-    windows = _windows((0, 1, [0.9, 0.1]), (3, 4, [0.1, 0.9]))
-    detection = Prediction(None, ["a", "b"], None, None, 4.0, windows, [])
-    assert detection.label_at([1.4, 2.6]) == ["a", "b"]
 
 
 # ------------------------------------------------------------------------------------------------ predict
@@ -200,21 +82,6 @@ def test_predict_warns_about_a_video_far_longer_than_the_training_clips_and_reco
     assert short_row["note"] == ""
     code, _, stderr = _run_cli(capsys, "predict", str(lora_run), str(long_video), "--window", "1.28")
     assert code == 0 and "warning:" not in stderr, "window by window is what the warning asks for"
-
-
-def test_the_long_video_rule_is_more_than_four_training_clips() -> None:
-    def prediction(duration_s: float, clip_s: float | None, windows: bool = False) -> Prediction:
-        window = [WindowPrediction(0.0, 1.0, torch.tensor([1.0]))] if windows else []
-        return Prediction(Path("v.mp4"), ["a"], torch.tensor([1.0]), duration_s=duration_s, train_clip_s=clip_s,
-                          windows=window)
-
-    assert prediction(4.01, 1.0).long_video and not prediction(4.0, 1.0).long_video
-    assert not prediction(100.0, None).long_video, "unknown training clips: no claim"
-    assert not prediction(100.0, 1.0, windows=True).long_video, "window mode labels it window by window"
-    assert prediction(12.0, 2.0).long_video_warning() == (
-        "v.mp4 lasts 12.0 s, 6x the run's training clips (typically 2.00 s): its label comes from one clip that "
-        "cannot describe it all, however confident it looks. Label it window by window instead: --window 2."
-    )
 
 
 def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
@@ -283,153 +150,45 @@ def test_predict_windows_lays_windows_out_shot_by_shot_in_an_edited_video(
     assert uncut["cuts"] == [] and len(uncut["windows"]) == 6, "without the search: windows every 0.32 s"
 
 
-def test_a_video_whose_cut_search_fails_is_reported_and_the_others_still_predicted(
-    lora_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from vjepa_tune import load_run
-    from vjepa_tune.inference import shots
-
-    good, bad = tmp_path / "good.mp4", tmp_path / "bad.mp4"
-    for path in (good, bad):
-        write_video(path, render_clip("wave", 2, 50, size=(64, 64)), fps=25)
-    real = shots.detect_cuts
-
-    def failing(path: Path, info: object, progress: object = None) -> list[float]:
-        if Path(path).name == "bad.mp4":
-            raise UnreadableVideo(path, "finding cuts: decoding failed (damaged)")
-        return real(path, info, progress)
-
-    monkeypatch.setattr(shots, "detect_cuts", failing)
-    results = load_run(lora_run).predict_windows([good, bad], window_s=0.64, progress=False)
-    assert results[0].ok and results[0].windows and results[0].cuts == []
-    assert not results[1].ok and "finding cuts" in results[1].error
-
-
-# ------------------------------------------------------------------------------------------------ evaluate
-def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
-    lora_run: Path, capsys: pytest.CaptureFixture
-) -> None:
-    code, stdout, _ = _run_cli(capsys, "evaluate", str(lora_run), "--json")
-    assert code == 0
-    metrics = json.loads(stdout)
-    trained = json.loads((lora_run / "metrics.json").read_text())
-    assert metrics["top1"] == pytest.approx(trained["test_acc"])
-    assert metrics["confusion"] == trained["test"]["confusion"]
-    assert metrics["num_videos"] == trained["num_test"] and metrics["skipped_videos"] == 0
-    out_dir = lora_run / "evaluation" / "test-1x1"
-    written = {"metrics.json", "confusion.csv", "confusion.png", "predictions.csv"}
-    assert written <= {p.name for p in out_dir.iterdir()}
-    rows = list(csv.DictReader((out_dir / "predictions.csv").open()))
-    splits = json.loads((lora_run / "splits.json").read_text())
-    assert [r["id"] for r in rows] == [entry["id"] for entry in splits["test"]]
-    assert sum(int(r["correct"]) for r in rows) / len(rows) == pytest.approx(metrics["top1"])
-    for r in rows:
-        assert sum(float(r[f"p_{c}"]) for c in CLASSES) == pytest.approx(1, abs=1e-5)
-
-    code, stdout, _ = _run_cli(
-        capsys, "evaluate", str(lora_run), "--split", "val", "--num_clips", "2", "--num_crops", "3"
-    )
-    assert code == 0 and "val split" in stdout and "2 clips x 3 crops" in stdout
-    multi = list(csv.DictReader((lora_run / "evaluation" / "val-2x3" / "predictions.csv").open()))
-    assert len(multi) == len(splits["val"])
-
-
-def test_evaluate_and_predict_keep_their_console_logs_warnings_included(
+def test_evaluate_and_predict_keep_their_console_logs(
     lora_run: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import warnings
-
-    from vjepa_tune.inference import commands
-    from vjepa_tune.inference import evaluate as evaluate_module
-    from vjepa_tune.inference.predictor import load_run
-
-    def load_with_a_warning(*args, **kwargs):
-        warnings.warn("a warning raised while loading the run", UserWarning, stacklevel=1)
-        return load_run(*args, **kwargs)
-
-    monkeypatch.setattr(evaluate_module, "load_run", load_with_a_warning)
-    monkeypatch.setattr(commands, "load_run", load_with_a_warning)
     video = _first_video(synth_root, "waving")
     out_dir, predictions = tmp_path / "evaluation", tmp_path / "predictions.csv"
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        code, evaluated, _ = _run_cli(capsys, "evaluate", str(lora_run), "--out", str(out_dir))
-        assert code == 0
-        code, predicted, _ = _run_cli(capsys, "predict", str(lora_run), str(video), "--out", str(predictions))
-        assert code == 0
-        assert _run_cli(capsys, "predict", str(lora_run), str(video))[0] == 0
+    code, evaluated, _ = _run_cli(capsys, "evaluate", str(lora_run), "--out", str(out_dir))
+    assert code == 0
+    code, predicted, _ = _run_cli(capsys, "predict", str(lora_run), str(video), "--out", str(predictions))
+    assert code == 0
+    assert _run_cli(capsys, "predict", str(lora_run), str(video))[0] == 0
 
     lines = (out_dir / "evaluate.log").read_text().splitlines()
     assert lines[0].startswith("# ") and lines[0].endswith(f" vjepa-tune evaluate {lora_run} --out {out_dir}")
     assert evaluated.strip() in lines and "test split (" in evaluated  # the summary, printed after the scoring
-    assert sum("UserWarning: a warning raised while loading the run" in line for line in lines) == 1
 
     lines = (tmp_path / "predictions.log").read_text().splitlines()  # beside predictions.csv
     assert lines[0].endswith(f" vjepa-tune predict {lora_run} {video} --out {predictions}")
     assert f"predictions written to {predictions}" in lines and any(line.startswith(f"{video}: ") for line in lines)
-    assert sum("UserWarning: a warning raised while loading the run" in line for line in lines) == 1
     assert list(elsewhere.iterdir()) == []  # without --out, predict writes no log: the console is its output
 
 
-def test_flip_averages_mirrored_views_in_evaluate_and_predict_and_warns_for_runs_trained_unmirrored(
-    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+def test_a_warning_raised_before_the_evaluation_knows_its_folder_is_kept_in_its_log(
+    lora_run: Path, tmp_path: Path
 ) -> None:
-    code, stdout, stderr = _run_cli(capsys, "evaluate", str(lora_run), "--flip", "true", "--json")
-    assert code == 0 and "warning" not in stderr
-    mirrored = json.loads(stdout)
-    assert mirrored["flip"] is True and mirrored["num_videos"] == json.loads(
-        (lora_run / "metrics.json").read_text())["num_test"]
-    flip_rows = list(csv.DictReader((lora_run / "evaluation" / "test-1x1-flip" / "predictions.csv").open()))
-    code, _, _ = _run_cli(capsys, "evaluate", str(lora_run))
-    plain_rows = list(csv.DictReader((lora_run / "evaluation" / "test-1x1" / "predictions.csv").open()))
-    assert [r["id"] for r in flip_rows] == [r["id"] for r in plain_rows]
-    assert any(abs(float(a[f"p_{c}"]) - float(b[f"p_{c}"])) > 1e-4
-               for a, b in zip(flip_rows, plain_rows, strict=True) for c in CLASSES), "mirrored views count"
+    import warnings
 
-    from vjepa_tune import load_run
+    from vjepa_tune.inference.evaluate import evaluate_run
+    from vjepa_tune.tracking.console_log import ConsoleLog
 
-    video = _first_video(synth_root, "waving")
-    run = load_run(lora_run)
-    both = run.predict(video, flip=True, progress=False).probs
-    assert not torch.allclose(both, run.predict(video, progress=False).probs)
-    assert float(both.sum()) == pytest.approx(1, abs=1e-5)
-    code, stdout, _ = _run_cli(capsys, "predict", str(lora_run), str(video), "--flip", "true", "--json")
-    assert code == 0 and json.loads(stdout)["settings"]["flip"] is True
-
-    unmirrored = tmp_path / "unmirrored"
-    shutil.copytree(lora_run, unmirrored)
-    config = yaml.safe_load((unmirrored / "config.yaml").read_text())
-    config["data"]["hflip"] = False
-    (unmirrored / "config.yaml").write_text(yaml.safe_dump(config))
-    code, _, stderr = _run_cli(capsys, "predict", str(unmirrored), str(video), "--flip", "true")
-    assert code == 0 and "trained without horizontal flips" in stderr
-    code, _, stderr = _run_cli(capsys, "evaluate", str(unmirrored), "--flip", "true")
-    assert code == 0 and "trained without horizontal flips" in stderr
-
-
-def test_evaluate_on_another_data_set_maps_its_classes_to_the_runs(
-    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    listed = [(_first_video(synth_root, c), c) for c in ("waving", "standing_up", "other")]
-    good = tmp_path / "good.txt"
-    good.write_text("".join(f"{path} {cls}\n" for path, cls in listed))
-    listing = ["--data.format", "list", "--data.root", str(tmp_path), "--data.list_file"]
-    code, stdout, _ = _run_cli(
-        capsys, "evaluate", str(lora_run), *listing, str(good), "--out", str(tmp_path / "eval"), "--json"
-    )
-    assert code == 0
-    metrics = json.loads(stdout)
-    assert metrics["num_videos"] == 3 and metrics["split"] is None
-    rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
-    assert sorted(r["label"] for r in rows) == ["other", "standing_up", "waving"]
-
-    foreign = tmp_path / "foreign.txt"
-    foreign.write_text(f"{listed[0][0]} jumping\n{listed[1][0]} waving\n")
-    code, _, stderr = _run_cli(capsys, "evaluate", str(lora_run), *listing, str(foreign))
-    assert code == 2 and "'jumping'" in stderr and "not among the run's classes" in stderr
+    out_dir = tmp_path / "evaluation"
+    with warnings.catch_warnings(), ConsoleLog(command_line=f"vjepa-tune evaluate {lora_run}"):
+        warnings.simplefilter("always")
+        warnings.warn("a warning raised before the evaluation", UserWarning, stacklevel=1)
+        evaluate_run(lora_run, out_dir=out_dir, progress=False, log=lambda _: None)
+    lines = (out_dir / "evaluate.log").read_text().splitlines()
+    assert sum("UserWarning: a warning raised before the evaluation" in line for line in lines) == 1
 
 
 # ------------------------------------------------------------------------------------------------ overlap
@@ -552,8 +311,8 @@ def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
         (["predict", str(tmp_path / "nowhere"), video], "does not exist"),
         (["predict", str(foreign), video], "not a vjepa-tune run folder"),
         (["evaluate", str(foreign)], "not a vjepa-tune run folder"),
-        (["evaluate", str(lora_run), "--num_crops", "2"], "--num_crops must be 1 or 3"),
-        (["evaluate", str(lora_run), "--split", "holdout"], "--split"),
+        (["evaluate", str(lora_run), "--num_crops", "2"], "--num_crops 2 is not one of 1, 3."),
+        (["evaluate", str(lora_run), "--split", "holdout"], "--split 'holdout' is not one of test, val, train."),
         (["predict", str(lora_run), str(empty)], "no video files found"),
         (["predict", str(lora_run), str(broken)], "the video could not be read"),
         (["predict", str(lora_run), video, "--out", str(tmp_path / "p.txt")], ".csv or .json"),
@@ -566,14 +325,3 @@ def test_bad_run_folders_and_flags_exit_2_with_a_clear_message(
         assert code == 2, argv
         assert message in stderr, (argv, stderr)
         assert "Traceback" not in stderr
-
-
-def test_predict_frames_labels_in_memory_clips(lora_run: Path) -> None:
-    from vjepa_tune import load_run
-
-    run = load_run(lora_run)
-    frames = torch.from_numpy(np.ascontiguousarray(render_clip("wave", 7, 16, size=(64, 64))))
-    result = run.predict_frames(frames)
-    assert result.path is None and result.label in CLASSES
-    clip = ClipTransform(run.crop_size, train=False)(frames)[None]
-    assert torch.allclose(result.probs, torch.softmax(run.logits(clip), dim=-1)[0])

@@ -1,0 +1,17 @@
+"""The run folder: the only code that knows its layout, writes its files and reads them back.
+
+    config.yaml          the full resolved configuration (`train --config RUN_DIR/config.yaml` repeats the run)
+    splits.json          the exact videos of each split, with each video's size and fingerprint
+    checkpoint/state.pt  the state after the last finished epoch (trainable weights, optimizer, scheduler, RNG
+                         states, epoch, step, history), replaced atomically each epoch; removed when the run ends
+    model/               the best model: `trainable.safetensors` (every trained weight) + `model.json`
+    metrics.json         written last: its presence marks the run finished
+    train.log            the console of the run (`tracking.console_log`)
+    tensorboard/         event files
+    confusion.csv/png    the test confusion matrix (`evaluation.metrics`)
+
+`runs.folder` (no torch: `data check --against` and the command line read runs without it) names the files, makes,
+finds and resumes folders and reads and writes the records; `runs.checkpoint` saves and loads the training state and
+the best model, and rebuilds a run's model. Training, inference, export and compare call these two modules for
+anything about a run folder.
+"""

@@ -1,0 +1,160 @@
+"""What a run saves of its model and training: the resumable state, the best model, and rebuilding that model.
+
+Only the weights that train are saved: the frozen ones come back from the base model named in model/model.json.
+Base weights that the run had to initialise itself (a `random:*` model, or a pooler missing from a backbone-only
+checkpoint) are drawn from the generator seeded by the run seed (`models.build`), so a reload recreates them
+exactly; model.json keeps a fingerprint of them and `load_run_model` refuses a base model that does not match.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from vjepa_tune.config import StrategyName, TrainConfig
+from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_atomic, write_text_atomic
+from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict
+from vjepa_tune.models.build import build_model
+from vjepa_tune.runs.folder import MODEL_DIR, MODEL_META_FILE, STATE_FILE, WEIGHTS_FILE, read_config
+
+Log = Callable[[str], None]
+
+
+# ------------------------------------------------------------------------------------------------ training state
+def save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    """Write the resumable state (`weights`, `optimizer`, `scheduler`, `rng`, `train_state`) atomically: a kill
+    mid-write leaves the previous state intact."""
+    write_atomic(Path(run_dir) / STATE_FILE, lambda aside: torch.save(state, aside))
+
+
+def load_state(run_dir: Path) -> dict[str, Any] | None:
+    """The state `save_state` wrote (runs of every earlier version wrote the same keys); None without one."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def remove_state(run_dir: Path) -> None:
+    """Drop the resumable state of a finished run (its best model and records stay)."""
+    folder = Path(run_dir) / STATE_FILE.parent
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def rng_states() -> dict[str, Any]:
+    """Every global random state a resumed run must continue from."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                              "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ------------------------------------------------------------------------------------------------ the best model
+def weights_fingerprint(module: torch.nn.Module) -> float:
+    """A cheap checksum of every weight, to notice a base model that is not the one a run was trained on."""
+    total = 0.0
+    with torch.no_grad():
+        for i, p in enumerate(module.parameters()):
+            if p.device.type == "meta":
+                continue
+            total += float(p.detach().float().flatten()[:: max(1, p.numel() // 64)].sum()) * (1 + (i % 7) * 1e-3)
+    return total
+
+
+def frozen_fingerprint(model: torch.nn.Module) -> float:
+    """The fingerprint of the weights a strategy keeps frozen: what a reload rebuilds instead of reading."""
+    return weights_fingerprint(torch.nn.ParameterList([p for p in model.parameters() if not p.requires_grad]))
+
+
+def model_meta(cfg: TrainConfig, classes: list[str], frozen: float, train_clip_s: float | None) -> dict[str, Any]:
+    """model/model.json: what rebuilds the run's model around its trained weights (`frozen`: the fingerprint of
+    the frozen weights, `frozen_fingerprint`), and what prediction needs."""
+    return {
+        "model": cfg.model,
+        "strategy": cfg.strategy,
+        "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout},
+        "classes": classes,
+        "init_seed": cfg.seed,
+        "frozen_fingerprint": frozen,
+        "crop_size": cfg.data.crop_size,
+        "frames_per_clip": cfg.data.frames_per_clip,
+        "train_clip_s": train_clip_s,
+    }
+
+
+def trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of every weight that trains, as the state and the best model keep them."""
+    return {k: v.detach().cpu().clone() for k, v in trainable_state_dict(model).items()}
+
+
+def save_model(run_dir: Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write the best model: every trained weight (`trainable_weights`) in safetensors plus what is needed to
+    rebuild the rest (`model_meta`)."""
+    out = Path(run_dir) / MODEL_DIR
+    contiguous = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+    write_atomic(out / WEIGHTS_FILE, lambda aside: save_file(contiguous, aside))
+    write_text_atomic(out / MODEL_META_FILE, json.dumps(meta, indent=2), durable=False)
+    return out
+
+
+def load_model_files(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The best model's trained weights and its model.json."""
+    out = Path(run_dir) / MODEL_DIR
+    weights, meta = out / WEIGHTS_FILE, out / MODEL_META_FILE
+    if not weights.exists() or not meta.exists():
+        raise BadInput(
+            f"{run_dir} holds no trained model ({MODEL_DIR / WEIGHTS_FILE} is missing): "
+            "is it a vjepa-tune run folder whose training finished at least one epoch?"
+        )
+    return load_file(str(weights)), json.loads(meta.read_text())
+
+
+def load_best_weights(run_dir: Path, model: torch.nn.Module) -> torch.nn.Module:
+    """The run's model with the best epoch's weights read back into it, in eval mode. The frozen weights never
+    changed, so the base model is not built a second time."""
+    weights, _ = load_model_files(run_dir)
+    load_trainable_state_dict(model, weights)
+    return model.eval()
+
+
+def load_run_model(run_dir: Path, cfg: TrainConfig | None = None, log: Log = lambda _: None
+                   ) -> tuple[torch.nn.Module, TrainConfig, list[str]]:
+    """Rebuild a run's best model (base model + strategy + every trained weight), with its configuration and classes;
+    BadInput for a folder that holds none, or a base model that is not the one the run was trained on."""
+    run_dir = Path(run_dir)
+    cfg = cfg if cfg is not None else read_config(run_dir)
+    weights, meta = load_model_files(run_dir)
+    classes = list(meta["classes"])
+    strategy: StrategyName = meta["strategy"]
+    model = build_model(meta["model"], strategy, cfg.lora, classes, meta["init_seed"], log)
+    found, expected = frozen_fingerprint(model), meta.get("frozen_fingerprint")
+    if expected is not None and not _close(found, expected):
+        raise BadInput(
+            f"the base model {meta['model']!r} does not match the one {run_dir} was trained on "
+            f"(frozen-weight fingerprint {found:.6g} != {expected:.6g}); was the checkpoint changed?"
+        )
+    load_trainable_state_dict(model, weights)
+    return model.eval(), cfg, classes
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))

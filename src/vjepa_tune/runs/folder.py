@@ -1,0 +1,343 @@
+"""A run folder's names, its making and finding, and the records that describe the run (no torch).
+
+Names and keys here are the contract of CLI.md, "Outputs": scripts and other tools read them. Every file is written
+aside and renamed into place (`files.py`), so a crash or a full disk never leaves half a file where a finished one is
+expected. Records written by earlier versions read back as today's code writes them: a setting added since reads as
+the value those runs ran with (`ADDED_SINCE`), accelerate's old "no" precision as fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vjepa_tune.config import TrainConfig, from_plain, to_plain
+from vjepa_tune.data.fingerprints import file_identities
+from vjepa_tune.data.overlap import TrainingVideos
+from vjepa_tune.data.samples import Splits
+from vjepa_tune.data.splits import recorded_identities, splits_from_json, splits_to_json
+from vjepa_tune.errors import BadInput
+from vjepa_tune.files import write_json_atomic, write_yaml_atomic
+from vjepa_tune.tracking.records import precision_name
+
+Log = Callable[[str], None]
+
+CONFIG_FILE = "config.yaml"
+SPLITS_FILE = "splits.json"
+METRICS_FILE = "metrics.json"
+TRAIN_LOG_FILE = "train.log"
+"""The console of the run, warnings included; a resumed run appends to it (`tracking/console_log.py`)."""
+STATE_FILE = Path("checkpoint") / "state.pt"
+MODEL_DIR = Path("model")
+WEIGHTS_FILE = "trainable.safetensors"
+MODEL_META_FILE = "model.json"
+TENSORBOARD_DIR = "tensorboard"
+
+METRICS_REQUIRED_KEYS: tuple[str, ...] = (
+    "approach",
+    "model",
+    "test_acc",
+    "best_val_acc",
+    "trainable_params",
+    "total_params",
+    "trainable_pct",
+    "train_time_s",
+    "num_train",
+    "num_val",
+    "num_test",
+    "skipped_videos",
+    "history",
+    "versions",
+)
+HISTORY_REQUIRED_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_acc")
+VERSIONS_REQUIRED_KEYS: tuple[str, ...] = ("python", "torch", "transformers", "peft", "vjepa_tune")
+
+def is_finished(run_dir: Path) -> bool:
+    """metrics.json is written last: a folder holding it is a finished run."""
+    return (Path(run_dir) / METRICS_FILE).is_file()
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """The run finished at least one epoch and can be resumed from it (unless it finished altogether)."""
+    return (Path(run_dir) / STATE_FILE).is_file()
+
+
+# ------------------------------------------------------------------------------------------------ the folder
+def check_run_name(out: Path, run_name: str | None) -> None:
+    """Refuse a `--run_name` whose folder already holds a finished run."""
+    if run_name is not None and is_finished(Path(out) / run_name):
+        raise BadInput(f"run folder {Path(out) / run_name} already holds a finished run; choose another --run_name.")
+
+
+def new_run_dir(out: Path, strategy: str, run_name: str | None) -> Path:
+    """The folder of a new run (not made yet): `run_name`, or <strategy>-<timestamp> with a suffix if taken."""
+    out = Path(out)
+    check_run_name(out, run_name)
+    if run_name is not None:
+        return out / run_name
+    name = f"{strategy}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir, suffix = out / name, 1
+    while run_dir.exists() and any(run_dir.iterdir()):
+        suffix += 1
+        run_dir = out / f"{name}-{suffix}"
+    return run_dir
+
+
+def find_resumable(out: Path) -> Path | None:
+    """The newest run folder in `out` that has a checkpoint but no metrics.json."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    candidates = [d for d in out.iterdir() if d.is_dir() and has_checkpoint(d) and not is_finished(d)]
+    return max(candidates, key=lambda d: (d / STATE_FILE).stat().st_mtime) if candidates else None
+
+
+def run_to_resume(resume: str, out: Path, *, has_data: bool, log: Log) -> Path | None:
+    """The folder `--resume` names: `auto` is the newest unfinished run in `out` (None, said in `log`, when there is
+    none and the data of a new run is given), anything else a run folder's path."""
+    if resume == "auto":
+        run_dir = find_resumable(out)
+        if run_dir is None:
+            if not has_data:
+                raise BadInput(
+                    f"--resume auto: nothing to resume in {out} (no run folder there has a checkpoint without "
+                    "metrics.json). To start a new run, give its data: --data.root DIR (and its other settings)."
+                )
+            log(f"--resume auto: nothing to resume in {out}; starting a new run")
+        return run_dir
+    run_dir = Path(resume)
+    if not (run_dir / CONFIG_FILE).exists():
+        raise BadInput(f"--resume {resume}: not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    if is_finished(run_dir):
+        raise BadInput(f"--resume {resume}: that run already finished ({METRICS_FILE} exists).")
+    return run_dir
+
+
+@contextlib.contextmanager
+def run_folder(run_dir: Path, *, create: bool) -> Iterator[Path]:
+    """The run's folder for the block, made first when `create` (with any of its parents, `--out` included).
+
+    A folder this call made is removed again, with the parents it made, if the block fails before the run has a
+    checkpoint: a failed command adds nothing to `--out`. A resumed run's folder, or one that existed before, is
+    never removed. With several processes only the main one creates (the others pass `create=False`).
+    """
+    run_dir = Path(run_dir)
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()] if create else []
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield run_dir
+    except BaseException:
+        if made and not has_checkpoint(run_dir) and not is_finished(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for parent in made[1:]:
+                with contextlib.suppress(OSError):  # only while empty
+                    parent.rmdir()
+        raise
+
+
+# ------------------------------------------------------------------------------------------------ config.yaml
+def write_config(run_dir: Path, cfg: TrainConfig) -> Path:
+    """Write the full resolved configuration (`vjepa-tune train --config RUN_DIR/config.yaml` repeats it)."""
+    path = Path(run_dir) / CONFIG_FILE
+    header = f"vjepa-tune train --config {path}\nThe full resolved configuration of this run."
+    return write_yaml_atomic(path, to_plain(cfg), header=header)
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """A run folder's configuration; BadInput when the folder is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BadInput(f"run folder {run_dir} does not exist.")
+    if not (run_dir / CONFIG_FILE).exists():
+        raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    return read_config_yaml(run_dir / CONFIG_FILE)
+
+
+def read_config_yaml(path: Path) -> TrainConfig:
+    """Read a config.yaml back, refusing unknown keys; values are checked by `config.validate`, not here."""
+    path = Path(path)
+    try:
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
+    except FileNotFoundError:
+        raise BadInput(f"configuration file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read configuration file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"configuration file {path} is not valid YAML: {exc}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise BadInput(
+            f"configuration file {path} must hold a mapping of settings (such as 'strategy: lora'), "
+            f"found a {type(values).__name__}."
+        )
+    for group in _GROUPS:
+        if values.get(group) is not None and not isinstance(values[group], dict):
+            raise BadInput(
+                f"configuration file {path}: '{group}' must be a mapping of its settings "
+                f"(such as '{group}:' then indented keys), found {values[group]!r}."
+            )
+    for (group, name), value in ADDED_SINCE.items():
+        settings = values.get(group) or {}
+        if name not in settings:
+            values[group] = {**settings, name: value}
+    try:
+        return from_plain(TrainConfig, values)
+    except BadInput as exc:
+        raise BadInput(f"configuration file {path}: {exc}") from None
+
+
+ADDED_SINCE: dict[tuple[str, str], Any] = {("cache", "train_batch_size"): 1}
+"""Settings added after runs began to be recorded, with the value a run recorded without them ran with: a resumed or
+reloaded older run goes on exactly as it started (its stored-feature steps one `--batch_size` pass at a time)."""
+
+_GROUPS = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(getattr(TrainConfig(), f.name))
+)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where `1e-4` (no dot) is a string; people write learning rates that way."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def run_data_root(run_dir: Path) -> Path | None:
+    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
+    data = read_config(run_dir).data
+    if data.root is not None:
+        return Path(data.root).expanduser()
+    return Path(data.list_file).expanduser().parent if data.list_file is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ splits.json
+def write_splits(run_dir: Path, splits: Splits, classes: list[str]) -> Path:
+    """Write the exact videos of each split with their size and fingerprint (`data.splits.splits_to_json`), so that
+    a later `evaluate` or `predict` recognises copies of them even when the originals are gone."""
+    chosen = splits.train + splits.val + splits.test
+    found = file_identities([s.path for s in chosen], desc="fingerprinting videos")
+    identities = {s.id: identity for s, identity in zip(chosen, found, strict=True) if identity is not None}
+    return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits_to_json(splits, classes, identities))
+
+
+def read_recorded_splits(run_dir: Path) -> dict[str, Any]:
+    """A run's splits.json as written (`data.splits.splits_to_json`); BadInput when it is missing or unreadable."""
+    run_dir = Path(run_dir)
+    path = run_dir / SPLITS_FILE
+    if not path.is_file():
+        raise BadInput(f"{run_dir} has no {SPLITS_FILE}: it is not a vjepa-tune run folder, or it never started "
+                       "training (a run writes one before its first epoch).")
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {exc}") from None
+    return recorded
+
+
+def read_splits(run_dir: Path, root: Path) -> Splits:
+    """The run's splits with their videos' paths under `root` (where the data set is)."""
+    return splits_from_json(read_recorded_splits(run_dir), Path(root), source=str(Path(run_dir) / SPLITS_FILE))
+
+
+def training_videos(run_dir: Path, data_root: Path | None = None) -> TrainingVideos:
+    """What the run recorded of its videos, for `data.overlap.seen_in_training`; `data_root`: where its data set
+    is now, if it moved (default: where it was, its config.yaml's)."""
+    run_dir = Path(run_dir)
+    recorded = read_recorded_splits(run_dir)
+    root = data_root if data_root is not None else run_data_root(run_dir)
+    splits = splits_from_json(recorded, root if root is not None else run_dir, source=str(run_dir / SPLITS_FILE))
+    return TrainingVideos(run_dir=run_dir, splits=splits, identities=recorded_identities(recorded), data_root=root)
+
+
+# ------------------------------------------------------------------------------------------------ metrics.json
+def write_metrics(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    """Write metrics.json after checking it keeps CLI.md's promises: a broken one is a bug (ValueError)."""
+    check_metrics(metrics)
+    return write_json_atomic(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """A run's metrics.json as today's code writes it, whichever version wrote it (old "no" precision: fp32)."""
+    metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+    if "precision" in metrics:
+        metrics["precision"] = precision_name(metrics["precision"])
+    return metrics
+
+
+def read_finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """metrics.json of a finished run; None when there is none or it cannot be read."""
+    try:
+        return read_metrics(run_dir)
+    except (OSError, ValueError):
+        return None
+
+
+def check_metrics(metrics: Mapping[str, Any]) -> None:
+    """Required keys present, history entries complete, accuracies fractions, trainable_pct a percentage."""
+    missing = [key for key in METRICS_REQUIRED_KEYS if key not in metrics]
+    if missing:
+        raise ValueError(f"metrics.json would miss required keys: {', '.join(missing)}.")
+    history = metrics["history"]
+    if not isinstance(history, list):
+        raise ValueError(f"metrics['history'] must be a list of per-epoch entries, got {type(history).__name__}.")
+    for i, entry in enumerate(history):
+        lacking = [key for key in HISTORY_REQUIRED_KEYS if key not in entry]
+        if lacking:
+            raise ValueError(f"metrics['history'][{i}] lacks {', '.join(lacking)}: {entry!r}.")
+        _check_fraction(f"history[{i}]['val_acc']", entry["val_acc"])
+    lacking = [key for key in VERSIONS_REQUIRED_KEYS if key not in metrics["versions"]]
+    if lacking:
+        raise ValueError(f"metrics['versions'] lacks {', '.join(lacking)}.")
+    _check_fraction("test_acc", metrics["test_acc"])
+    _check_fraction("best_val_acc", metrics["best_val_acc"])
+    pct = metrics["trainable_pct"]
+    if pct is not None and not 0 <= pct <= 100:
+        raise ValueError(f"trainable_pct must be a percentage in [0, 100], got {pct!r}.")
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    """Accuracies are fractions: 85.0 here means someone wrote a percentage."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}.")
+
+
+# ------------------------------------------------------------------------------------------------ model/model.json
+def read_model_meta(run_dir: Path) -> dict[str, Any]:
+    """model/model.json: what rebuilds the run's model (`runs.checkpoint.model_meta` writes it)."""
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL_DIR / MODEL_META_FILE
+    if not run_dir.is_dir():
+        raise BadInput(f"run folder {run_dir} does not exist.")
+    if not path.is_file():
+        raise BadInput(
+            f"{run_dir} holds no trained model ({MODEL_DIR / MODEL_META_FILE} is missing): is it a vjepa-tune run "
+            "folder whose training finished at least one epoch?"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def recorded_train_clip_s(run_dir: Path) -> tuple[bool, float | None]:
+    """(whether model.json records `train_clip_s`, its value): runs made before it was recorded say (False, None)."""
+    try:
+        meta = json.loads((Path(run_dir) / MODEL_DIR / MODEL_META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False, None
+    return ("train_clip_s" in meta), meta.get("train_clip_s")

@@ -1,0 +1,268 @@
+"""The run folder's records (config.yaml, splits.json, metrics.json, model.json) and its making, finding and
+resuming: the files users' scripts read, written as CLI.md promises and read back from every earlier version."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from vjepa_tune.config import DataConfig, LoraConfig, TrainConfig
+from vjepa_tune.data.samples import Sample, Splits
+from vjepa_tune.errors import BadInput
+from vjepa_tune.runs.folder import (
+    METRICS_REQUIRED_KEYS,
+    STATE_FILE,
+    check_run_name,
+    find_resumable,
+    new_run_dir,
+    read_config,
+    read_config_yaml,
+    read_metrics,
+    read_splits,
+    run_folder,
+    run_to_resume,
+    write_config,
+    write_metrics,
+    write_splits,
+)
+
+
+def _metrics(**overrides) -> dict:
+    metrics = {
+        "approach": "lora",
+        "model": "random:tiny",
+        "test_acc": 0.75,
+        "best_val_acc": 0.8,
+        "trainable_params": 495_620,
+        "total_params": 375_803_268,
+        "trainable_pct": 0.13,
+        "train_time_s": 12.5,
+        "num_train": 28,
+        "num_val": 6,
+        "num_test": 6,
+        "skipped_videos": 1,
+        "history": [
+            {"epoch": 1, "train_loss": 1.2, "val_acc": 0.5},
+            {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8},
+        ],
+        "versions": {
+            "python": "3.11.0",
+            "torch": "2.4.0",
+            "transformers": "4.53.0",
+            "peft": "0.13.0",
+            "vjepa_tune": "0.1.0",
+        },
+    }
+    metrics.update(overrides)
+    return metrics
+
+
+def test_config_yaml_round_trips_every_field(tmp_path) -> None:
+    cfg = TrainConfig(
+        strategy="pooler_and_head",
+        model="random:tiny",
+        out=tmp_path / "runs",
+        num_epochs=3,
+        learning_rate=1e-3,
+        max_grad_norm=1.0,
+        data=DataConfig(
+            root=tmp_path / "videos", videos_per_class=20, split_ratios=[0.6, 0.2, 0.2], hflip=False
+        ),
+        lora=LoraConfig(rank=8, alpha=16.0, dropout=0.0),
+    )
+    path = write_config(tmp_path / "run", cfg)
+    assert path == tmp_path / "run" / "config.yaml"
+    assert path.read_text().startswith(f"# vjepa-tune train --config {path}\n")
+    again = read_config_yaml(path)
+    assert again == cfg
+    assert isinstance(again.data.root, Path) and isinstance(again.out, Path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("strategy: lora\nlearning_rat: 0.1\n", "unknown configuration key 'learning_rat'"),
+        ("data:\n  rooot: /x\n", "unknown configuration key 'rooot'"),
+        ("strategy: [unclosed\n", "not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("lora: 8\n", "'lora' must be a mapping"),
+    ],
+)
+def test_bad_config_files_are_refused_naming_the_file(tmp_path, text, message) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message) as info:
+        read_config_yaml(path)
+    assert str(path) in str(info.value)
+
+
+def test_hand_written_config_reads_exponent_numbers_as_numbers(tmp_path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("strategy: head_only\nlearning_rate: 1e-4\ndata:\n  root: videos\n")
+    cfg = read_config_yaml(path)
+    assert cfg.learning_rate == 1e-4 and cfg.strategy == "head_only" and cfg.data.root == Path("videos")
+
+
+def test_missing_config_file_is_bad_input(tmp_path) -> None:
+    with pytest.raises(BadInput, match="does not exist"):
+        read_config_yaml(tmp_path / "nope.yaml")
+
+
+def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
+    path = write_metrics(tmp_path, {**_metrics(), "extra": {"top5": None}})
+    written = json.loads(path.read_text())
+    assert path.name == "metrics.json"
+    assert set(METRICS_REQUIRED_KEYS) <= set(written)
+    assert written["history"][1] == {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({k: v for k, v in _metrics().items() if k != "skipped_videos"}, "skipped_videos"),
+        (_metrics(history=[{"epoch": 1, "train_loss": 1.0}]), r"history'\]\[0\] lacks val_acc"),
+        (_metrics(test_acc=75.0), "test_acc must be a fraction"),
+        (
+            _metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 80}]),
+            "val_acc'\\] must be a fraction",
+        ),
+        (_metrics(trainable_pct=130.0), "trainable_pct"),
+        (_metrics(versions={"python": "3.11"}), "versions'\\] lacks torch"),
+    ],
+)
+def test_metrics_json_refuses_a_broken_promise(tmp_path, metrics, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_metrics(tmp_path, metrics)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_splits_json_records_each_video_with_its_size_and_fingerprint_and_reads_back(tmp_path) -> None:
+    from vjepa_tune.data.fingerprints import file_identity
+
+    root = tmp_path / "videos"
+    samples = []
+    for n, name in enumerate(("a/1.mp4", "a/2.mp4", "b/3.mp4")):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(bytes([n]) * (100 + n))
+        samples.append(Sample(path=root / name, label=int(name[0] == "b"), id=name, group=f"P{n}"))
+    splits = Splits(train=samples[:1], val=samples[1:2], test=samples[2:], method="group")
+    path = write_splits(tmp_path / "run", splits, ["a", "b"])
+    recorded = json.loads(path.read_text())
+    assert path.name == "splits.json" and recorded["method"] == "group" and recorded["classes"] == ["a", "b"]
+    entry = recorded["train"][0]
+    assert (entry["id"], entry["label"], entry["group"]) == ("a/1.mp4", 0, "P0")
+    assert (entry["size"], entry["fingerprint"]) == tuple(vars(file_identity(root / "a/1.mp4")).values())
+    again = read_splits(tmp_path / "run", root)
+    assert [s.id for _, side in again.items() for s in side] == ["a/1.mp4", "a/2.mp4", "b/3.mp4"]
+    assert again.method == "group" and again.test[0].path == root / "b/3.mp4"
+
+
+def test_old_metrics_saying_no_precision_read_as_fp32(tmp_path) -> None:
+    """metrics.json said accelerate's "no" for fp32 before; it reads as fp32 now."""
+    write_metrics(tmp_path, _metrics(precision="no"))
+    assert read_metrics(tmp_path)["precision"] == "fp32"
+    write_metrics(tmp_path, _metrics(precision="bf16"))
+    assert read_metrics(tmp_path)["precision"] == "bf16"
+
+
+def test_a_run_recorded_before_a_setting_existed_reads_back_as_it_ran(tmp_path) -> None:
+    """Runs recorded before --cache.train_batch_size ran their stored-feature steps one --batch_size pass at a time;
+    resumed or reloaded, they must go on that way, while a run recorded with the setting keeps its value."""
+    cfg = TrainConfig(model="random:tiny")
+    path = write_config(tmp_path / "new", cfg)
+    assert read_config_yaml(path).cache.train_batch_size == cfg.cache.train_batch_size == 8
+    old = tmp_path / "old.yaml"
+    old.write_text(path.read_text().replace("  train_batch_size: 8\n", ""))
+    assert "train_batch_size" not in old.read_text()
+    assert read_config_yaml(old).cache.train_batch_size == 1
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("strategy: lora\n")
+    assert read_config_yaml(bare).cache.train_batch_size == 1
+
+
+def test_a_folder_that_is_no_run_is_refused_by_name(tmp_path) -> None:
+    with pytest.raises(BadInput, match="does not exist"):
+        read_config(tmp_path / "nowhere")
+    with pytest.raises(BadInput, match="not a vjepa-tune run folder"):
+        read_config(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ the folder
+def test_a_new_run_gets_its_name_or_strategy_and_time_and_never_a_finished_runs_folder(tmp_path) -> None:
+    assert new_run_dir(tmp_path, "lora", "mine") == tmp_path / "mine"
+    first = new_run_dir(tmp_path, "lora", None)
+    assert first.parent == tmp_path and first.name.startswith("lora-")
+    (first / "something").mkdir(parents=True)  # taken within the same second: the next one gets a suffix
+    second = new_run_dir(tmp_path, "lora", None)
+    assert second != first and second.name.startswith(first.name)
+    write_metrics(tmp_path / "done", _metrics())
+    with pytest.raises(BadInput, match="already holds a finished run"):
+        check_run_name(tmp_path, "done")
+
+
+def _unfinished(out: Path, name: str, age_s: float) -> Path:
+    state = out / name / STATE_FILE
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"state")
+    stamp = time.time() - age_s
+    os.utime(state, (stamp, stamp))
+    (out / name / "config.yaml").write_text("strategy: lora\n")
+    return out / name
+
+
+def test_resume_auto_finds_the_newest_unfinished_run_and_a_path_must_be_an_unfinished_run(tmp_path) -> None:
+    said: list[str] = []
+    assert find_resumable(tmp_path / "nowhere") is None
+    older, newer = _unfinished(tmp_path, "older", 100), _unfinished(tmp_path, "newer", 10)
+    finished = _unfinished(tmp_path, "finished", 1)
+    write_metrics(finished, _metrics())
+    assert find_resumable(tmp_path) == newer
+    assert run_to_resume("auto", tmp_path, has_data=False, log=said.append) == newer
+    assert run_to_resume(str(older), tmp_path, has_data=False, log=said.append) == older
+    with pytest.raises(BadInput, match="already finished"):
+        run_to_resume(str(finished), tmp_path, has_data=False, log=said.append)
+    with pytest.raises(BadInput, match="not a vjepa-tune run folder"):
+        run_to_resume(str(tmp_path / "nowhere"), tmp_path, has_data=False, log=said.append)
+    empty = tmp_path / "empty"
+    with pytest.raises(BadInput, match="nothing to resume"):
+        run_to_resume("auto", empty, has_data=False, log=said.append)
+    assert run_to_resume("auto", empty, has_data=True, log=said.append) is None
+    assert said == [f"--resume auto: nothing to resume in {empty}; starting a new run"]
+
+
+def test_a_folder_made_for_a_run_that_fails_before_its_first_checkpoint_is_removed_with_the_parents_it_made(
+    tmp_path,
+) -> None:
+    run_dir = tmp_path / "out" / "deeper" / "run"
+    with pytest.raises(RuntimeError), run_folder(run_dir, create=True):
+        (run_dir / "config.yaml").write_text("strategy: lora\n")
+        raise RuntimeError("failed before the first epoch ended")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError), run_folder(run_dir, create=True):
+        (run_dir / STATE_FILE).parent.mkdir()
+        (run_dir / STATE_FILE).write_bytes(b"state")
+        raise RuntimeError("failed after a checkpoint")
+    assert (run_dir / STATE_FILE).is_file(), "a run with a checkpoint is kept to be resumed"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(RuntimeError), run_folder(existing, create=False):
+        raise RuntimeError("a resumed run's folder")
+    assert existing.is_dir()
+
+
+def test_a_trained_run_records_the_size_and_fingerprint_of_every_video_it_lists(trained_run) -> None:
+    from vjepa_tune.data.fingerprints import FINGERPRINT_SCHEME, file_identity
+
+    run = trained_run("head_only")
+    recorded = json.loads((run / "splits.json").read_text())
+    root = Path(read_config(run).data.root)
+    assert recorded["version"] == 2 and recorded["fingerprint_scheme"] == FINGERPRINT_SCHEME
+    entries = [e for name in ("train", "val", "test") for e in recorded[name]]
+    assert len(entries) == 24
+    for entry in entries:
+        identity = file_identity(root / entry["id"])
+        assert (entry["size"], entry["fingerprint"]) == (identity.size, identity.fingerprint), entry["id"]
