@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -10,9 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
-from vjepa_tune.files import staged_folder, write_atomic, write_bytes_atomic, write_text_atomic
+from vjepa_tune.files import (
+    staged_folder,
+    write_atomic,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+    write_yaml_atomic,
+)
 
 
 @contextmanager
@@ -104,3 +113,36 @@ def test_every_writer_of_run_folders_and_the_feature_store_follows_the_umask(tmp
     assert {"run/model/trainable.safetensors", "run/model/model.json", "run/checkpoint/state.pt",
             "store/model/ab/ab12.npy", "store/model/manifest.json", "experiments.csv"} <= set(found)
     assert torch.equal(feature_store.load_entry(spec.entry_path("ab12"), "bf16"), torch.ones(4, 8))
+
+
+def test_json_is_strict_and_replaces_the_old_file_whole(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "data.json"
+    write_json_atomic(path, {"first": 1})
+    write_json_atomic(path, {"path": Path("/x/y"), "nan": float("nan"), "inf": float("inf"), "list": (1, 2)})
+    assert json.loads(path.read_text()) == {"path": "/x/y", "nan": None, "inf": None, "list": [1, 2]}
+    assert [p.name for p in path.parent.iterdir()] == ["data.json"]  # no temporary file left behind
+
+
+def test_atomic_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "metrics.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"good": True})
+    with pytest.raises(TypeError, match="object"):
+        write_json_atomic(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"good": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_yaml_keeps_key_order_and_header(tmp_path: Path) -> None:
+    path = write_yaml_atomic(tmp_path / "x.yaml", {"b": 1, "a": [1, 2]}, header="first line\nsecond line")
+    text = path.read_text()
+    assert text.startswith("# first line\n# second line\nb: 1\na:\n")
+    assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing
-import os
 import platform
-import stat
 from pathlib import Path
 
 import pytest
-import yaml
 
 import vjepa_tune
 from vjepa_tune.config import DataConfig, TrainConfig
@@ -24,8 +20,6 @@ from vjepa_tune.tracking.records import (
     precision_name,
     read_experiments,
     versions,
-    write_json_atomic,
-    write_yaml_atomic,
 )
 
 CLI_MD_COLUMNS = (  # copied from CLI.md, "Outputs"
@@ -74,39 +68,6 @@ def test_versions_names_every_library_that_shapes_a_result() -> None:
     import torch
 
     assert found["torch"] == torch.__version__
-
-
-def test_json_is_strict_and_replaces_the_old_file_whole(tmp_path) -> None:
-    path = tmp_path / "sub" / "data.json"
-    write_json_atomic(path, {"first": 1})
-    write_json_atomic(path, {"path": Path("/x/y"), "nan": float("nan"), "inf": float("inf"), "list": (1, 2)})
-    assert json.loads(path.read_text()) == {"path": "/x/y", "nan": None, "inf": None, "list": [1, 2]}
-    assert [p.name for p in path.parent.iterdir()] == ["data.json"]  # no temporary file left behind
-
-
-def test_atomic_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path) -> None:
-    old = os.umask(0o022)
-    try:
-        path = write_json_atomic(tmp_path / "metrics.json", {})
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
-
-
-def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path) -> None:
-    path = tmp_path / "metrics.json"
-    write_json_atomic(path, {"good": True})
-    with pytest.raises(TypeError, match="object"):
-        write_json_atomic(path, {"bad": object()})
-    assert json.loads(path.read_text()) == {"good": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
-def test_yaml_keeps_key_order_and_header(tmp_path) -> None:
-    path = write_yaml_atomic(tmp_path / "x.yaml", {"b": 1, "a": [1, 2]}, header="first line\nsecond line")
-    text = path.read_text()
-    assert text.startswith("# first line\n# second line\nb: 1\na:\n")
-    assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
 
 
 def test_experiment_columns_start_with_cli_md_list_in_order() -> None:
