@@ -22,9 +22,9 @@ from torch import nn
 from transformers import VJEPA2Config, VJEPA2Model
 from transformers.models.vjepa2.modeling_vjepa2 import VJEPA2Encoder, VJEPA2Predictor
 
+from vjepa_tune.config import PredictorSettings
 from vjepa_tune.errors import BadInput
 from vjepa_tune.pretraining.masks import MaskDraw
-from vjepa_tune.pretraining.settings import PredictorSettings
 from vjepa_tune.randomness import seeded_torch_rng
 
 MIN_HEAD_SIZE = 6
