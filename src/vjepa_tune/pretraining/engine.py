@@ -163,14 +163,22 @@ def make_optimizer(objective: JepaObjective, cfg: PretrainConfig) -> torch.optim
                               {"params": plain, "weight_decay": 0.0}], lr=cfg.learning_rate)
 
 
-def _not_finite(ctx: StepContext, what: str, value: float, step: int) -> NonFiniteLoss:
+def _not_finite(ctx: StepContext, what: str) -> NonFiniteLoss:
     kept = (f"the last good checkpoint (after step {ctx.state.checkpoint_step}) is kept in {ctx.checkpoint}"
             if ctx.state.checkpoint_step is not None else "no checkpoint was written yet, so there is none to keep")
     return NonFiniteLoss(
-        f"the pretraining {what} became {value} at optimizer step {step + 1}; the weights were not updated with it, "
-        f"and {kept}. Start again with a lower --learning_rate, --max_grad_norm (e.g. 1.0), a higher --ema.start, "
-        "or --precision fp32."
+        f"{what}; {kept}. Start again with a lower --learning_rate, --max_grad_norm (e.g. 1.0), a higher "
+        "--ema.start, or --precision fp32."
     )
+
+
+def check_finite(ctx: StepContext, signals: dict[str, float]) -> None:
+    """Stop the run when the monitor batch's features are no longer finite: the weights after the last step are
+    broken even though that step's loss was finite (so they are never checkpointed)."""
+    broken = {name: value for name, value in signals.items() if not math.isfinite(value)}
+    if broken:
+        raise _not_finite(ctx, f"after optimizer step {ctx.state.step} the model's outputs on the monitor clips are "
+                               f"no longer finite ({', '.join(f'{k} {v}' for k, v in broken.items())})")
 
 
 def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: Sequence[Batch]) -> StepOutcome:
@@ -199,10 +207,12 @@ def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: S
     loss_sum, seen = distributed.sum_values([loss_sum, seen], accelerator.device)
     loss = loss_sum / max(seen, 1)
     if not math.isfinite(loss):
-        raise _not_finite(ctx, "loss", loss, step)
+        raise _not_finite(ctx, f"the pretraining loss became {loss} at optimizer step {step + 1} (the weights were "
+                               "not updated with it)")
     grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf))
     if not math.isfinite(grad_norm):
-        raise _not_finite(ctx, "gradient norm", grad_norm, step)
+        raise _not_finite(ctx, f"the gradient norm became {grad_norm} at optimizer step {step + 1} (the weights "
+                               "were not updated with it)")
     lr = ctx.scheduler.get_last_lr()[0]
     ctx.optimizer.step()
     ctx.scheduler.step()

@@ -36,6 +36,7 @@ from vjepa_tune.pretraining.engine import (
     PretrainState,
     StepContext,
     StepOutcome,
+    check_finite,
     make_optimizer,
     monitor_batch,
     monitor_signals,
@@ -177,7 +178,8 @@ def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, 
     optimizer = make_optimizer(run.objective, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, plan.total_steps))
     optimizer = accelerator.prepare(optimizer)
-    state, monitor = PretrainState(), CollapseMonitor()
+    state = PretrainState()
+    monitor = CollapseMonitor(settle_steps=round(cfg.warmup_ratio * plan.total_steps))  # pred_std after the warm-up
     saved = checkpoint.load_state(run_dir) if resuming else None
     if saved is not None:
         run.objective.load_state_dict(saved["objective"])
@@ -201,7 +203,7 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
     batch = monitor_batch(cfg, run.grid, run.videos, run.clips) if main else None
     if has_probe(cfg) and not state.probes:  # the start: the encoder as it came
         _probe(ctx, run, run_dir, trackers, log)
-        _checkpoint(ctx, monitor, run_dir)
+        _checkpoint(ctx, monitor, batch, run_dir)
     since = (time.perf_counter(), state.clips_seen)
     bar = tqdm(total=plan.total_steps, initial=state.step, desc="pretraining", unit="step",
                disable=None if main else True)
@@ -235,7 +237,7 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
                         _probe(ctx, run, run_dir, trackers, log)
                     probed = True
                 if probed or state.step % cfg.checkpoint_every == 0:
-                    _checkpoint(ctx, monitor, run_dir)
+                    _checkpoint(ctx, monitor, batch, run_dir)
             if state.stopped:
                 break
     finally:
@@ -250,8 +252,9 @@ def _monitor(ctx: StepContext, monitor: CollapseMonitor, batch: MonitorBatch | N
     (measured on the main process's monitor batch and shared, so every process finds the same); returns the
     signals' findings."""
     state = ctx.state
-    signals = monitor_signals(ctx.objective, batch, ctx.accelerator) if batch is not None else None
-    signals = distributed.broadcast(signals)
+    signals = distributed.broadcast(monitor_signals(ctx.objective, batch, ctx.accelerator) if batch is not None
+                                    else None)
+    check_finite(ctx, signals)
     elapsed = max(time.perf_counter() - since[0], 1e-9)
     entry = {
         "step": state.step,
@@ -315,8 +318,11 @@ def _acc(record: dict[str, Any], split: str) -> str:
     return format_interval(record[f"{split}_acc"], record[f"{split}_ci"])
 
 
-def _checkpoint(ctx: StepContext, monitor: CollapseMonitor, run_dir: Path) -> None:
-    """Save everything a resumed run needs to go on exactly as this one would."""
+def _checkpoint(ctx: StepContext, monitor: CollapseMonitor, batch: MonitorBatch | None, run_dir: Path) -> None:
+    """Save everything a resumed run needs to go on exactly as this one would, once the weights are known to give
+    finite outputs on the monitor clips (a checkpoint is only ever a good one)."""
+    check_finite(ctx, distributed.broadcast(monitor_signals(ctx.objective, batch, ctx.accelerator)
+                                            if batch is not None else None))
     ctx.state.checkpoint_step = ctx.state.step
     if distributed.is_main():
         checkpoint.save_state(run_dir, {
