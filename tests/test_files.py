@@ -15,6 +15,7 @@ import yaml
 from safetensors.torch import save_file
 
 from vjepa_tune.files import (
+    replace_folder,
     staged_folder,
     write_atomic,
     write_bytes_atomic,
@@ -146,3 +147,18 @@ def test_yaml_keeps_key_order_and_header(tmp_path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# first line\n# second line\nb: 1\na:\n")
     assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
+
+
+def test_replace_folder_swaps_a_finished_folder_in_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "weights").write_text("new")
+    assert replace_folder(tmp_path / "new", tmp_path / "best") == tmp_path / "best"
+    (tmp_path / "newer").mkdir()
+    (tmp_path / "newer" / "weights").write_text("newer")
+    replace_folder(tmp_path / "newer", tmp_path / "best")
+    assert (tmp_path / "best" / "weights").read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    with pytest.raises(FileNotFoundError):
+        replace_folder(tmp_path / "missing", tmp_path / "best")
+    assert (tmp_path / "best" / "weights").read_text() == "newer", "a failed move puts the old folder back"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]

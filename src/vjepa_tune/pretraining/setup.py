@@ -83,8 +83,8 @@ def _readable(videos: list[Sample], cfg: PretrainConfig, log: Log) -> tuple[list
         short = sum(1 for r in skipped.values() if r.startswith("shorter"))
         raise BadInput(
             f"no video in {d.root} can be pretrained on: {counted(len(videos), 'video')} listed, "
-            f"{counted(len(unreadable), 'unreadable')}, {short} shorter than a clip of {needed} frames; check them "
-            "with `vjepa-tune data check`, or lower --data.frames_per_clip."
+            f"{len(unreadable)} unreadable, {short} shorter than a clip of {needed} frames; check them with "
+            "`vjepa-tune data check`, or lower --data.frames_per_clip."
         )
     return kept, infos, skipped
 

@@ -144,12 +144,12 @@ def run_to_resume(resume: str, out: Path, *, has_data: bool, log: Log, pretraini
     run_dir = Path(resume)
     if not (run_dir / CONFIG_FILE).exists():
         raise BadInput(f"--resume {resume}: not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
-    if is_finished(run_dir):
-        raise BadInput(f"--resume {resume}: that run already finished ({METRICS_FILE} exists).")
     if is_pretraining_run(run_dir) != pretraining:
         ours, theirs = ("pretrain", "train") if is_pretraining_run(run_dir) else ("train", "pretrain")
         raise BadInput(f"--resume {resume}: that folder is a `vjepa-tune {ours}` run; `vjepa-tune {theirs}` cannot "
-                       f"continue it (resume it with `vjepa-tune {ours} --resume {resume}`).")
+                       f"continue it.")
+    if is_finished(run_dir):
+        raise BadInput(f"--resume {resume}: that run already finished ({METRICS_FILE} exists).")
     return run_dir
 
 
@@ -191,6 +191,8 @@ def read_config(run_dir: Path) -> TrainConfig:
         raise BadInput(f"run folder {run_dir} does not exist.")
     if not (run_dir / CONFIG_FILE).exists():
         raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    if is_pretraining_run(run_dir):
+        raise BadInput(pretraining_run_note(run_dir))
     return read_config_yaml(run_dir / CONFIG_FILE)
 
 
@@ -281,8 +283,9 @@ _ConfigLoader.add_implicit_resolver(
 
 
 def run_data_root(run_dir: Path) -> Path | None:
-    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
-    data = read_config(run_dir).data
+    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder); a pretraining
+    run's are its pretraining videos."""
+    data = (read_pretrain_config if is_pretraining_run(run_dir) else read_config)(run_dir).data
     if data.root is not None:
         return Path(data.root).expanduser()
     return Path(data.list_file).expanduser().parent if data.list_file is not None else None

@@ -18,7 +18,8 @@ UNLABELLED = "unlabelled"
 
 def read_videos(data: DataConfig, root: Path, seed: int) -> DatasetIndex:
     """Every video file under `root` (hidden files and folders skipped), sorted by path, all of class 0."""
-    samples = [Sample(path=Path(full), label=0, id=sample_id(full, root)) for full, _ in walk_videos(root)]
+    samples = sorted((Sample(path=Path(full), label=0, id=sample_id(full, root)) for full, _ in walk_videos(root)),
+                     key=lambda s: s.id)
     if not samples:
         raise no_videos_error(root, "videos", f"video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) at any depth")
     return DatasetIndex(samples=samples, classes=[UNLABELLED], format="videos", root=root)
