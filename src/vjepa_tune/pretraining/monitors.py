@@ -150,9 +150,12 @@ class CollapseMonitor:
         fallen = first > 0 and value < self.rules.fall_fraction * first
         if not self._raise(f"fall:{name}", fallen):
             return []
+        meaning = ("the features are collapsing onto fewer directions" if name == "target_rank" else
+                   "the predictions are losing their spread" if name == "pred_std" else
+                   "the features are losing their spread")
         return [
             f"collapse: {name} fell to {value:.4g} at step {step}, below {self.rules.fall_fraction:.0%} of its "
-            f"{first:.4g} at step {first_step}: the features are losing their spread; {ADVICE}."
+            f"{first:.4g} at step {first_step}: {meaning}; {ADVICE}."
         ]
 
     def _spike(self, step: int, loss: float) -> list[str]:
