@@ -5,12 +5,13 @@ largest batch that fits, and each as a share of the bf16 matrix-product ceiling 
         [--kinds backbone_lora,pretrain] [--device auto|cuda|cpu] [--no_largest] [--max_step_s 20] [--quick]
         [--budget_s S] [--out training.json] [--markdown training.md]
 
-For each kind, in this order (each row after warm-up, timed per call with CUDA events, peak memory reset between):
+For each kind (each row after warm-up, timed per call with CUDA events, peak memory reset between):
 - the guide-style step: fp32, batch 1, no autocast, no gradient checkpointing (how the guide trains);
 - bf16 autocast at `--train_batch` (half of it first, for the memory model), without and with gradient checkpointing;
-- on a GPU, per setting: the memory model `peak = a + b x batch` from the two batches (what any card's largest batch
-  follows from), the largest batch it predicts on this card, that batch tried (and bisected on out of memory, a few
-  tries) where one step is expected within `--max_step_s`, and its clips/s.
+then, on a GPU, for each setting as the budget allows (without checkpointing first): the memory model
+`peak = a + b x batch` from the two batches (what any card's largest batch follows from), the largest batch it
+predicts on this card, that batch tried (and bisected on out of memory, a few tries; no step larger than
+`--max_step_s` seconds is expected to take), and its clips/s.
 
 `backbone_lora`: the classifier with LoRA on the backbone and the pooler, as `train --strategy backbone_lora` builds
 it, cross-entropy, AdamW. `pretrain`: `pretraining.objective.JepaObjective` on the backbone (context encoder and
@@ -261,60 +262,69 @@ def try_batch(make: Callable[[], Step], device: torch.device) -> tuple[bool, flo
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def measure_kind(bench: Bench, kind: Kind, *, largest: bool, max_step_s: float) -> None:
+def measure_steps(bench: Bench, kind: Kind) -> dict[bool, dict[int, Measurement]]:
+    """The guide-style row, then bf16 at half of `--train_batch` and at it, without and with gradient
+    checkpointing; returns the bf16 rows by checkpointing and batch."""
     device, s = bench.device, bench.settings
-    cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if cuda else None
-    precision = "bf16" if cuda else "fp32"
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    precision = "bf16" if dtype is not None else "fp32"
     guide = Measurement(f"{kind.name} step, guide-style (fp32, batch 1)", kind.name, 1, "fp32",
                         kind.flop_per_clip(1), kind.flop_basis)
     bench.run(guide, lambda: kind.make(1, None, False))
-    half = max(1, s.train_batch // 2)
+    rows: dict[bool, dict[int, Measurement]] = {}
     for checkpointing in (False, True):
         name = f"{kind.name} step" + (", checkpointing" if checkpointing else "")
-        rows = {}
-        for batch in sorted({half, s.train_batch}):
+        rows[checkpointing] = {}
+        for batch in sorted({max(1, s.train_batch // 2), s.train_batch}):
             m = Measurement(name, kind.name, batch, precision, kind.flop_per_clip(batch),
                             kind.flop_basis + ("; recomputation not counted" if checkpointing else ""))
-            rows[batch] = bench.run(m, lambda b=batch, c=checkpointing: kind.make(b, dtype, c))
-        if not largest:
-            continue
-        row = Measurement(f"{name}, largest batch", kind.name, s.train_batch, precision,
-                          kind.flop_per_clip(s.train_batch), kind.flop_basis)
-        if not cuda:
-            bench.skip(row, "CUDA only (no memory limit to find on a CPU)")
-            continue
-        measured = [r for r in rows.values() if r.status == "ok" and r.peak_mib is not None]
-        if len(measured) < 2:
-            bench.skip(row, "the two batches of the memory model did not both run")
-            continue
-        model = MemoryModel.fit(*((r.batch, r.peak_mib) for r in measured))
-        capacity = torch.cuda.get_device_properties(device).total_memory / 2**20 * MEMORY_HEADROOM
-        predicted = model.largest(capacity)
-        rate = rows[s.train_batch].clips_per_s or 1.0
-        cap = max(s.train_batch, math.floor(max_step_s * rate))
-        budget_left = (s.budget_s - (time.perf_counter() - bench.started)) if s.budget_s is not None else math.inf
+            rows[checkpointing][batch] = bench.run(m, lambda b=batch, c=checkpointing: kind.make(b, dtype, c))
+    return rows
 
-        def fits(batch: int, c: bool = checkpointing) -> bool:
-            return try_batch(lambda: kind.make(batch, dtype, c), device)[0]
 
-        found, tried = search_largest(fits, s.train_batch, predicted, cap=cap,
-                                      tries=4 if budget_left > 4 * max_step_s else 1)
-        entry = {"name": name, **asdict(model), "capacity_mib": round(capacity), "predicted_largest": predicted,
-                 "largest_found": found, "tried": tried, "step_cap": cap}
-        bench.report.setdefault("memory_models", []).append(entry)
-        bench.save()
-        note = (f"peak {model.intercept_mib / 1024:.2f} GiB + {model.per_clip_mib / 1024:.3f} GiB per clip; "
-                f"predicted {predicted} on {capacity / 1024:.0f} GiB; tried {tried}"
-                + (f"; steps capped at {cap} clips (--max_step_s)" if predicted > cap else ""))
-        if found <= s.train_batch:
-            bench.skip(row, note)
-            continue
-        row.batch, row.flop_per_clip = found, kind.flop_per_clip(found)
-        measured_row = bench.run(row, lambda b=found, c=checkpointing: kind.make(b, dtype, c), warmup=1, iters=2)
-        measured_row.note = note if not measured_row.note else f"{measured_row.note}; {note}"
-        bench.report["results"][-1] = asdict(measured_row)
-        bench.save()
+def measure_largest(bench: Bench, kind: Kind, checkpointing: bool, rows: dict[int, Measurement],
+                    max_step_s: float) -> None:
+    """The memory model of one setting from its two bf16 rows, the largest batch it predicts on this card, that
+    batch tried (and bisected) as the time budget allows, and its clips/s."""
+    device, s = bench.device, bench.settings
+    name = f"{kind.name} step" + (", checkpointing" if checkpointing else "")
+    row = Measurement(f"{name}, largest batch", kind.name, s.train_batch, "bf16", kind.flop_per_clip(s.train_batch),
+                      kind.flop_basis)
+    if device.type != "cuda":
+        bench.skip(row, "CUDA only (no memory limit to find on a CPU)")
+        return
+    measured = [r for r in rows.values() if r.status == "ok" and r.peak_mib is not None]
+    if len(measured) < 2:
+        bench.skip(row, "the two batches of the memory model did not both run")
+        return
+    model = MemoryModel.fit(*((r.batch, r.peak_mib) for r in measured))
+    capacity = torch.cuda.get_device_properties(device).total_memory / 2**20 * MEMORY_HEADROOM
+    predicted = model.largest(capacity)
+    cap = max(s.train_batch, math.floor(max_step_s * (rows[s.train_batch].clips_per_s or 1.0)))
+    left = (s.budget_s - (time.perf_counter() - bench.started)) if s.budget_s is not None else math.inf
+    tries = int(max(0, min(4, left // (max_step_s + 5))))  # a try builds a model (seconds) and runs one step
+
+    def fits(batch: int) -> bool:
+        return try_batch(lambda: kind.make(batch, torch.bfloat16, checkpointing), device)[0]
+
+    found, tried = search_largest(fits, s.train_batch, predicted, cap=cap, tries=tries)
+    bench.report.setdefault("memory_models", []).append(
+        {"name": name, **asdict(model), "capacity_mib": round(capacity), "predicted_largest": predicted,
+         "largest_found": found, "tried": tried, "step_cap": cap})
+    bench.save()
+    note = (f"peak {model.intercept_mib / 1024:.2f} GiB + {model.per_clip_mib / 1024:.3f} GiB per clip; predicted "
+            f"{predicted} on {capacity / 1024:.0f} GiB; tried {tried}"
+            + (f"; steps capped at {cap} clips (--max_step_s)" if predicted > cap else "")
+            + ("" if tries else "; no time left to try"))
+    left = (s.budget_s - (time.perf_counter() - bench.started)) if s.budget_s is not None else math.inf
+    if found <= s.train_batch or left < 3 * max_step_s:
+        bench.skip(row, note)
+        return
+    row.batch, row.flop_per_clip = found, kind.flop_per_clip(found)
+    timed = bench.run(row, lambda: kind.make(found, torch.bfloat16, checkpointing), warmup=1, iters=2)
+    timed.note = f"{timed.note}; {note}" if timed.note else note
+    bench.report["results"][-1] = asdict(timed)
+    bench.save()
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -379,9 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(settings, device, args.out)
     print(describe_environment(bench.report["environment"]), flush=True)
     measure_ceilings(bench, args.quick)
-    for name, kind in kinds(args.model, device, args.frames).items():
-        if name in args.kinds:
-            measure_kind(bench, kind, largest=not args.no_largest, max_step_s=args.max_step_s)
+    # Every kind's steps first, then the largest batches (the slow part) as the budget allows, cheapest first.
+    chosen = [kind for name, kind in kinds(args.model, device, args.frames).items() if name in args.kinds]
+    rows = {kind.name: measure_steps(bench, kind) for kind in chosen}
+    if not args.no_largest:
+        for checkpointing in (False, True):
+            for kind in chosen:
+                measure_largest(bench, kind, checkpointing, rows[kind.name][checkpointing], args.max_step_s)
     bench.report["elapsed_s"] = round(time.perf_counter() - bench.started, 1)
     bench.save()
     text = markdown(bench.report)

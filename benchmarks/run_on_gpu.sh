@@ -14,6 +14,7 @@
 #   4. training.*    gpu_training.py: backbone_lora and pretraining steps, memory, largest batch  TRAINING_LIMIT (80 s)
 #   5. checks.*      gpu_throughput.py staging (pinned copies = plain copies) and build (random model drawn on the
 #                    device = drawn on the CPU?)                                                 CHECKS_LIMIT (30 s)
+# PARTS (default all five, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
 # all / throughput / end_to_end: issue 8's runs (throughput under THROUGHPUT_LIMIT, 240 s; end to end under
 # E2E_LIMIT, 320 s, with the no-store figure); COMPILE (default "default") lists torch.compile modes for the throughput
 # run; THROUGHPUT_ARGS and E2E_ARGS are appended to those two commands.
@@ -49,6 +50,7 @@ DECODE_ARGS=${DECODE_ARGS:-}
 COMPILE_ARGS=${COMPILE_ARGS:-}
 TRAINING_ARGS=${TRAINING_ARGS:-}
 CHECKS_ARGS=${CHECKS_ARGS:-}
+PARTS=${PARTS:-end_to_end,decode,compile,training,checks}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
@@ -86,6 +88,7 @@ status=0
 # skipped when less than MINIMUM seconds are left. The limit is exported as PART_LIMIT for the command's own budget.
 part() {
   local name=$1 limit=$2 minimum=$3; shift 3
+  if [[ $STAGE == issue20 && ",$PARTS," != *",$name,"* ]]; then return; fi
   local left=$(( TOTAL_S - (SECONDS - START) - 5 ))
   (( limit > left )) && limit=$left
   if (( limit < minimum )); then
@@ -111,7 +114,7 @@ if [[ $STAGE == issue20 ]]; then
     --compile "$2" --compile_paths fast --batch_sizes 32 --budget_s $(budget 45) --out "$3/compile.json" \
     --markdown "$3/compile.md" $4' "$PY" "$DEVICE" "$COMPILE_MODES" "$OUT" "$COMPILE_ARGS"
   part training "$TRAINING_LIMIT" 30 bash -c '"$0" benchmarks/gpu_training.py --device "$1" --train_batch 8 \
-    --max_step_s 15 --budget_s $(budget 15) --out "$2/training.json" --markdown "$2/training.md" $3' \
+    --max_step_s 8 --budget_s $(budget 10) --out "$2/training.json" --markdown "$2/training.md" $3' \
     "$PY" "$DEVICE" "$OUT" "$TRAINING_ARGS"
   part checks "$CHECKS_LIMIT" 10 "$PY" benchmarks/gpu_throughput.py --device "$DEVICE" --only staging,build \
     --batch_sizes 8 --out "$OUT/checks.json" --markdown "$OUT/checks.md" $CHECKS_ARGS
