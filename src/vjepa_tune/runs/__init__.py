@@ -3,7 +3,8 @@
     config.yaml          the full resolved configuration (`train --config RUN_DIR/config.yaml` repeats the run)
     splits.json          the exact videos of each split, with each video's size and fingerprint
     checkpoint/state.pt  the state after the last finished epoch (trainable weights, optimizer, scheduler, RNG
-                         states, epoch, step, history), replaced atomically each epoch; removed when the run ends
+                         states, epoch, step, history), replaced atomically each epoch, on a background thread while
+                         the next epoch trains; removed when the run ends
     model/               the best model: `trainable.safetensors` (every trained weight) + `model.json`
     metrics.json         written last: its presence marks the run finished
     train.log            the console of the run (`tracking.console_log`)

@@ -8,11 +8,14 @@ exactly; model.json keeps a fingerprint of them and `load_run_model` refuses a b
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,72 @@ def save_state(run_dir: Path, state: dict[str, Any]) -> None:
     """Write the resumable state (`weights`, `optimizer`, `scheduler`, `rng`, `train_state`) atomically: a kill
     mid-write leaves the previous state intact."""
     write_atomic(Path(run_dir) / STATE_FILE, lambda aside: torch.save(state, aside))
+
+
+def state_snapshot(state: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A copy of `state` that training can no longer change: every tensor copied to the CPU (the next optimizer step
+    updates the optimizer's moments in place), every other value deep-copied. Tensors shared inside `state` stay
+    shared, so the copy saves as `state` would."""
+    memo = {} if memo is None else memo
+    if id(state) in memo:
+        return memo[id(state)]
+    if isinstance(state, torch.Tensor):
+        copied: Any = state.detach().to("cpu", copy=True)
+    elif type(state) is dict:
+        copied = {key: state_snapshot(value, memo) for key, value in state.items()}
+    elif type(state) is list:
+        copied = [state_snapshot(value, memo) for value in state]
+    elif type(state) is tuple:
+        copied = tuple(state_snapshot(value, memo) for value in state)
+    else:  # numbers, strings, NumPy's random state, and any container of them
+        copied = copy.deepcopy(state)
+    memo[id(state)] = copied
+    return copied
+
+
+class StateWriter:
+    """Writes the resumable state on a background thread, so that the next epoch trains while it is written.
+
+    `save` takes a snapshot of the state (`state_snapshot`, the only work on the caller's thread) and returns; the
+    write itself is `save_state`'s, atomic, so a process killed mid-write resumes from the previous state. At most
+    one write is pending: `save` first waits for the previous one. A failed write is raised in the caller's thread
+    at the next `save` or at `close`; `close` (or leaving the `with` block) returns only once the last state is on
+    disk, so a finished run can remove it and a failed run keeps it.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
+        self._pending: Future[None] | None = None
+
+    def save(self, run_dir: Path, state: dict[str, Any]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(save_state, run_dir, state_snapshot(state))
+
+    def wait(self) -> None:
+        """Return once the pending write (if any) is on disk; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> StateWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error_type is None:
+            self.close()
+            return
+        # The error that stopped the run is the one to report; the last finished epoch's state still lands on disk.
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a failed write behind the run's own error is not the news
+            pass
 
 
 def load_state(run_dir: Path) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,21 +114,26 @@ def store_spec(cfg: TrainConfig, model: torch.nn.Module, output: StoredOutput, d
     return StoreSpec(root=root, model_key=_hash(key), output=output, dtype=cfg.cache.dtype, shape=shape)
 
 
-def entry_key(sample: Sample, view: View, cfg: TrainConfig) -> str:
-    """Everything about one clip that shapes its feature."""
+def entry_keys(sample: Sample, views: Sequence[View], cfg: TrainConfig) -> list[str]:
+    """The entry key of each of `views` of one sample: everything about a clip that shapes its feature. The file is
+    looked up once for all the views (extraction asks for every view of a video at once)."""
     st = sample.path.stat()
     d = cfg.data
-    transform = (
-        {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
-         "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)}
-        if view != EVAL_VIEW else {"crop": d.crop_size, "train": False}
-    )
-    return _hash({
+    clip = {
         "path": str(sample.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "id": sample.id,
         "frames": d.frames_per_clip, "sampling": d.sampling,
-        "frame_step": d.frame_step if d.sampling == "random_window" else None,
-        "transform": transform, "view": view, "seed": cfg.seed,
-    })
+        "frame_step": d.frame_step if d.sampling == "random_window" else None, "seed": cfg.seed,
+    }
+    train = {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
+             "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)}
+    evaluation = {"crop": d.crop_size, "train": False}
+    # Keys are hashed with sorted keys, so they do not depend on the order the parts are put together in.
+    return [_hash({**clip, "transform": evaluation if view == EVAL_VIEW else train, "view": view}) for view in views]
+
+
+def entry_key(sample: Sample, view: View, cfg: TrainConfig) -> str:
+    """The entry key of one view of one sample (`entry_keys`)."""
+    return entry_keys(sample, [view], cfg)[0]
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:

@@ -125,7 +125,8 @@ def train(
         ctx = _step_context(cfg, run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
         # Train: epoch by epoch from where the checkpoint left off, keeping the best model and a checkpoint each.
         try:
-            _epochs(ctx, run, run_dir, before_epoch, log)
+            with checkpoint.StateWriter() as states:  # each epoch's state is written while the next one trains
+                _epochs(ctx, run, run_dir, before_epoch, log, states)
         finally:
             if ctx.writer is not None:
                 ctx.writer.close()
@@ -185,7 +186,8 @@ def _step_context(cfg: TrainConfig, run: Run, accelerator: Accelerator, run_dir:
                        checkpoint=run_dir / STATE_FILE, writer=writer)
 
 
-def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook | None, log: Log) -> None:
+def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook | None, log: Log,
+            states: checkpoint.StateWriter) -> None:
     """Train, validate, keep the best model and checkpoint, epoch after epoch, until the last or early stopping."""
     cfg, state, pipeline, accelerator = ctx.cfg, ctx.state, ctx.pipeline, ctx.accelerator
     main = accelerator.is_main_process
@@ -221,7 +223,7 @@ def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook |
         log(f"epoch {epoch + 1}/{cfg.num_epochs}: train loss {train_loss:.4f}, val acc {val_acc:.4f}"
             + (" (best)" if improved else ""))
         if main:
-            checkpoint.save_state(run_dir, {
+            states.save(run_dir, {
                 "weights": checkpoint.trainable_weights(ctx.model),
                 "optimizer": ctx.optimizer.state_dict(),
                 "scheduler": ctx.scheduler.state_dict(),
