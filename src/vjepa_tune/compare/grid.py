@@ -34,7 +34,7 @@ COMPARE_LOG_FILE = "compare.log"
 COMPARE_PREFIX = "compare-"
 COMPARE_VERSION = 1
 
-OPERATIONAL_KEYS: tuple[str, ...] = ("out", "run_name", "num_workers", "cache.dir", "cache.batch_size")
+OPERATIONAL_KEYS: tuple[str, ...] = ("out", "run_name", "num_workers", "cache.dir", "cache.batch_size", "report_to")
 """Settings that do not change what a run computes: changing them does not make another comparison."""
 
 
