@@ -209,6 +209,57 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(synth_root: P
     assert _tensorboard_steps(run_dir, "val/acc") == _tensorboard_steps(_only_run(whole_out), "val/acc")
 
 
+def test_a_killed_run_resumed_continues_the_same_mlflow_and_wandb_runs_and_reports_everything_to_them(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trackers_read
+) -> None:
+    """`--report_to tensorboard,mlflow,wandb`, SIGKILLed after its first epoch's checkpoint, then resumed: one MLflow
+    run and one W&B run id hold the configuration, every step's scalars, the final metrics with their intervals and
+    the run's files."""
+    trackers_read.isolate(monkeypatch, tmp_path / "home")  # the spawned run inherits the environment
+    out = tmp_path / "runs"
+    args = _train_args(synth_root, out, "--strategy", "lora", "--num_epochs", "2", "--cache.enabled", "false",
+                       "--run_name", "tracked", "--report_to", "tensorboard,mlflow,wandb")
+    victim = _spawn_train(args)
+    deadline = time.monotonic() + 300
+    while not (out / "tracked" / "checkpoint" / "state.pt").exists():
+        assert victim.poll() is None, victim.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    run_dir = out / "tracked"
+    ids = json.loads((run_dir / "trackers.json").read_text())
+    assert set(ids) == {"mlflow", "wandb"}
+
+    assert main(["train", "--resume", "auto", "--out", str(out)]) == 0
+    assert json.loads((run_dir / "trackers.json").read_text()) == ids
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    client = trackers_read.mlflow(out)
+    run = client.get_run(ids["mlflow"])
+    assert len(client.search_runs([run.info.experiment_id])) == 1, "the resumed run started no second MLflow run"
+    assert run.info.status == "FINISHED" and run.info.run_name == "tracked"
+    assert run.data.params["strategy"] == "lora" and run.data.params["lora.rank"] == "16"
+    assert run.data.params["report_to"] == "tensorboard,mlflow,wandb"
+    assert run.data.metrics["test_acc"] == metrics["test_acc"]
+    assert [run.data.metrics["best_val_acc_ci_low"], run.data.metrics["best_val_acc_ci_high"]] == \
+        metrics["best_val_acc_ci"]
+    steps = {m.step for m in client.get_metric_history(ids["mlflow"], "train/loss")}
+    assert steps == {1, 2, 3, 4, 5, 6, 7, 8}, "16 videos in steps of 4, two epochs: both attempts' steps"
+    val = sorted((m.step, m.value) for m in client.get_metric_history(ids["mlflow"], "val/acc"))
+    assert val == [(4, metrics["history"][0]["val_acc"]), (8, metrics["history"][1]["val_acc"])]
+    assert {a.path for a in client.list_artifacts(ids["mlflow"])} == {"confusion.png", "metrics.json",
+                                                                      "test_predictions.csv"}
+
+    # W&B: one offline folder per attempt, both of the run's id (what the SIGKILLed one logged is whatever W&B's
+    # service wrote out before it died with it); the resumed one holds the configuration, its steps, the summary
+    killed, resumed = trackers_read.wandb_runs(run_dir)
+    assert killed.folder.name.endswith(f"-{ids['wandb']}") and resumed.run_id == ids["wandb"]
+    assert resumed.exit_code == 0 and resumed.config["strategy"] == "lora"
+    assert resumed.summary["test_acc"] == metrics["test_acc"]
+    assert [row["_step"] for row in resumed.history if "train/loss" in row] == [5, 6, 7, 8]
+    assert _tensorboard_steps(run_dir, "train/loss") == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
     synth_root: Path, store_dir: Path, tmp_path: Path
 ) -> None:

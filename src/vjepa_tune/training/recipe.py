@@ -251,6 +251,8 @@ def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook |
                 "rng": checkpoint.rng_states(),
                 "train_state": dataclasses.asdict(state),
             })
+            if ctx.trackers is not None:
+                ctx.trackers.flush()  # what the trackers queued up to this checkpoint survives a kill after it
         distributed.barrier()
         if cfg.early_stopping is not None and state.epochs_since_best >= cfg.early_stopping:
             log(f"early stopping: no better validation accuracy for {counted(cfg.early_stopping, 'epoch')}")
