@@ -62,7 +62,14 @@ from vjepa_tune.runs.folder import (
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import ConsoleLog, keep_console_log
 from vjepa_tune.tracking.records import EXPERIMENTS_FILE
-from vjepa_tune.tracking.report import RESULTS_ORDER, report_files, results_table, write_report
+from vjepa_tune.tracking.report import (
+    RESULTS_ORDER,
+    paired_words,
+    report_files,
+    results_table,
+    sensitivity_words,
+    write_report,
+)
 from vjepa_tune.tracking.tracker_settings import parse_report_to
 from vjepa_tune.tracking.trackers import Trackers, open_group_trackers
 from vjepa_tune.training import distributed
@@ -171,6 +178,9 @@ def run_compare(base: TrainConfig, grid: CompareGrid, *, log: Log = print, train
         group.finish({"runs": len(records), "finished": finished, "failed": len(records) - finished})
     distributed.barrier()
     log(f"\n{RESULTS_ORDER}\n{results_table(entries)}")
+    for line in [*paired_words(entries), sensitivity_words(entries)]:
+        if line:
+            log(line)
     log(f"\nreport: {report}")
     return CompareResult(compare_dir, report, records, calls, clips, builds.built)
 
