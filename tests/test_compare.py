@@ -205,6 +205,8 @@ def test_bad_input_met_by_a_run_stops_the_grid(synth_root, store, tmp_path) -> N
         (["--learning_rate", "1e-4,abc"], "learning_rate"),
         (["--lora.rank", "8,0"], "--lora.rank must be >= 1"),
         (["--seeds", ""], "--seeds needs at least one value"),
+        (["--data_seeds", "1,2,1"], "--data_seeds lists 1 more than once"),
+        (["--report_to", "mlflow,comet"], "unknown tracker 'comet'"),
         (["--data.root", "/nonexistent/videos"], "--data.root /nonexistent/videos does not exist"),
     ],
 )
@@ -219,10 +221,13 @@ def test_the_folder_is_found_again_only_for_the_same_settings(tmp_path) -> None:
     grid = CompareGrid(strategies=["lora"], videos_per_class=[10, 20], learning_rate=[1e-4], lora_rank=[16],
                        lora_alpha=[32.0], lora_dropout=[0.1], seeds=[42])
     first = compare_folder(tmp_path, grid_identity(base, grid), log=lambda _: None)
-    operational = TrainConfig(model="random:tiny", out=tmp_path, num_workers=4,
+    operational = TrainConfig(model="random:tiny", out=tmp_path, num_workers=4, report_to="mlflow",
                               cache=CacheConfig(dir=tmp_path, batch_size=2),
                               data=DataConfig(root=tmp_path / "videos"))
     assert compare_folder(tmp_path, grid_identity(operational, grid), log=lambda _: None) == first
+    assert "data_seeds" not in grid_identity(base, grid)["grid"], "as grids made before data seeds existed"
+    data_seeds = CompareGrid(**{**vars(grid), "data_seeds": [0, 1]})
+    assert compare_folder(tmp_path, grid_identity(base, data_seeds), log=lambda _: None) != first
     other_grid = CompareGrid(**{**vars(grid), "learning_rate": [1e-4, 2e-4]})
     second = compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None)
     other_epochs = TrainConfig(model="random:tiny", out=tmp_path, num_epochs=3,
@@ -385,3 +390,18 @@ def test_data_seeds_that_give_the_same_test_videos_are_refused() -> None:
         check_data_seeds_vary({0: official, 1: other_val})
     drawn = Splits(train=videos[:2], val=videos[4:], test=videos[2:4], method="random")
     check_data_seeds_vary({0: official, 1: drawn})
+
+
+def test_data_seeds_and_seeds_multiply_the_grid_and_name_its_runs() -> None:
+    from vjepa_tune.compare.grid import grid_points, resolve_grid, split_seed
+
+    base = TrainConfig(model="random:tiny")
+    grid = resolve_grid(base, CompareGrid(strategies=["head_only", "lora"], seeds=[1, 2], data_seeds=[0, 5]))
+    points = grid_points(grid)
+    assert [p.name(grid) for p in points] == [
+        "head_only-d0-s1", "lora-d0-s1", "head_only-d0-s2", "lora-d0-s2",
+        "head_only-d5-s1", "lora-d5-s1", "head_only-d5-s2", "lora-d5-s2"]
+    assert [split_seed(grid, p) for p in points] == [0, 0, 0, 0, 5, 5, 5, 5]
+    one_split = resolve_grid(base, CompareGrid(strategies=["lora"], seeds=[7, 8]))
+    assert [(p.name(one_split), split_seed(one_split, p)) for p in grid_points(one_split)] == [
+        ("lora-s7", 7), ("lora-s8", 7)], "without data seeds, the first seed makes the one split"

@@ -338,6 +338,7 @@ def test_tiny_near_chance_is_told_what_settings_work_and_no_other_run_is() -> No
         (["--data.crop_size", "96"], "differs from the model's crop size 64"),
         (["--precision", "fp8"], "precision"),
         (["--num_epochs", "two"], "num_epochs"),
+        (["--report_to", "tensorboard,comet"], "unknown tracker 'comet'; choose from tensorboard, mlflow, wandb"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
