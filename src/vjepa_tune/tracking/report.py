@@ -335,11 +335,10 @@ def paired_table(runs: Sequence[Mapping[str, Any]]) -> str:
     if several:
         header = ["Approach", "Test Acc", f"Difference to {ref_name}, points", "McNemar p",
                   f"Paired t-test p ({repetition_word(runs)}s)"]
-        rows = [[ref_name, setting_figure(best[reference], "test_acc", runs), "reference", "-", "-"]]
     else:
         header = ["Approach", "Test Acc", f"Difference to {ref_name}, points",
                   f"Videos only {ref_name} / only it got right", "McNemar p"]
-        rows = [[ref_name, setting_figure(best[reference], "test_acc", runs), "reference", "-", "-"]]
+    rows = [[ref_name, setting_figure(best[reference], "test_acc", runs), "reference", "-", "-"]]
     for strategy, pair in pairs.items():
         figure = setting_figure(best[strategy], "test_acc", runs)
         tests = ", ".join(format_p(t.p_value) if t is not None else "-" for t in pair.tests)
