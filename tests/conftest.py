@@ -118,8 +118,11 @@ def _wandb_records(run_folder: Path) -> list[object]:
     (32 KiB blocks; each chunk a CRC, a length and a type: full, first, middle, last) around protobuf Records."""
     from wandb.proto import wandb_internal_pb2
 
-    (log,) = run_folder.glob("run-*.wandb")
-    data = log.read_bytes()
+    logs = list(run_folder.glob("run-*.wandb"))
+    assert len(logs) <= 1, logs
+    data = logs[0].read_bytes() if logs else b""
+    if len(data) < 7:  # a run killed before W&B's service wrote its log's header
+        return []
     assert data[:4] == b":W&B"
     records, pending, pos, block = [], b"", 7, 32768
     while pos + 7 <= len(data):

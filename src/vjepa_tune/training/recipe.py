@@ -244,6 +244,8 @@ def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook |
         log(f"epoch {epoch + 1}/{cfg.num_epochs}: train loss {train_loss:.4f}, val acc {val_acc:.4f}"
             + (" (best)" if improved else ""))
         if main:
+            if ctx.trackers is not None:
+                ctx.trackers.flush()  # before the checkpoint: what it covers is in the trackers if the run is killed
             checkpoint.save_state(run_dir, {
                 "weights": checkpoint.trainable_weights(ctx.model),
                 "optimizer": ctx.optimizer.state_dict(),
@@ -251,8 +253,6 @@ def _epochs(ctx: StepContext, run: Run, run_dir: Path, before_epoch: EpochHook |
                 "rng": checkpoint.rng_states(),
                 "train_state": dataclasses.asdict(state),
             })
-            if ctx.trackers is not None:
-                ctx.trackers.flush()  # what the trackers queued up to this checkpoint survives a kill after it
         distributed.barrier()
         if cfg.early_stopping is not None and state.epochs_since_best >= cfg.early_stopping:
             log(f"early stopping: no better validation accuracy for {counted(cfg.early_stopping, 'epoch')}")
