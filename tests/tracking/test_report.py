@@ -246,3 +246,34 @@ def test_the_report_names_the_precision_old_records_included(tmp_path) -> None:
     assert precision_text([old, new]) == "Trained in bf16 (1 run) and fp32 (1 run)."
     text = write_report(tmp_path / "cmp", [old, new]).read_text()
     assert "Trained in bf16 (1 run) and fp32 (1 run)." in text.split("## Results", 1)[1].split("##", 1)[0]
+
+
+def test_the_plots_get_each_accuracys_interval_or_the_spread_over_seeds(tmp_path, monkeypatch) -> None:
+    from vjepa_tune.tracking import report
+
+    drawn: dict[str, object] = {}
+
+    def keep(what: str):
+        def plot(points, out):
+            drawn[what] = points
+            return out
+        return plot
+
+    for name in ("plot_scaling", "plot_params_vs_accuracy", "plot_training_curves"):
+        monkeypatch.setattr(report, name, keep(name))
+    one_seed = [_run(tmp_path, f"lora-n{n}", "lora", acc, val, n=n, params=500, test_ci=ci)
+                for n, acc, val, ci in ((10, 0.5, 0.5, [0.25, 0.75]), (20, 0.875, 0.6, [0.69, 0.96]))]
+    report.write_plots(tmp_path / "one", one_seed)
+    assert drawn["plot_scaling"] == {"lora": [(10, 0.5, 0.25, 0.75), (20, 0.875, 0.69, 0.96)]}
+    assert drawn["plot_params_vs_accuracy"] == [("lora", 500, 0.875, 0.69, 0.96)]  # best by validation: n=20
+    assert drawn["plot_training_curves"] == {"lora": [one_seed[1]["metrics"]["history"]]}
+
+    seeds = [_run(tmp_path, f"lora-n{n}-s{seed}", "lora", acc, 0.5 + n / 100, n=n, seed=seed, params=500)
+             for n in (10, 20) for seed, acc in ((1, 0.5), (2, 0.7))]
+    report.write_plots(tmp_path / "seeds", seeds)
+    sd = 0.2 / 2**0.5  # the sample standard deviation of 0.5 and 0.7
+    assert drawn["plot_scaling"] == {"lora": [(10, pytest.approx(0.6), pytest.approx(sd)),
+                                              (20, pytest.approx(0.6), pytest.approx(sd))]}
+    assert drawn["plot_params_vs_accuracy"] == [("lora", 500, pytest.approx(0.6), pytest.approx(0.6 - sd),
+                                                 pytest.approx(0.6 + sd))]
+    assert drawn["plot_training_curves"] == {"lora": [seeds[2]["metrics"]["history"], seeds[3]["metrics"]["history"]]}
