@@ -152,6 +152,11 @@ class TrainConfig:
     """Folder that holds experiments.csv and one folder per run."""
     run_name: str | None = None
     """Name of the run folder; default <strategy>-<timestamp>."""
+    report_to: str = "tensorboard"
+    """Experiment trackers, comma-separated: tensorboard (RUN/tensorboard), mlflow (OUT/mlflow.db unless
+    MLFLOW_TRACKING_URI is set; pip install 'vjepa-tune[mlflow]'), wandb (offline unless logged in; pip install
+    'vjepa-tune[wandb]'), or none. Each gets the configuration, every logged scalar, the final metrics and the
+    plots; a resumed run continues the same MLflow and W&B run."""
     num_epochs: int = 5
     batch_size: int = 1
     accumulation_steps: int = 4
