@@ -101,7 +101,10 @@ def _isolate_trackers(mp: pytest.MonkeyPatch, home: Path) -> None:
     mp.setenv("HOME", str(home))
     for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT",
                  "WANDB_BASE_URL", "NETRC", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID",
-                 "MLFLOW_TAGS", "MLFLOW_NESTED_RUN"):
+                 "MLFLOW_TAGS", "MLFLOW_NESTED_RUN",
+                 # an earlier in-process W&B run's service: a spawned run would join it, and its run (killed)
+                 # would stay "in use" there for the resumed one
+                 "WANDB_SERVICE"):
         mp.delenv(name, raising=False)
     mp.setenv("WANDB_SILENT", "true")
 
