@@ -49,6 +49,7 @@ from vjepa_tune.config import (
     validate_data,
 )
 from vjepa_tune.errors import BadInput
+from vjepa_tune.features import command as features_command
 from vjepa_tune.inference import commands as inference_commands
 from vjepa_tune.runs.folder import training_videos
 from vjepa_tune.tracking.console_log import ConsoleLog
@@ -294,6 +295,8 @@ COMMANDS: dict[str, Command] = {
                 inference_commands.build_predict, inference_commands.run_predict),
         Command("export", "Write a run's model as a Hugging Face directory or a peft adapter.", export.build,
                 export.run),
+        Command("features", "Write window features of videos (one array per video) for detection tools such as "
+                "ActionFormer.", features_command.build, features_command.run),
         Command("cache", "List or clear the backbone feature store.", _build_cache, _run_cache),
         Command("demo", "Run the guide's four strategies on the bundled tiny model and synthetic videos.", demo.build,
                 demo.run),

@@ -14,8 +14,10 @@ from vjepa_tune.models.fast_encoder import (
     COMPILE_MIN_CLIPS,
     FastEncoder,
     FixedBatch,
+    check_layers,
     encoder_forward,
     fast_encoder,
+    layer_outputs,
     rotate_pairs,
     should_compile,
 )
@@ -97,6 +99,33 @@ def test_fast_encoder_follows_the_token_count_of_each_call() -> None:
             torch.testing.assert_close(fast(clips), encoder(pixel_values_videos=clips).last_hidden_state,
                                        rtol=0, atol=0)
     assert sorted(key[0] for key in fast._tables) == [64, 128]
+
+
+def test_intermediate_layers_are_each_normalised_with_the_final_norm_and_concatenated_in_the_order_given() -> None:
+    config = build_config("tiny", 4)
+    encoder = _model(config).vjepa2.encoder
+    fast = fast_encoder(encoder)
+    torch.manual_seed(2)
+    clips = torch.randn(2, 16, 3, config.crop_size, config.crop_size)
+    with torch.no_grad():
+        hidden = encoder.embeddings(clips)
+        by_hand = []
+        for layer in encoder.layer:
+            hidden = layer(hidden, None)[0]
+            by_hand.append(encoder.layernorm(hidden))
+        both = fast(clips, (2, 0))
+        assert both.shape == (2, hidden.shape[1], 2 * config.hidden_size)
+        torch.testing.assert_close(both, torch.cat([by_hand[2], by_hand[0]], dim=-1), rtol=0, atol=0)
+        torch.testing.assert_close(fast(clips, (3,)), fast(clips), rtol=0, atol=0)
+        torch.testing.assert_close(layer_outputs(encoder, clips, (2, 0)), both, rtol=0, atol=0)
+        wrapped = unwrap(apply_strategy(_model(config), "backbone_lora")).vjepa2.encoder
+        forward = encoder_forward(wrapped, torch.device("cpu"), clips=10, layers=(2, 0))
+        # zero-initialised LoRA changes nothing: transformers' layers run one by one give the same layers
+        torch.testing.assert_close(forward(clips), both, rtol=0, atol=0)
+    assert check_layers([-1, 0], 4) == (3, 0)
+    for bad in ([4], [-5], [1, -3], []):
+        with pytest.raises(BadInput, match="--layers"):
+            check_layers(bad, 4)
 
 
 def test_rotate_pairs_turns_each_pair_a_quarter() -> None:
