@@ -307,7 +307,7 @@ COMMANDS: dict[str, Command] = {
         Command("train", "Fine-tune a model with one strategy.", _build_train, _run_train),
         Command("compare", "Train a grid of strategies, sizes and hyperparameters; write a report.",
                 compare_command.build, compare_command.run),
-        Command("evaluate", "Score a trained run on its validation or test split, or on another data set.",
+        Command("evaluate", "Score a trained run on its validation or test split, another data set, or as a detector.",
                 inference_commands.build_evaluate, inference_commands.run_evaluate),
         Command("predict", "Label videos with a trained run, whole or window by window.",
                 inference_commands.build_predict, inference_commands.run_predict),
