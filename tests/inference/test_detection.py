@@ -35,7 +35,7 @@ def test_annotated_videos_are_found_by_key_with_any_video_extension(long_videos:
     shutil.copytree(long_videos / "videos", root)
     (root / "long_0001.mp4").rename(root / "long_0001.MKV")
     (root / "long_0002.mp4").unlink()
-    with pytest.raises(BadInput, match="1 video of a.json have no video under .*: long_0002"):
+    with pytest.raises(BadInput, match="1 annotated video of a.json has no file under .*: long_0002"):
         annotated_videos(truth, root, Path("a.json"))
     shutil.copy(root / "long_0001.MKV", root / "long_0002.avi")
     shutil.copy(root / "long_0001.MKV", root / "long_0002.mp4")

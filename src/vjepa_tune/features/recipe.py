@@ -53,7 +53,7 @@ from vjepa_tune.models.fast_encoder import check_layers
 from vjepa_tune.models.specs import RANDOM_PREFIX
 from vjepa_tune.runs.checkpoint import load_merged_run_model
 from vjepa_tune.runs.folder import holds_trained_model, run_hf_model_dir
-from vjepa_tune.text import counted
+from vjepa_tune.text import counted, verb
 from vjepa_tune.tracking.console_log import keep_console_log
 from vjepa_tune.tracking.records import versions
 from vjepa_tune.training import distributed
@@ -514,8 +514,8 @@ def _write_actionformer(out: Path, values: ActionFormerValues, truth: DetectionA
         missing = [key for key in truth.videos if key not in written]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            log(f"actionformer: {counted(len(missing), 'annotated video')} of {source} have no features here and are "
-                f"left out of {ANNOTATIONS_FILE}: {shown}")
+            log(f"actionformer: {counted(len(missing), 'annotated video')} of {source} "
+                f"{verb(len(missing), 'has', 'have')} no features here, left out of {ANNOTATIONS_FILE}: {shown}")
         for key, video in kept.items():
             rate = written[key].plan.grid.fps
             if values.default_fps is None and abs(video.fps - rate) > 1e-3 * rate:

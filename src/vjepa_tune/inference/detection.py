@@ -43,7 +43,7 @@ from vjepa_tune.inference.evaluate import EVALUATE_LOG_FILE, EVALUATION_DIR
 from vjepa_tune.inference.predictor import Log, load_run
 from vjepa_tune.inference.results import Prediction
 from vjepa_tune.runs.folder import training_videos
-from vjepa_tune.text import counted
+from vjepa_tune.text import counted, verb
 from vjepa_tune.tracking.console_log import keep_console_log
 from vjepa_tune.tracking.records import versions
 
@@ -75,8 +75,8 @@ def annotated_videos(annotations: DetectionAnnotations, root: Path, source: Path
             found[key] = matches[0]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise BadInput(f"{counted(len(missing), 'video')} of {source} have no video under {root} (a key KEY is "
-                       f"found as KEY.mp4, KEY.avi, ...): {shown}.")
+        raise BadInput(f"{counted(len(missing), 'annotated video')} of {source} {verb(len(missing), 'has', 'have')} "
+                       f"no file under {root} (a key KEY is found as KEY.mp4, KEY.avi, ...): {shown}.")
     if ambiguous:
         raise BadInput(f"several videos under {root} have the name of one annotation key: {', '.join(ambiguous[:5])}; "
                        "keep one per key.")
