@@ -57,6 +57,25 @@ def test_each_video_gets_its_rows_and_their_times_under_its_mirrored_folder(vide
         "waving/waving_0001"]
 
 
+def test_a_795_frame_video_gives_195_rows_of_16_frame_windows_every_4_as_videomae_v2_lays_them_out(
+    tmp_path: Path,
+) -> None:
+    from vjepa_tune.synth import write_video
+
+    frames = np.random.default_rng(0).integers(0, 256, (795, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "video_test_0000004.mp4", frames, fps=30)
+    out = tmp_path / "feats"
+    _features("random:tiny", str(tmp_path / "video_test_0000004.mp4"), "--out", str(out), "--frames_per_clip", "2",
+              "--layers", "0,-1")
+    array, meta = read_video_features(out, "video_test_0000004")
+    assert array.shape == (195, 256) and meta["rows"] == 195 and meta["layers"] == [0, 3]
+    assert meta["row_start_s"][-1] == pytest.approx(776 / 30) and meta["row_end_s"][-1] == pytest.approx(792 / 30)
+    assert (meta["window_s"], meta["stride_s"]) == (pytest.approx(16 / 30), pytest.approx(4 / 30))
+    padded = extract("random:tiny", tmp_path / "video_test_0000004.mp4", frames_per_clip=2, pad_last=True,
+                     progress=False)[0]
+    assert padded.features.shape == (196, 128) and padded.end_s[-1] == pytest.approx(795 / 30)
+
+
 def test_the_python_api_returns_the_arrays_the_command_writes(videos: Path, tmp_path: Path) -> None:
     out = tmp_path / "feats"
     _features("tiny", str(videos / "waving"), "--out", str(out), "--window_frames", "16", "--stride_frames", "8")
@@ -194,10 +213,17 @@ def test_same_named_videos_stay_apart_and_one_name_for_two_files_is_refused(
 
 
 def test_pooler_needs_a_trained_run_and_tokens_that_do_not_fit_are_refused_with_their_size(
-    videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    videos: Path, tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["features", "tiny", str(videos), "--out", str(tmp_path / "p"), "--pool", "pooler"]) == 2
     assert "--pool pooler takes a trained run's attentive pooler" in capsys.readouterr().err
+    assert main(["features", str(tiny_run), str(videos), "--out", str(tmp_path / "p"), "--pool", "pooler",
+                 "--layers", "1"]) == 2
+    assert "--pool pooler pools the last layer" in capsys.readouterr().err
+    assert main(["features", "tiny", str(videos), "--out", str(tmp_path / "p"), "--frames_per_clip", "6",
+                 "--layers", "4"]) == 2
+    assert "--layers 4 is not a layer of this encoder, which has 4" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
     assert main(["features", "tiny", str(videos), "--out", str(tmp_path / "t"), "--pool", "tokens"]) == 2

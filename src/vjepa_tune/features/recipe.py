@@ -35,7 +35,6 @@ from vjepa_tune.data.feature_files import (
     ActionFormerValues,
     actionformer_config,
     check_set,
-    feature_paths,
     video_key,
     write_actionformer_config,
     write_set,
@@ -49,7 +48,6 @@ from vjepa_tune.data.windows import WindowPlan, plan_windows
 from vjepa_tune.errors import BadInput
 from vjepa_tune.inference.predictor import collect_videos
 from vjepa_tune.models.build import build_base_model
-from vjepa_tune.models.fast_encoder import check_layers
 from vjepa_tune.models.specs import RANDOM_PREFIX
 from vjepa_tune.runs.checkpoint import load_merged_run_model
 from vjepa_tune.runs.folder import holds_trained_model, run_hf_model_dir
@@ -62,6 +60,7 @@ from vjepa_tune.training.store import format_bytes
 from vjepa_tune.training.window_features import (
     BackgroundWrites,
     WindowEncoder,
+    check_feature_settings,
     encode_videos,
     feature_shape,
     rows_per_window,
@@ -248,7 +247,7 @@ def prepare(model: str | Path, cfg: FeaturesConfig) -> Extraction:
     frames_per_clip = cfg.frames_per_clip or loaded.frames_per_clip
     crop = int(config.crop_size)
     grid_side = crop // config.patch_size
-    layers = list(check_layers(cfg.layers, config.num_hidden_layers))
+    layers = list(check_feature_settings(config, cfg.layers, cfg.pool, frames_per_clip))
     settings: dict[str, object] = {
         "model": loaded.name,
         "layers": layers,
@@ -393,13 +392,41 @@ def write_features(
     and features.json for the set; with `output_format="actionformer"` also ActionFormer's config and, given
     `annotations`, the annotation file of the videos written."""
     started = time.perf_counter()
-    cfg = validate_features(cfg or FeaturesConfig())
-    out = Path(out)
+    cfg, out = validate_features(cfg or FeaturesConfig()), Path(out)
+    _check_output_format(output_format, annotations, cfg)
     accelerator = make_accelerator(cfg.precision)  # starts the process group under torchrun / accelerate launch
     if cfg.device is None and accelerator.num_processes > 1:
         cfg = replace(cfg, device=str(accelerator.device))
     if not distributed.is_main():
         log, progress = (lambda _: None), False
+    found, base = find_videos(videos)
+    truth = read_annotations(annotations) if annotations is not None else None
+    run = prepare(model, cfg)
+    plan = distributed.broadcast(plan_videos(found, base, cfg, run.frames_per_clip) if distributed.is_main() else None)
+    if truth is not None and not set(truth.videos) & set(plan.keys.values()):
+        raise BadInput(f"no video of {annotations} is among the videos found (annotation keys such as "
+                       f"{next(iter(truth.videos), '?')!r}; video keys such as {next(iter(plan.keys.values()), '?')!r}"
+                       f": a key is the video's path under {base} without its extension).")
+    todo = _still_to_write(out, run, plan, log)
+
+    with output_folder(out) as written:
+        failed, counts = _extract_and_write(out, run, plan, distributed.shard(todo), written, progress, log)
+        skipped = plan.skipped + failed
+        to_write, failed_paths = {job.index for job in todo}, {s.video for s in failed}
+        done_before = [job for job in plan.jobs if job.index not in to_write]
+        kept = [job for job in plan.jobs if job.index not in to_write or job.path not in failed_paths]
+        if not kept:
+            raise BadInput(f"no video gave features: {counted(len(skipped), 'video')} skipped, e.g. "
+                           f"{skipped[0].video}: {skipped[0].reason}.")
+        summary = FeaturesSummary(out, sum(n for n, _ in counts), len(done_before), skipped,
+                                  sum(r for _, r in counts), time.perf_counter() - started)
+        if distributed.is_main():
+            _record_set(out, run, plan, kept, skipped, summary, output_format, truth, annotations, log)
+        distributed.barrier()
+    return summary
+
+
+def _check_output_format(output_format: OutputFormat, annotations: Path | None, cfg: FeaturesConfig) -> None:
     if output_format not in ("plain", "actionformer"):
         raise BadInput(f"--format {output_format!r} is not one of plain, actionformer.")
     if annotations is not None and output_format != "actionformer":
@@ -407,84 +434,77 @@ def write_features(
     if output_format == "actionformer" and cfg.pool not in ("mean", "pooler"):
         raise BadInput(f"--format actionformer needs one row per window (--pool mean or pooler); --pool {cfg.pool} "
                        "gives several.")
-    found, base = find_videos(videos)
-    truth = read_annotations(annotations) if annotations is not None else None
-    run = prepare(model, cfg)
-    plan = plan_videos(found, base, cfg, run.frames_per_clip) if distributed.is_main() else None
-    plan = distributed.broadcast(plan)
-    keys = {plan.keys[job.index]: job for job in plan.jobs}
-    if truth is not None and not set(truth.videos) & set(keys):
-        raise BadInput(f"no video of {annotations} is among the videos found (annotation keys such as "
-                       f"{next(iter(truth.videos), '?')!r}; video keys such as {next(iter(keys), '?')!r}: a key is "
-                       f"the video's path under {base} without its extension).")
+
+
+def _still_to_write(out: Path, run: Extraction, plan: Plan, log: Log) -> list[VideoJob]:
+    """The videos whose files are not complete in `out` yet (other settings there are refused), once the disk is
+    known to hold them; said in the log with the skipped videos."""
     check_set(out, run.settings)
-    todo = [job for job in plan.jobs if not written_features(out, plan.keys[job.index], run.shape(job), cfg.dtype,
-                                                             run.settings)]
-    need = sum(math.prod(run.shape(job)) for job in todo) * np.dtype(NUMPY_DTYPES[cfg.dtype]).itemsize
+    todo = [job for job in plan.jobs
+            if not written_features(out, plan.keys[job.index], run.shape(job), run.cfg.dtype, run.settings)]
+    need = sum(math.prod(run.shape(job)) for job in todo) * np.dtype(NUMPY_DTYPES[run.cfg.dtype]).itemsize
     free = shutil.disk_usage(_existing_parent(out)).free
     if need > 0.95 * free:
         raise BadInput(f"the features need about {format_bytes(need)} but {out} has {format_bytes(free)} free"
                        + (" (--pool tokens keeps every token; --pool mean or time keeps a fraction)."
-                          if cfg.pool == "tokens" else "; choose another --out or --dtype fp16."))
+                          if run.cfg.pool == "tokens" else "; choose another --out or --dtype fp16."))
     windows = sum(len(job.plan.windows) for job in todo)
     log(f"features: {counted(len(todo), 'video')} to extract ({counted(windows, 'window')}, about "
         f"{format_bytes(need)}) with {run.model.kind} {run.model.name}, {len(plan.jobs) - len(todo)} already in "
         f"{out}, {len(plan.skipped)} skipped")
     for skipped in plan.skipped:
         log(f"skipping {skipped.video}: {skipped.reason}")
+    return todo
 
-    with output_folder(out) as written:
-        mine = distributed.shard(todo)
-        failed: list[Skipped] = []
-        rows = [0]
-        encoder = WindowEncoder.build(run.model.model, run.device, cfg.precision, cfg.layers, cfg.pool, cfg.dtype,
-                                      run.frames_per_clip, sum(len(job.plan.windows) for job in mine))
-        with BackgroundWrites() as writes:
 
-            def done(job: VideoJob, array: np.ndarray | None, error: str | None) -> None:
-                if array is None:
-                    failed.append(Skipped(job.path, error or "could not be read"))
-                    log(f"skipping {job.path}: {error}")
-                    return
-                key = plan.keys[job.index]
-                metadata = run.metadata(job, key, tuple(array.shape))
-                writes.submit(partial(write_video_features, out, key, array, metadata))
-                written[0] += 1
-                rows[0] += array.shape[0]
+def _extract_and_write(out: Path, run: Extraction, plan: Plan, mine: list[VideoJob], written: list[int],
+                       progress: bool, log: Log) -> tuple[list[Skipped], list[tuple[int, int]]]:
+    """This process's videos extracted and written (on background threads); returns the videos that failed on any
+    process, and (videos, rows) written by each process."""
+    failed: list[Skipped] = []
+    rows = 0
+    cfg = run.cfg
+    encoder = WindowEncoder.build(run.model.model, run.device, cfg.precision, cfg.layers, cfg.pool, cfg.dtype,
+                                  run.frames_per_clip, sum(len(job.plan.windows) for job in mine))
+    with BackgroundWrites() as writes:
 
-            encode_videos(mine, encoder, frame_transform(cfg, run.crop_size), batch_size=cfg.batch_size,
-                          num_workers=cfg.num_workers, done=done, progress=progress)
-        gathered = distributed.gather((failed, written[0], rows[0]))
-        failed = [s for part, _, _ in gathered for s in part]
-        count, total_rows = sum(n for _, n, _ in gathered), sum(r for _, _, r in gathered)
-        if len(gathered) > 1:
-            log(f"features: {counted(count, 'video')} written by {len(gathered)} processes "
-                f"({', '.join(str(n) for _, n, _ in gathered)})")
-        skipped = plan.skipped + failed
-        kept = [job for job in plan.jobs if feature_paths(out, plan.keys[job.index])[1].is_file()]
-        if not kept:
-            first = skipped[0]
-            raise BadInput(f"no video gave features: {counted(len(skipped), 'video')} skipped, e.g. {first.video}: "
-                           f"{first.reason}.")
-        summary = FeaturesSummary(out, count, len(plan.jobs) - len(todo), skipped, total_rows,
-                                  time.perf_counter() - started)
-        if distributed.is_main():
-            values = _actionformer_values(run, kept)
-            write_set(out, {
-                "format": FORMAT_VERSION, **run.settings,
-                "actionformer": values.as_dict() if values is not None else None,
-                "num_videos": len(kept),
-                "videos": [{"key": plan.keys[job.index], "video": str(job.path), "rows": run.shape(job)[0]}
-                           for job in kept],
-                "skipped": [{"video": str(s.video), "reason": s.reason} for s in skipped],
-                "versions": versions(),
-            })
-            if output_format == "actionformer" and values is not None:
-                summary.annotations, summary.actionformer_config = _write_actionformer(
-                    out, values, truth, {plan.keys[job.index]: job for job in kept}, annotations, log)
-            keep_console_log(out / FEATURES_LOG_FILE)
-        distributed.barrier()
-    return summary
+        def done(job: VideoJob, array: np.ndarray | None, error: str | None) -> None:
+            nonlocal rows
+            if array is None:
+                failed.append(Skipped(job.path, error or "could not be read"))
+                log(f"skipping {job.path}: {error}")
+                return
+            key = plan.keys[job.index]
+            writes.submit(partial(write_video_features, out, key, array, run.metadata(job, key, tuple(array.shape))))
+            written[0] += 1
+            rows += array.shape[0]
+
+        encode_videos(mine, encoder, frame_transform(cfg, run.crop_size), batch_size=cfg.batch_size,
+                      num_workers=cfg.num_workers, done=done, progress=progress)
+    gathered = distributed.gather((failed, written[0], rows))
+    if len(gathered) > 1:
+        log(f"features: {counted(sum(n for _, n, _ in gathered), 'video')} written by {len(gathered)} processes "
+            f"({', '.join(str(n) for _, n, _ in gathered)})")
+    return [s for part, _, _ in gathered for s in part], [(n, r) for _, n, r in gathered]
+
+
+def _record_set(out: Path, run: Extraction, plan: Plan, kept: list[VideoJob], skipped: list[Skipped],
+                summary: FeaturesSummary, output_format: OutputFormat, truth: DetectionAnnotations | None,
+                annotations: Path | None, log: Log) -> None:
+    """features.json, ActionFormer's files for `--format actionformer`, and the console log."""
+    values = _actionformer_values(run, kept)
+    write_set(out, {
+        "format": FORMAT_VERSION, **run.settings,
+        "actionformer": values.as_dict() if values is not None else None,
+        "num_videos": len(kept),
+        "videos": [{"key": plan.keys[job.index], "video": str(job.path), "rows": run.shape(job)[0]} for job in kept],
+        "skipped": [{"video": str(s.video), "reason": s.reason} for s in skipped],
+        "versions": versions(),
+    })
+    if output_format == "actionformer" and values is not None:
+        summary.annotations, summary.actionformer_config = _write_actionformer(
+            out, values, truth, {plan.keys[job.index]: job for job in kept}, annotations, log)
+    keep_console_log(out / FEATURES_LOG_FILE)
 
 
 def _existing_parent(path: Path) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import VJEPA2Config
 
 from vjepa_tune.config import FeatureDtype, FeaturePooling, Precision
 from vjepa_tune.data.transforms import normalize_clips
@@ -52,6 +53,20 @@ def feature_shape(pool: FeaturePooling, windows: int, frames_per_clip: int, tube
     return (windows * rows_per_window(pool, frames_per_clip, tubelet), channels)
 
 
+def check_feature_settings(config: VJEPA2Config, layers: Sequence[int], pool: FeaturePooling,
+                           frames_per_clip: int) -> tuple[int, ...]:
+    """The layers as indices from 0 (`check_layers`), once the settings are known to fit the model: the pooler
+    reads the last layer only, and a clip holds whole tubelets."""
+    chosen = check_layers(list(layers), config.num_hidden_layers)
+    if pool == "pooler" and chosen != (config.num_hidden_layers - 1,):
+        raise BadInput(f"--pool pooler pools the last layer, as the classifier sees it; --layers {list(layers)} "
+                       "asks for others (use --pool mean or time for several layers).")
+    if frames_per_clip % config.tubelet_size:
+        raise BadInput(f"--frames_per_clip {frames_per_clip} must be a multiple of the model's tubelet "
+                       f"({config.tubelet_size} frames).")
+    return chosen
+
+
 @dataclass(frozen=True)
 class WindowEncoder:
     """The frozen model turned into a function from window clips (B, T, 3, crop, crop) to features (B, ...)."""
@@ -74,13 +89,7 @@ class WindowEncoder:
         clips."""
         base = unwrap(model).eval().to(device)
         config = base.config
-        chosen = check_layers(list(layers), config.num_hidden_layers)
-        if pool == "pooler" and chosen != (config.num_hidden_layers - 1,):
-            raise BadInput(f"--pool pooler pools the last layer, as the classifier sees it; --layers {list(layers)} "
-                           "asks for others (use --pool mean or time for several layers).")
-        if frames_per_clip % config.tubelet_size:
-            raise BadInput(f"--frames_per_clip {frames_per_clip} must be a multiple of the model's tubelet "
-                           f"({config.tubelet_size} frames).")
+        chosen = check_feature_settings(config, layers, pool, frames_per_clip)
         last_only = chosen == (config.num_hidden_layers - 1,)  # the encoder's own output, as the store keeps it
         forward = encoder_forward(base.vjepa2.encoder, device, clips, None if last_only else chosen)
         return cls(base, device, autocast_dtype(precision, device), chosen, pool, dtype, forward,
