@@ -204,3 +204,18 @@ def test_the_compiled_forward_computes_what_transformers_computes_and_compiles_o
                                        rtol=1e-4, atol=1e-4)
     assert forward.batch == 3
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_the_compiled_forward_keeps_the_layers_asked_for_in_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long job's compiled forward of intermediate layers, its small last batch run uncompiled: the same layers
+    either way."""
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    config = build_config("tiny", 4)
+    encoder = _model(config).vjepa2.encoder
+    forward = encoder_forward(encoder, torch.device("cpu"), clips=1, layers=(1, 3))
+    assert isinstance(forward, FixedBatch)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        for batch in (3, 1):  # 1 is under half the compiled batch: the uncompiled forward takes it
+            clips = torch.randn(batch, 16, 3, config.crop_size, config.crop_size)
+            torch.testing.assert_close(forward(clips), layer_outputs(encoder, clips, (1, 3)), rtol=1e-4, atol=1e-4)

@@ -22,6 +22,10 @@ layer-norm outputs.)
 In eager mode its output equals transformers' (same operations, same rounding; tests/models/test_fast_encoder.py
 checks fp32, bf16 weights and bf16 autocast on the CPU, and the autocast rules of a GPU emulated there).
 
+It also returns intermediate layers (`forward(x, layers)`, for `vjepa-tune features --layers`): each normalised
+with the encoder's final layer norm, concatenated in the order asked, the layers after the last one asked for not
+run; `layer_outputs` computes the same with transformers' own layers for encoders it does not apply to.
+
 It is for frozen inference only: the fused q/k/v weights are a snapshot taken when it is built, so it is built per
 extraction or per loaded run, never kept across training steps (a `Predictor` whose model is changed afterwards
 must be loaded again). Encoders whose layers are wrapped (LoRA on the backbone) or
