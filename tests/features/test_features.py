@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,23 @@ def test_features_of_a_clip_equal_what_the_training_feature_store_computed_for_i
 
     expected = load_run(tiny_run, device="cpu").logits(_eval_clip(sample.path)[None])
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)  # the pooler row is what the classifier reads
+
+
+def test_a_backbone_lora_run_gives_the_features_of_its_adapted_backbone(
+    trained_run: Callable[[str], Path], synth_root: Path
+) -> None:
+    from vjepa_tune.models.adapters import backbone_features
+    from vjepa_tune.runs.checkpoint import load_run_model
+
+    run = trained_run("backbone_lora")
+    video = sorted((synth_root / "waving").glob("*.mp4"))[0]
+    (adapted,) = extract(run, video, window_frames=32, stride_frames=32, pool="tokens", progress=False)
+    model, _, _ = load_run_model(run)
+    with torch.no_grad():
+        expected = backbone_features(model, _eval_clip(video)[None])  # through peft, LoRA applied on the fly
+    torch.testing.assert_close(torch.from_numpy(adapted.features), expected, rtol=1e-4, atol=1e-4)
+    (base,) = extract("random:tiny", video, window_frames=32, stride_frames=32, pool="tokens", progress=False)
+    assert not np.allclose(base.features, adapted.features, atol=1e-3), "the adapters moved the features"
 
 
 def _eval_clip(video: Path) -> torch.Tensor:
