@@ -46,6 +46,7 @@ from vjepa_tune.data.video import UnreadableVideo, probe_video
 from vjepa_tune.data.window_clips import FrameTransform, VideoJob
 from vjepa_tune.data.windows import WindowPlan, plan_windows
 from vjepa_tune.errors import BadInput
+from vjepa_tune.files import BackgroundWrites
 from vjepa_tune.inference.predictor import collect_videos
 from vjepa_tune.models.build import build_base_model
 from vjepa_tune.models.specs import RANDOM_PREFIX
@@ -58,7 +59,6 @@ from vjepa_tune.training import distributed
 from vjepa_tune.training.precision import autocast_dtype, choose_device, make_accelerator, precision_label
 from vjepa_tune.training.store import format_bytes
 from vjepa_tune.training.window_features import (
-    BackgroundWrites,
     WindowEncoder,
     check_feature_settings,
     encode_videos,
@@ -466,7 +466,7 @@ def _extract_and_write(out: Path, run: Extraction, plan: Plan, mine: list[VideoJ
     cfg = run.cfg
     encoder = WindowEncoder.build(run.model.model, run.device, cfg.precision, cfg.layers, cfg.pool, cfg.dtype,
                                   run.frames_per_clip, sum(len(job.plan.windows) for job in mine))
-    with BackgroundWrites() as writes:
+    with BackgroundWrites(threads=2, limit=8, name="feature-writer") as writes:
 
         def done(job: VideoJob, array: np.ndarray | None, error: str | None) -> None:
             nonlocal rows

@@ -4,8 +4,8 @@ The window clips come from `data.window_clips` (DataLoader workers decode each v
 out uint8 clips); here they are normalised on the device and run through the backbone's fast forward
 (`models.fast_encoder`, compiled where the job is long enough to pay for it) under the precision policy
 (`training.precision`), the chosen layers kept, pooled, and rounded to the output dtype. A video's rows are
-gathered in order and handed on whole (to a background writer, `BackgroundWrites`, so the disk works while the
-next clips decode and run).
+gathered in order and handed on whole (the recipe writes them on background threads, `files.BackgroundWrites`, so
+the disk works while the next clips decode and run).
 
 Pooling (rows per window): `mean` over every token of the chosen layers (1); `pooler` the attentive pooler's
 output of the last layer (1); `time` the mean over space of each temporal token (frames_per_clip / tubelet rows,
@@ -18,9 +18,7 @@ bytes.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,34 +136,3 @@ def encode_videos(jobs: Sequence[VideoJob], encoder: WindowEncoder, transform: F
                 continue
             rows = np.concatenate(pieces)
             done(job, rows if encoder.pool == "tokens" else rows.reshape(-1, rows.shape[-1]), None)
-
-
-class BackgroundWrites:
-    """Runs writes on background threads, at most `limit` waiting; a failed write is raised in the caller's thread
-    at the next `submit` or at `close`, which returns once every write is done."""
-
-    def __init__(self, threads: int = 2, limit: int = 8):
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feature-writer")
-        self.waiting: deque[Future] = deque()
-        self.limit = limit
-
-    def submit(self, write: Callable[[], object]) -> None:
-        while len(self.waiting) >= self.limit or (self.waiting and self.waiting[0].done()):
-            self.waiting.popleft().result()
-        self.waiting.append(self.pool.submit(write))
-
-    def close(self) -> None:
-        try:
-            while self.waiting:
-                self.waiting.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> BackgroundWrites:
-        return self
-
-    def __exit__(self, error_type: type[BaseException] | None, *rest: object) -> None:
-        if error_type is None:
-            self.close()
-        else:  # the error that stopped the work is the one to report
-            self.pool.shutdown(wait=True, cancel_futures=True)
