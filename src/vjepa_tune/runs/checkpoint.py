@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from peft import PeftModel
 from safetensors.torch import load_file, save_file
+from transformers import VJEPA2ForVideoClassification
 
 from vjepa_tune.config import StrategyName, TrainConfig
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import write_atomic, write_text_atomic
-from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict
+from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict, unwrap
 from vjepa_tune.models.build import build_model
 from vjepa_tune.runs.folder import MODEL_DIR, MODEL_META_FILE, STATE_FILE, WEIGHTS_FILE, read_config
 
@@ -227,3 +229,12 @@ def load_run_model(run_dir: Path, cfg: TrainConfig | None = None, log: Log = lam
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
+
+
+def load_merged_run_model(run_dir: Path, log: Log = lambda _: None
+                          ) -> tuple[VJEPA2ForVideoClassification, TrainConfig, list[str]]:
+    """A run's best model as one plain transformers model, LoRA folded into the weights (as `export --merge` writes
+    it): its adapted backbone and trained pooler, for work that runs them frozen (`features`)."""
+    model, cfg, classes = load_run_model(run_dir, log=log)
+    plain = model.merge_and_unload() if isinstance(model, PeftModel) else unwrap(model)
+    return plain.eval(), cfg, classes

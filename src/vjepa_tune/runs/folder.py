@@ -410,6 +410,19 @@ def read_model_meta(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def run_hf_model_dir(run_dir: Path) -> Path | None:
+    """RUN/model when it is a Hugging Face model folder (a config.json beside the weights, as `pretrain` writes the
+    adapted backbone), else None: such a run is a model source like any local folder (`features`, `train --model`)."""
+    folder = Path(run_dir) / MODEL_DIR
+    return folder if (folder / "config.json").is_file() else None
+
+
+def holds_trained_model(run_dir: Path) -> bool:
+    """The folder is a run of `train` that saved a best model (model/model.json and its trained weights)."""
+    folder = Path(run_dir) / MODEL_DIR
+    return (folder / MODEL_META_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+
+
 def recorded_train_clip_s(run_dir: Path) -> tuple[bool, float | None]:
     """(whether model.json records `train_clip_s`, its value): runs made before it was recorded say (False, None)."""
     try:
