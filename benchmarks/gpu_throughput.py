@@ -2,8 +2,8 @@
 run, and peak memory, for each path the toolkit runs the model on.
 
     python benchmarks/gpu_throughput.py [--model random:vitl] [--frames 16] [--batch_sizes 1,8,32]
-        [--device auto|cuda|cpu] [--compile default,max-autotune-no-cudagraphs] [--only GROUPS]
-        [--quick] [--budget_s S] [--out results.json] [--markdown results.md]
+        [--device auto|cuda|cpu] [--compile default,max-autotune-no-cudagraphs] [--compile_paths fast,sdpa]
+        [--only GROUPS] [--quick] [--budget_s S] [--out results.json] [--markdown results.md]
 
 Measured, each after warm-up, timed per call with CUDA events (the host clock on a CPU), peak memory reset between:
 - `ceiling`: bf16 and fp32 matrix products (8192^3 on a GPU, 512^3 on a CPU), the ceilings the figures are read against;
@@ -22,7 +22,12 @@ Measured, each after warm-up, timed per call with CUDA events (the host clock on
 - `guide`: the guide-style step: fp32, batch 1, strategy lora, the backbone run every step;
 - `backbone_lora`: its training step at `--train_batch` under bf16 autocast, without and with gradient checkpointing;
 - `compile`: extraction at the largest batch through `torch.compile` of `FastEncoder`, then of transformers' encoder
-  (only with `--compile MODES`; about 50 s each).
+  (`--compile_paths`), for each of `--compile MODES` (about 30-60 s each in the default mode; max-autotune modes
+  autotune every matrix product first, minutes);
+- `staging` (a check, CUDA only): the feature store's pinned host-device copies (`training.extraction.Staging`) give
+  exactly the features of plain copies, and how long a batch's copies take each way;
+- `build` (a check): drawing the random model as a run does (on the CPU, `models.build`) against building it under
+  `torch.device(DEVICE)` with the same seed: the seconds of each and whether the weights are the same.
 
 FLOP per clip are counted analytically from the model's configuration (every matrix product, plus 4*N^2*D per
 attention layer for QK^T and AV); `flop_check` in the JSON repeats the count with torch's FlopCounterMode on the meta
@@ -50,7 +55,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +65,10 @@ REFERENCE_VITL_FLOP = 1.65e12
 """FACTS.md: the ViT-L backbone forward on 16 frames at 256 px (2048 tokens), per clip."""
 EXTRACTION_GOAL = 0.55
 """Issue 8: feature extraction at 55% or more of the bf16 matrix-product ceiling."""
-GROUPS = ("extraction", "fast", "attention", "kernels", "bf16_weights", "pooler", "guide", "backbone_lora", "compile")
+GROUPS = ("extraction", "fast", "attention", "kernels", "bf16_weights", "pooler", "guide", "backbone_lora", "staging",
+          "build", "compile")
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g not in ("build", "compile"))
+COMPILE_PATHS = ("fast", "sdpa")
 EXTRACTION_GROUPS = frozenset({"extraction", "fast", "attention", "bf16_weights", "compile"})
 NUM_LABELS = 4
 Step = Callable[[], object]
@@ -379,6 +387,8 @@ class Measurement:
     clips_per_s: float | None = None
     tflops: float | None = None
     fraction_of_ceiling: float | None = None
+    fraction_of_bf16: float | None = None
+    """Of the bf16 ceiling whatever the row's precision: the share of what the card can do at its fastest."""
     peak_mib: float | None = None
     compile_s: float | None = None
     note: str = ""
@@ -396,6 +406,7 @@ class Settings:
     compile_modes: list[str]
     only: list[str]
     budget_s: float | None
+    compile_paths: list[str] = field(default_factory=lambda: list(COMPILE_PATHS))
 
 
 class Bench:
@@ -405,7 +416,7 @@ class Bench:
         self.settings, self.device, self.out = settings, device, out
         self.started = time.perf_counter()
         self.report: dict[str, Any] = {"environment": environment(device), "settings": asdict(settings),
-                                       "flops": {}, "ceilings_tflops": {}, "results": []}
+                                       "flops": {}, "ceilings_tflops": {}, "results": [], "checks": {}}
 
     def save(self) -> None:
         if self.out is not None:
@@ -423,8 +434,10 @@ class Bench:
         return self._record(m)
 
     def run(self, m: Measurement, make_step: Callable[[], Step], *, first_call_is_compile: bool = False,
-            annotate: Callable[[], str] | None = None) -> Measurement:
-        """Time the step `make_step` builds; any error (out of memory, an unsupported kernel) is recorded."""
+            annotate: Callable[[], str] | None = None, warmup: int | None = None, iters: int | None = None
+            ) -> Measurement:
+        """Time the step `make_step` builds (`warmup` and `iters` default to the settings'); any error (out of
+        memory, an unsupported kernel) is recorded."""
         if self._over_budget():
             return self.skip(m, f"time budget of {self.settings.budget_s:.0f} s spent")
         step: Step | None = None
@@ -436,7 +449,8 @@ class Bench:
                     step()
                     synchronize(self.device)
                     m.compile_s = round(time.perf_counter() - started, 1)
-                times = time_calls(step, self.settings.warmup, self.settings.iters, self.device)
+                times = time_calls(step, self.settings.warmup if warmup is None else warmup,
+                                   self.settings.iters if iters is None else iters, self.device)
         except Exception as exc:  # noqa: BLE001 - one unsupported path must not stop the others; it is recorded
             text = str(exc).strip().splitlines()
             m.status, m.note = "failed", f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -451,6 +465,8 @@ class Bench:
             ceiling = self.report["ceilings_tflops"].get(m.precision)
             m.clips_per_s, m.tflops = significant(clips_per_s), significant(tflops)
             m.fraction_of_ceiling = significant(tflops / ceiling) if ceiling else None
+            bf16 = self.report["ceilings_tflops"].get("bf16")
+            m.fraction_of_bf16 = significant(tflops / bf16) if bf16 else None
             m.peak_mib = round(memory["peak_mib"], 1) if memory["peak_mib"] is not None else None
             if annotate is not None:
                 m.note = annotate()
@@ -597,7 +613,7 @@ def measure_compile(bench: Bench, flops: ClipFlops) -> None:
     largest = max(s.batch_sizes)
     model = new_model(s.model, device)
     for mode in s.compile_modes:
-        for path in ("fast", "sdpa"):
+        for path in s.compile_paths:
             torch._dynamo.reset()
             m = Measurement(f"extract {path}, compile {mode}", "compile", largest, "bf16" if dtype else "fp32",
                             flops.backbone, "backbone forward")
@@ -678,6 +694,88 @@ def measure_backbone_lora(bench: Bench, flops: ClipFlops) -> None:
         bench.run(m, make)
 
 
+def measure_staging(bench: Bench, model: torch.nn.Module) -> None:
+    """The store's copies through pinned memory against plain copies, on one batch of uint8 clips as the workers
+    hand them over: the same features (bit for bit), and each direction's copy time."""
+    from vjepa_tune.models.adapters import unwrap
+    from vjepa_tune.models.fast_encoder import fast_encoder
+    from vjepa_tune.training.extraction import Encoding
+
+    device, s = bench.device, bench.settings
+    check: dict[str, Any] = {"batch": max(s.batch_sizes)}
+    bench.report["checks"]["staging"] = check
+    if device.type != "cuda":
+        check.update(status="skipped", note="CUDA only")
+        bench.save()
+        return
+    config = model.config
+    clips = [torch.randint(0, 256, (s.frames, config.in_chans, config.crop_size, config.crop_size),
+                           dtype=torch.uint8) for _ in range(check["batch"])]
+    forward = fast_encoder(unwrap(model).vjepa2.encoder)
+    try:
+        feats = {}
+        for pinned in (False, True):
+            encoding = Encoding(model.eval(), device, torch.bfloat16, pinned=pinned)
+            out = encoding.encode(forward, clips, "bf16")
+            feats[pinned] = encoding.staging.to_host(out, torch.bfloat16).wait()
+            to_device = time_calls(lambda e=encoding: e.staging.to_device(clips), 1, 5, device)
+            to_host = time_calls(lambda e=encoding, o=out: e.staging.to_host(o, torch.bfloat16).wait(), 1, 5, device)
+            name = "pinned" if pinned else "plain"
+            check[f"{name}_to_device_ms"] = significant(statistics.median(to_device) * 1e3)
+            check[f"{name}_to_host_ms"] = significant(statistics.median(to_host) * 1e3)
+        check["to_device_mib"] = round(sum(c.numel() for c in clips) / 2**20, 1)
+        check["to_host_mib"] = round(feats[True].numel() * 2 / 2**20, 1)
+        check["same_features"] = bool(torch.equal(feats[True], feats[False]))
+        check["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - a failed check is recorded, the run goes on
+        check.update(status="failed", note=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:300])
+    finally:
+        release_memory(device)
+    print(f"staging check: {check}", flush=True)
+    bench.save()
+
+
+def measure_build(bench: Bench) -> None:
+    """The random model drawn as a run draws it (`models.build`, on the CPU, seeded by the run seed) against the same
+    draw under `torch.device(DEVICE)`: a GPU's generator is another generator, so the weights differ unless shown
+    otherwise here, and a run folder must rebuild its frozen weights exactly."""
+    from transformers import VJEPA2ForVideoClassification
+
+    from vjepa_tune.models.build import build_base_model
+    from vjepa_tune.models.loading import RANDOM_PREFIX, build_config
+    from vjepa_tune.randomness import key_seed
+
+    device, spec, seed = bench.device, bench.settings.model, 0
+    check: dict[str, Any] = {"spec": spec, "seed": seed}
+    bench.report["checks"]["build"] = check
+    if not spec.startswith(RANDOM_PREFIX):
+        check.update(status="skipped", note="only random:* models are drawn")
+        bench.save()
+        return
+    classes = [str(i) for i in range(NUM_LABELS)]
+    try:
+        started = time.perf_counter()
+        on_cpu = build_base_model(spec, classes, seed)
+        check["cpu_build_s"] = round(time.perf_counter() - started, 2)
+        config = build_config(spec[len(RANDOM_PREFIX):], NUM_LABELS, dict(enumerate(classes)))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(key_seed(seed, "init"))
+            started = time.perf_counter()
+            with torch.device(device):
+                on_device = VJEPA2ForVideoClassification(config)
+            synchronize(device)
+            check["device_build_s"] = round(time.perf_counter() - started, 2)
+        drawn, again = on_cpu.state_dict(), on_device.state_dict()
+        differ = [k for k in drawn if not torch.equal(drawn[k], again[k].cpu())]
+        check.update(status="ok", same_weights=not differ, tensors=len(drawn), differing_tensors=len(differ))
+    except Exception as exc:  # noqa: BLE001 - a failed check is recorded, the run goes on
+        check.update(status="failed", note=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:300])
+    finally:
+        release_memory(device)
+    print(f"build check: {check}", flush=True)
+    bench.save()
+
+
 # ------------------------------------------------------------------------------------------------ report
 def extraction_summary(report: dict[str, Any]) -> dict[str, Any] | None:
     """The fastest extraction path and how far it is from the goal."""
@@ -690,6 +788,24 @@ def extraction_summary(report: dict[str, Any]) -> dict[str, Any] | None:
             "clips_per_s": best["clips_per_s"],
             "fraction_of_ceiling": best["fraction_of_ceiling"], "goal": EXTRACTION_GOAL,
             "met": best["fraction_of_ceiling"] >= EXTRACTION_GOAL}
+
+
+def results_table(results: list[dict[str, Any]]) -> list[str]:
+    """Every measurement as a markdown table row (failed and skipped ones with their reason)."""
+    lines = ["| measurement | batch | precision | ms per batch | clips/s | TFLOP/s | % of ceiling | "
+             "% of bf16 ceiling | peak memory | note |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        if r["status"] != "ok":
+            lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | | | | | | | {r['status']}: {r['note']} |")
+            continue
+        pct = f"{100 * r['fraction_of_ceiling']:.1f}%" if r["fraction_of_ceiling"] is not None else ""
+        bf16 = f"{100 * r['fraction_of_bf16']:.1f}%" if r.get("fraction_of_bf16") is not None else ""
+        peak = f"{r['peak_mib'] / 1024:.2f} GiB" if r["peak_mib"] is not None else ""
+        note = "; ".join(x for x in (f"compile {r['compile_s']} s" if r["compile_s"] is not None else "", r["note"])
+                         if x)
+        lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | {r['ms_per_call']:.2f} | "
+                     f"{r['clips_per_s']:.2f} | {r['tflops']:.4g} | {pct} | {bf16} | {peak} | {note} |")
+    return lines
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -707,25 +823,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"{flops.get('counted_backbone', 0) / 1e12:.4g} T; FACTS.md: 1.65 T for ViT-L at 16x256), pooler "
         f"{flops.get('pooler', 0) / 1e12:.4g} T.",
         "",
-        "| measurement | batch | precision | ms per batch | clips/s | TFLOP/s | % of ceiling | peak memory | note |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        *results_table(report["results"]),
     ]
-    for r in report["results"]:
-        if r["status"] != "ok":
-            lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | | | | | | {r['status']}: {r['note']} |")
-            continue
-        pct = f"{100 * r['fraction_of_ceiling']:.1f}%" if r["fraction_of_ceiling"] is not None else ""
-        peak = f"{r['peak_mib'] / 1024:.2f} GiB" if r["peak_mib"] is not None else ""
-        note = "; ".join(x for x in (f"compile {r['compile_s']} s" if r["compile_s"] is not None else "", r["note"])
-                         if x)
-        lines.append(f"| {r['name']} | {r['batch']} | {r['precision']} | {r['ms_per_call']:.2f} | "
-                     f"{r['clips_per_s']:.2f} | {r['tflops']:.4g} | {pct} | {peak} | {note} |")
     best = report.get("extraction_best")
     if best:
         verdict = "met" if best["met"] else "not met"
         lines += ["", f"Fastest extraction: {best['name']} at batch {best['batch']}, {best['clips_per_s']} clips/s, "
                       f"{100 * best['fraction_of_ceiling']:.1f}% of the {best['precision']} ceiling (goal "
                       f"{100 * EXTRACTION_GOAL:.0f}%: {verdict})."]
+    for name, check in report.get("checks", {}).items():
+        lines += ["", f"Check `{name}`: " + ", ".join(f"{k} {v}" for k, v in check.items()) + "."]
     lines += ["", "FLOP basis per row (JSON `flop_basis`): extraction rows count the backbone forward; training rows "
                   "count needed forward and backward work (trained part 3x forward, frozen part that gradients pass "
                   "through 2x, frozen part before anything trained 1x), recomputation excluded."]
@@ -744,8 +851,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", default="",
                         help="Comma-separated torch.compile modes to time at the largest batch (default, "
                              "max-autotune-no-cudagraphs, ...); none by default.")
-    parser.add_argument("--only", default=",".join(g for g in GROUPS if g != "compile"),
-                        help=f"Comma-separated groups to run, of {', '.join(GROUPS)} (compile also needs --compile).")
+    parser.add_argument("--compile_paths", default=",".join(COMPILE_PATHS),
+                        help="Which forwards --compile times: fast (FastEncoder, what the store runs), sdpa "
+                             "(transformers' encoder).")
+    parser.add_argument("--only", default=",".join(DEFAULT_GROUPS),
+                        help=f"Comma-separated groups to run, of {', '.join(GROUPS)} (compile also needs --compile; "
+                             f"default: all but build and compile).")
     parser.add_argument("--quick", action="store_true", help="1 warm-up and 2 timed calls per measurement.")
     parser.add_argument("--warmup", type=int, default=None, help="Untimed calls first (default 3; --quick 1).")
     parser.add_argument("--iters", type=int, default=None, help="Timed calls (default 10; --quick 2).")
@@ -756,6 +867,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.compile = [m.strip() for m in args.compile.split(",") if m.strip()]
     args.only = [g.strip() for g in args.only.split(",") if g.strip()]
+    args.compile_paths = [p.strip() for p in args.compile_paths.split(",") if p.strip()]
+    if not set(args.compile_paths) <= set(COMPILE_PATHS):
+        parser.error(f"--compile_paths takes {', '.join(COMPILE_PATHS)}, got {args.compile_paths}")
     if args.compile and "compile" not in args.only:
         args.only.append("compile")
     unknown = sorted(set(args.only) - set(GROUPS))
@@ -772,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     settings = Settings(model=args.model, frames=args.frames, batch_sizes=args.batch_sizes,
                         train_batch=args.train_batch, device=str(device), warmup=args.warmup, iters=args.iters,
-                        compile_modes=args.compile, only=args.only, budget_s=args.budget_s)
+                        compile_modes=args.compile, only=args.only, budget_s=args.budget_s,
+                        compile_paths=args.compile_paths)
     bench = Bench(settings, device, args.out)
     print(describe_environment(bench.report["environment"]), flush=True)
 
@@ -792,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_kernels(bench, model, flops)
     if bench.wanted("pooler"):
         measure_pooler(bench, model, flops)
+    if bench.wanted("staging"):
+        measure_staging(bench, model)
     if bench.wanted("bf16_weights"):
         measure_bf16_weights(bench, model, flops)
     del model
@@ -802,6 +919,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_backbone_lora(bench, flops)
     if bench.wanted("compile"):
         measure_compile(bench, flops)
+    if bench.wanted("build"):
+        measure_build(bench)
 
     bench.report["extraction_best"] = extraction_summary(bench.report)
     bench.report["elapsed_s"] = round(time.perf_counter() - bench.started, 1)

@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
 # The one command a session with a lent H100/H200 runs (docs/gpu.md says how): install the carried wheels, record
-# the machine, then run the throughput and end-to-end benchmarks, each under a time limit, leaving every result in
-# $OUT (at most 8 files come back: environment.txt, throughput.{json,md,log}, end_to_end.{json,md,log}).
+# the machine, then run benchmarks under time limits, leaving every result in $OUT as soon as it is measured.
 #
-#   bash benchmarks/run_on_gpu.sh [all|throughput|end_to_end]
+#   bash benchmarks/run_on_gpu.sh [issue20|all|throughput|end_to_end]
+#
+# issue20 (issue 20's call, about 9.5 minutes; docs/gpu.md "What the next GPU session should do"), in priority order,
+# each part under its own limit and all of them within TOTAL_S seconds of the start (a part gets what is left, and
+# is skipped below a useful minimum):
+#   1. end_to_end.*  the guide's grid with every stage's time, then extraction alone for the pairs of EXTRACTION_SWEEP
+#                    (--num_workers:--cache.batch_size) that fit before the part's end        E2E_LIMIT (300 s)
+#   2. decode.*      gpu_decode_probe.py: NVDEC through PyAV's FFmpeg, checked against the CPU decoder   DECODE_LIMIT (40 s)
+#   3. compile.*     FastEncoder under torch.compile for each of COMPILE_MODES, batch 32          COMPILE_LIMIT (130 s)
+#   4. training.*    gpu_training.py: backbone_lora and pretraining steps, memory, largest batch  TRAINING_LIMIT (80 s)
+#   5. checks.*      gpu_throughput.py staging (pinned copies = plain copies) and build (random model drawn on the
+#                    device = drawn on the CPU?)                                                 CHECKS_LIMIT (30 s)
+# PARTS (default all five, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
+# all / throughput / end_to_end: issue 8's runs (throughput under THROUGHPUT_LIMIT, 240 s; end to end under
+# E2E_LIMIT, 320 s, with the no-store figure); COMPILE (default "default") lists torch.compile modes for the throughput
+# run; THROUGHPUT_ARGS and E2E_ARGS are appended to those two commands.
 #
 # Needs .whl/ (scripts/fetch_gpu_wheels.sh, run beforehand where a package registry is reachable), carried with the
-# call. Limits in seconds, overridable: THROUGHPUT_LIMIT (240), E2E_LIMIT (320); together with the install they stay
-# under the device's 600 s per command. COMPILE (default "default") lists torch.compile modes for the throughput run;
-# set it empty to skip compilation (about a minute). E2E_WORKERS (14) is the grid's --num_workers. THROUGHPUT_ARGS
-# and E2E_ARGS are appended to the two commands (e.g. THROUGHPUT_ARGS="--only extraction,compile" while iterating).
-# DEVICE (cuda) and SITE (/tmp/site, where the wheels go) exist for a smoke run of this script on a CPU.
+# call. E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
+# wheels go) exist for a smoke run of this script on a CPU, as do the *_ARGS overrides.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+START=$SECONDS
 
 STAGE=${1:-all}
-case "$STAGE" in all|throughput|end_to_end) ;; *) echo "usage: $0 [all|throughput|end_to_end]" >&2; exit 2 ;; esac
+case "$STAGE" in issue20|all|throughput|end_to_end) ;;
+  *) echo "usage: $0 [issue20|all|throughput|end_to_end]" >&2; exit 2 ;; esac
 OUT=${OUT:-/tmp/vjepa-gpu-results}
+TOTAL_S=${TOTAL_S:-565}
 THROUGHPUT_LIMIT=${THROUGHPUT_LIMIT:-240}
-E2E_LIMIT=${E2E_LIMIT:-320}
+E2E_LIMIT=${E2E_LIMIT:-$([[ $STAGE == issue20 ]] && echo 300 || echo 320)}
+DECODE_LIMIT=${DECODE_LIMIT:-40}
+COMPILE_LIMIT=${COMPILE_LIMIT:-130}
+TRAINING_LIMIT=${TRAINING_LIMIT:-80}
+CHECKS_LIMIT=${CHECKS_LIMIT:-30}
 COMPILE=${COMPILE-default}
+COMPILE_MODES=${COMPILE_MODES-max-autotune-no-cudagraphs,default,max-autotune}
+EXTRACTION_SWEEP=${EXTRACTION_SWEEP-8:32,14:32,8:8}
 E2E_WORKERS=${E2E_WORKERS:-14}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 SITE=${SITE:-/tmp/site}
 THROUGHPUT_ARGS=${THROUGHPUT_ARGS:-}
 E2E_ARGS=${E2E_ARGS:-}
+DECODE_ARGS=${DECODE_ARGS:-}
+COMPILE_ARGS=${COMPILE_ARGS:-}
+TRAINING_ARGS=${TRAINING_ARGS:-}
+CHECKS_ARGS=${CHECKS_ARGS:-}
+PARTS=${PARTS:-end_to_end,decode,compile,training,checks}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
@@ -41,6 +66,7 @@ export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
 {
   date -u +"%Y-%m-%dT%H:%M:%SZ"
+  git rev-parse --short HEAD 2>/dev/null || echo "commit unknown"
   nvidia-smi || echo "nvidia-smi failed"
   "$PY" - <<'PYEOF'
 import importlib.metadata as md, platform, torch
@@ -58,18 +84,53 @@ PYEOF
   || { echo "vjepa_tune does not import here; see the error above" >&2; exit 4; }
 
 status=0
+# part NAME LIMIT MINIMUM COMMAND...: run COMMAND under min(LIMIT, what TOTAL_S leaves), teeing NAME.log into $OUT;
+# skipped when less than MINIMUM seconds are left. The limit is exported as PART_LIMIT for the command's own budget.
+part() {
+  local name=$1 limit=$2 minimum=$3; shift 3
+  if [[ $STAGE == issue20 && ",$PARTS," != *",$name,"* ]]; then return; fi
+  local left=$(( TOTAL_S - (SECONDS - START) - 5 ))
+  (( limit > left )) && limit=$left
+  if (( limit < minimum )); then
+    echo "=== $name skipped: ${left} s left, it needs at least ${minimum} s" | tee "$OUT/$name.log"
+    status=1
+    return
+  fi
+  echo "=== $name (limit ${limit} s, $(( SECONDS - START )) s since the start)"
+  PART_LIMIT=$limit timeout -k 10 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  (( rc == 0 )) || { echo "$name exited with $rc"; status=1; }
+}
+budget() { echo $(( PART_LIMIT - $1 )); }  # a part's own budget: its limit less what its last step may take
+export -f budget
+
+if [[ $STAGE == issue20 ]]; then
+  part end_to_end "$E2E_LIMIT" 120 bash -c '"$0" benchmarks/gpu_end_to_end.py --device "$1" --num_workers "$2" \
+    --no_store skip --extraction_sweep "$3" --deadline_s $(budget 10) --out "$4/end_to_end.json" \
+    --markdown "$4/end_to_end.md" $5' "$PY" "$DEVICE" "$E2E_WORKERS" "$EXTRACTION_SWEEP" "$OUT" "$E2E_ARGS"
+  part decode "$DECODE_LIMIT" 20 "$PY" benchmarks/gpu_decode_probe.py --out "$OUT/decode.json" \
+    --markdown "$OUT/decode.md" $DECODE_ARGS
+  part compile "$COMPILE_LIMIT" 45 bash -c '"$0" benchmarks/gpu_throughput.py --device "$1" --only compile \
+    --compile "$2" --compile_paths fast --batch_sizes 32 --budget_s $(budget 45) --out "$3/compile.json" \
+    --markdown "$3/compile.md" $4' "$PY" "$DEVICE" "$COMPILE_MODES" "$OUT" "$COMPILE_ARGS"
+  part training "$TRAINING_LIMIT" 30 bash -c '"$0" benchmarks/gpu_training.py --device "$1" --train_batch 8 \
+    --max_step_s 8 --budget_s $(budget 10) --out "$2/training.json" --markdown "$2/training.md" $3' \
+    "$PY" "$DEVICE" "$OUT" "$TRAINING_ARGS"
+  part checks "$CHECKS_LIMIT" 10 "$PY" benchmarks/gpu_throughput.py --device "$DEVICE" --only staging,build \
+    --batch_sizes 8 --out "$OUT/checks.json" --markdown "$OUT/checks.md" $CHECKS_ARGS
+  echo "=== results ($(( SECONDS - START )) s; full figures in $OUT)"
+  cat "$OUT"/end_to_end.md "$OUT"/decode.md "$OUT"/compile.md "$OUT"/training.md "$OUT"/checks.md 2>/dev/null
+  exit $status
+fi
+
 if [[ $STAGE == all || $STAGE == throughput ]]; then
-  echo "=== throughput (limit ${THROUGHPUT_LIMIT} s)"
-  timeout -k 10 "$THROUGHPUT_LIMIT" "$PY" benchmarks/gpu_throughput.py --device "$DEVICE" --compile "$COMPILE" \
+  part throughput "$THROUGHPUT_LIMIT" 30 "$PY" benchmarks/gpu_throughput.py --device "$DEVICE" --compile "$COMPILE" \
     --budget_s $(( THROUGHPUT_LIMIT - 70 )) --out "$OUT/throughput.json" --markdown "$OUT/throughput.md" \
-    $THROUGHPUT_ARGS 2>&1 | tee "$OUT/throughput.log"
-  rc=${PIPESTATUS[0]}; (( rc == 0 )) || { echo "throughput exited with $rc"; status=1; }
+    $THROUGHPUT_ARGS
 fi
 if [[ $STAGE == all || $STAGE == end_to_end ]]; then
-  echo "=== end to end (limit ${E2E_LIMIT} s)"
-  timeout -k 10 "$E2E_LIMIT" "$PY" benchmarks/gpu_end_to_end.py --device "$DEVICE" --num_workers "$E2E_WORKERS" \
-    --out "$OUT/end_to_end.json" --markdown "$OUT/end_to_end.md" $E2E_ARGS 2>&1 | tee "$OUT/end_to_end.log"
-  rc=${PIPESTATUS[0]}; (( rc == 0 )) || { echo "end to end exited with $rc"; status=1; }
+  part end_to_end "$E2E_LIMIT" 30 "$PY" benchmarks/gpu_end_to_end.py --device "$DEVICE" --num_workers "$E2E_WORKERS" \
+    --out "$OUT/end_to_end.json" --markdown "$OUT/end_to_end.md" $E2E_ARGS
 fi
 
 echo "=== results (full figures in $OUT)"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,6 +19,18 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "actions"
     synthesize(root, videos_per_class=6, size=(64, 64), frames=32, fps=25, seed=0, workers=2, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def long_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`synth --long`: three recordings of four actions with idle stretches (64 px, 25 fps, the demo's easy look),
+    two of subset validation and one of test; the folder holds videos/ and annotations.json."""
+    from vjepa_tune.synth import synthesize_long
+
+    out = tmp_path_factory.mktemp("long") / "recordings"
+    synthesize_long(out, videos=3, actions=4, idle_s=(0.3, 1.2), size=(64, 64), frames=32, fps=25, seed=0,
+                    variety=0.0, workers=2, progress=False)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +136,83 @@ def pretrained_run(footage_root: Path, synth_root: Path, tmp_path_factory: pytes
             "--probe.data.root", str(synth_root), "--probe.num_epochs", "1", "--probe.every", "2"]
     assert main(argv) == 0, "the pretraining fixture run failed"
     return out / "tiny"
+# ------------------------------------------------------------------------------------------ what trackers wrote
+def _isolate_trackers(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """No user credentials, settings or stores leak into a test that tracks; W&B stays quiet and offline."""
+    mp.setenv("HOME", str(home))
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT",
+                 "WANDB_BASE_URL", "NETRC", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID",
+                 "MLFLOW_TAGS", "MLFLOW_NESTED_RUN",
+                 # an earlier in-process W&B run's service: a spawned run would join it, and its run (killed)
+                 # would stay "in use" there for the resumed one
+                 "WANDB_SERVICE"):
+        mp.delenv(name, raising=False)
+    mp.setenv("WANDB_SILENT", "true")
+
+
+def _mlflow_client(out: Path) -> object:
+    """An MLflow client on the store a command with `--out out` wrote (OUT/mlflow.db)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{Path(out).resolve() / 'mlflow.db'}")
+
+
+def _wandb_records(run_folder: Path) -> list[object]:
+    """The records of a W&B transaction log (`run-ID.wandb`): a 7-byte file header, then LevelDB-log framing
+    (32 KiB blocks; each chunk a CRC, a length and a type: full, first, middle, last) around protobuf Records."""
+    from wandb.proto import wandb_internal_pb2
+
+    logs = list(run_folder.glob("run-*.wandb"))
+    assert len(logs) <= 1, logs
+    data = logs[0].read_bytes() if logs else b""
+    if len(data) < 7:  # a run killed before W&B's service wrote its log's header
+        return []
+    assert data[:4] == b":W&B"
+    records, pending, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer: padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            break
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def _wandb_runs(run_dir: Path) -> list[SimpleNamespace]:
+    """What each offline W&B run folder under RUN/wandb holds, oldest first: run id, group, config, history rows,
+    summary, exit code, and the folder itself."""
+    found_runs = []
+    for folder in sorted((Path(run_dir) / "wandb").glob("offline-run-*")):
+        found = SimpleNamespace(folder=folder, config={}, history=[], summary={}, exit_code=None, run_id=None,
+                                group=None)
+        for record in _wandb_records(folder):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                found.run_id, found.group = record.run.run_id, record.run.run_group
+                found.config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+            elif kind == "config":
+                found.config.update({i.key: json.loads(i.value_json) for i in record.config.update})
+            elif kind == "history":
+                found.history.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                                      for i in record.history.item})
+            elif kind == "summary":
+                found.summary.update({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                                      for i in record.summary.update})
+            elif kind == "exit":
+                found.exit_code = record.exit.exit_code
+        found_runs.append(found)
+    return found_runs
+
+
+@pytest.fixture(scope="session")
+def trackers_read() -> SimpleNamespace:
+    """Reading back what `--report_to` wrote, offline: `isolate(monkeypatch, home)` before tracking,
+    `mlflow(out)` a client on OUT/mlflow.db, `wandb_runs(run_dir)` the offline W&B runs of a run folder."""
+    return SimpleNamespace(isolate=_isolate_trackers, mlflow=_mlflow_client, wandb_runs=_wandb_runs)

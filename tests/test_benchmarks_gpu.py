@@ -1,6 +1,6 @@
 """CPU smoke tests of the GPU benchmarks with tiny settings: a session with a GPU gets one short lease, so the
 scripts it runs must already produce complete, self-consistent figures here (benchmarks/gpu_throughput.py,
-benchmarks/gpu_end_to_end.py, benchmarks/run_on_gpu.sh)."""
+benchmarks/gpu_end_to_end.py, benchmarks/gpu_training.py, benchmarks/gpu_decode_probe.py, benchmarks/run_on_gpu.sh)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,16 @@ def end_to_end(throughput: types.ModuleType) -> types.ModuleType:
     return _load("gpu_end_to_end")
 
 
+@pytest.fixture(scope="module")
+def training(throughput: types.ModuleType) -> types.ModuleType:
+    return _load("gpu_training")
+
+
+@pytest.fixture(scope="module")
+def decode_probe(throughput: types.ModuleType) -> types.ModuleType:
+    return _load("gpu_decode_probe")
+
+
 # ------------------------------------------------------------------------------------------------ FLOP accounting
 @pytest.mark.parametrize("arch", ["tiny", "vitl"])
 def test_analytic_flops_equal_torch_flop_counter(throughput: types.ModuleType, arch: str) -> None:
@@ -73,6 +83,7 @@ def throughput_run(throughput: types.ModuleType, tmp_path_factory: pytest.TempPa
     out = tmp_path_factory.mktemp("throughput")
     code = throughput.main(["--model", "random:tiny", "--device", "cpu", "--quick", "--batch_sizes", "1,2",
                             "--train_batch", "1", "--warmup", "0", "--iters", "1",
+                            "--only", ",".join((*throughput.DEFAULT_GROUPS, "build")),
                             "--out", str(out / "t.json"), "--markdown", str(out / "t.md")])
     assert code == 0
     return json.loads((out / "t.json").read_text()), (out / "t.md").read_text()
@@ -111,6 +122,7 @@ def test_throughput_figures_agree_with_each_other(throughput: types.ModuleType, 
         assert r["clips_per_s"] == pytest.approx(r["batch"] * 1e3 / r["ms_per_call"], rel=2e-3)
         assert r["tflops"] == pytest.approx(r["clips_per_s"] * r["flop_per_clip"] / 1e12, rel=2e-3)
         assert r["fraction_of_ceiling"] == pytest.approx(r["tflops"] / ceilings[r["precision"]], rel=2e-3)
+        assert r["fraction_of_bf16"] == pytest.approx(r["tflops"] / ceilings["bf16"], rel=2e-3)
         if r["group"] in throughput.EXTRACTION_GROUPS:
             assert r["flop_per_clip"] == flops["backbone"]
         assert f"| {r['name']} | {r['batch']} |" in text
@@ -118,6 +130,23 @@ def test_throughput_figures_agree_with_each_other(throughput: types.ModuleType, 
     best = max(extraction, key=lambda r: r["fraction_of_ceiling"])
     assert (report["extraction_best"]["name"], report["extraction_best"]["batch"]) == (best["name"], best["batch"])
     assert "Fastest extraction:" in text
+
+
+def test_the_checks_say_what_they_found_or_why_they_did_not_run(throughput_run: tuple[dict, str]) -> None:
+    report, text = throughput_run
+    staging, build = report["checks"]["staging"], report["checks"]["build"]
+    assert staging["status"] == "skipped" and staging["note"] == "CUDA only"  # pinned memory needs CUDA
+    # On a CPU the "device" is the CPU: the same generator, so the same weights; on a GPU this is the question.
+    assert build["status"] == "ok" and build["same_weights"] and build["tensors"] > 0 and build["cpu_build_s"] >= 0
+    assert "Check `build`" in text and "Check `staging`" in text
+
+
+def test_compile_times_only_the_forwards_asked_for(throughput: types.ModuleType) -> None:
+    args = throughput.parse_args(["--compile", "max-autotune-no-cudagraphs,default", "--compile_paths", "fast"])
+    assert args.compile == ["max-autotune-no-cudagraphs", "default"] and args.compile_paths == ["fast"]
+    assert "compile" in args.only and "build" not in throughput.parse_args([]).only
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--compile_paths", "fast,triton"])
 
 
 def test_a_failing_path_is_recorded_and_the_next_one_still_runs(throughput: types.ModuleType, tmp_path: Path
@@ -169,6 +198,36 @@ def test_stage_clock_times_wrapped_calls_per_run_and_restores(end_to_end: types.
     assert owner.work is work and owner.run_point is run_point
 
 
+def test_stage_clock_adds_gpu_time_from_events_to_the_run_that_queued_the_work(end_to_end: types.ModuleType) -> None:
+    class Event:  # a CUDA event's interface: record(), elapsed_time(other) in milliseconds
+        def record(self) -> None:
+            self.at = time.perf_counter()
+
+        def elapsed_time(self, end: Event) -> float:
+            return (end.at - self.at) * 1e3
+
+    synchronised: list[bool] = []
+    owner = types.SimpleNamespace(encode=lambda: time.sleep(0.01))
+    clock = end_to_end.StageClock(synchronize=lambda: synchronised.append(True), gpu_event=Event)
+    clock.wrap(owner, "encode", "encode_host", gpu_stage="backbone_gpu")
+    clock.current = "head_only"
+    owner.encode()
+    owner.encode()
+    assert clock.totals["backbone_gpu"] == 0 and not synchronised, "nothing waits for the GPU while the run goes on"
+    clock.current = "lora"
+    clock.resolve_gpu()
+    assert synchronised == [True] and clock.calls["backbone_gpu"] == 2
+    assert clock.by_run["head_only"]["backbone_gpu"] >= 0.02 and clock.by_run["lora"]["backbone_gpu"] == 0
+    clock.resolve_gpu()
+    assert synchronised == [True], "resolved events are not counted twice"
+
+
+def test_a_part_that_would_end_after_the_deadline_does_not_start(end_to_end: types.ModuleType) -> None:
+    assert end_to_end.late_start(None, 500.0, 100.0) is None
+    assert end_to_end.late_start(300.0, 150.0, 100.0) is None
+    assert end_to_end.late_start(300.0, 250.0, 100.0) == "skipped: about 100 s expected, 50 s left"
+
+
 def test_extrapolation_scales_training_and_evaluation_by_clip_counts(end_to_end: types.ModuleType) -> None:
     stages = {"extraction": 0.0, "training": 4.0, "evaluation": 2.0}
     sample = {"runs": {"lora": {"epochs": 1, "num_train": 8, "num_val": 2, "num_test": 2, "stages_s": stages}}}
@@ -214,20 +273,23 @@ def test_end_to_end_times_every_stage_of_the_store_grid(end_to_end: types.Module
     assert stages["other"] == pytest.approx(store["wall_s"] - top, abs=0.05)
     assert stages["extraction"] == pytest.approx(
         stages["decode_wait"] + sum(stages[p] for p in end_to_end.EXTRACTION_PARTS), abs=0.05)
-    for name in ("extraction", "backbone_forward", "training", "evaluation", "model_build"):
+    for name in ("extraction", "encode_host", "training", "evaluation", "model_build", "state_writes"):
         assert stages[name] > 0, name
+    assert stages["backbone_gpu"] == 0, "no CUDA events on a CPU (there the host's encode is the forward)"
     run = store["runs"]["lora"]
     # One backbone pass per stored clip: every training view (one per epoch) and the eval view of val and test.
     assert store["backbone_clips"] == run["num_train"] * run["epochs"] + run["num_val"] + run["num_test"]
     # head_only runs first and fills the store; lora finds the backbone features there and runs no backbone.
-    assert store["runs"]["head_only"]["stages_s"]["backbone_forward"] > 0
-    assert run["stages_s"]["backbone_forward"] == 0 and run["stages_s"]["store_writes"] == 0
+    assert store["runs"]["head_only"]["stages_s"]["encode_host"] > 0
+    assert run["stages_s"]["encode_host"] == 0 and run["stages_s"]["store_writes"] == 0
     assert store["runs"]["head_only"]["stages_s"]["store_writes"] > 0  # on the writer threads, still counted
     assert all(0 <= r["test_acc"] <= 1 and r["epochs"] == 1 for r in store["runs"].values())
-    assert "Goal: under 180 s of wall time" in text and "| **wall time** |" in text
+    assert "Goals (issue 20): wall time" in text and "| **wall time** |" in text
+    assert f"extraction inside the grid {store['backbone_clips'] / stages['extraction']:.1f} clips/s" in text
 
 
-def test_end_to_end_sweeps_extraction_settings_after_the_grid(end_to_end_run: tuple[dict, str]) -> None:
+def test_end_to_end_sweeps_extraction_settings_after_the_grid(end_to_end: types.ModuleType,
+                                                              end_to_end_run: tuple[dict, str]) -> None:
     report, text = end_to_end_run
     store = report["store"]
     sweep = report["extraction_sweep"]
@@ -237,6 +299,9 @@ def test_end_to_end_sweeps_extraction_settings_after_the_grid(end_to_end_run: tu
     assert "--cache.batch_size 3" in store["command"]
     assert store["backbone_calls"] == math.ceil(store["backbone_clips"] / 3)
     assert "Extraction alone" in text and "| 1 | 5 |" in text
+    late = {**report, "extraction_sweep": [*sweep, {"num_workers": 8, "cache_batch_size": 32,
+                                                    "skipped": "skipped: about 90 s expected, 20 s left"}]}
+    assert "| 8 | 32 | | | | | | | skipped: about 90 s expected, 20 s left |" in end_to_end.markdown(late)
 
 
 def test_end_to_end_extrapolates_the_grid_without_the_store(end_to_end_run: tuple[dict, str]) -> None:
@@ -254,8 +319,151 @@ def test_end_to_end_extrapolates_the_grid_without_the_store(end_to_end_run: tupl
     assert "Without the store" in text
 
 
+# ------------------------------------------------------------------------------------------------ training steps
+@pytest.fixture(scope="module")
+def training_run(training: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("training")
+    code = training.main(["--model", "random:tiny", "--device", "cpu", "--quick", "--train_batch", "1",
+                          "--warmup", "0", "--iters", "1", "--out", str(out / "t.json"),
+                          "--markdown", str(out / "t.md")])
+    assert code == 0
+    return json.loads((out / "t.json").read_text()), (out / "t.md").read_text()
+
+
+def test_training_measures_each_kind_guide_style_and_with_and_without_checkpointing(training_run: tuple[dict, str]
+                                                                                   ) -> None:
+    report, text = training_run
+    rows = {r["name"]: r for r in report["results"]}
+    for kind in ("backbone_lora", "pretrain"):
+        guide = rows[f"{kind} step, guide-style (fp32, batch 1)"]
+        assert guide["status"] == "ok" and guide["precision"] == "fp32" and guide["batch"] == 1
+        for name in (f"{kind} step", f"{kind} step, checkpointing"):
+            assert rows[name]["status"] == "ok" and rows[name]["flop_per_clip"] > 0
+            assert rows[name]["fraction_of_bf16"] == pytest.approx(
+                rows[name]["tflops"] / report["ceilings_tflops"]["bf16"], rel=2e-3)
+            largest = rows[f"{name}, largest batch"]
+            assert largest["status"] == "skipped" and "CUDA only" in largest["note"]
+        assert f"| {kind} step, checkpointing | 1 |" in text
+    assert report["environment"]["torch"] and "% of bf16 ceiling" in text
+
+
+def test_pretraining_flops_equal_torch_flop_counter(training: types.ModuleType) -> None:
+    """The analytic count (target encoder over every token; context encoder, predictor over the drawn masks' tokens)
+    is what the objective's forward computes, counted by torch (SDPA's math path, whose products it sees)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import VJEPA2Model
+
+    from vjepa_tune.models.loading import build_config
+    from vjepa_tune.pretraining.objective import JepaObjective, encode_targets
+
+    config = build_config("tiny", 4)
+    objective = JepaObjective(VJEPA2Model(config))
+    draws = training.mask_draws(config, 16, batch=2)
+    clips = torch.randn(2, 16, 3, config.crop_size, config.crop_size)
+    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
+        with FlopCounterMode(display=False) as whole:
+            objective(clips, draws[0])
+        with FlopCounterMode(display=False) as target_only:
+            encode_targets(objective.target_encoder, clips)
+    target, trained = training.pretrain_forward_flops(
+        config, 16, [m.context.shape[1] for m in draws[0]], [m.target.shape[1] for m in draws[0]])
+    assert 2 * target == target_only.get_total_flops()
+    assert 2 * (target + trained) == whole.get_total_flops()
+    both = [training.pretrain_forward_flops(config, 16, [m.context.shape[1] for m in d],
+                                            [m.target.shape[1] for m in d]) for d in draws]
+    assert training.pretrain_step_flops(config, 16, draws) == pytest.approx(sum(t + 3 * u for t, u in both) / 2)
+
+
+def test_the_memory_model_predicts_the_largest_batch_and_the_search_finds_it(training: types.ModuleType) -> None:
+    model = training.MemoryModel.fit((8, 2048.0 + 8 * 300.0), (4, 2048.0 + 4 * 300.0))
+    assert model.intercept_mib == pytest.approx(2048.0) and model.per_clip_mib == pytest.approx(300.0)
+    assert model.largest(2048.0 + 300.0 * 61.5) == 61
+
+    true_largest, tried = 57, []
+
+    def fits(batch: int) -> bool:
+        tried.append(batch)
+        return batch <= true_largest
+
+    found, log = training.search_largest(fits, known=8, predicted=61, cap=1000)
+    assert found <= true_largest and true_largest - found <= max(1, found // 16)
+    assert log[0] == (61, False) and [b for b, _ in log] == tried and len(tried) <= 4
+    found, log = training.search_largest(fits, known=8, predicted=50, cap=1000)
+    assert log[0] == (50, True) and found >= 50, "a prediction that fits is tried higher"
+    found, log = training.search_largest(fits, known=8, predicted=61, cap=20)
+    assert (found, log) == (20, [(20, True)]), "no step beyond the cap"
+
+
+# ------------------------------------------------------------------------------------------------ GPU decoding
+@pytest.fixture(scope="module")
+def decode_run(decode_probe: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("decode")
+    code = decode_probe.main(["--size", "64x64", "--frames", "30", "--timing_size", "64x64", "--timing_frames", "16",
+                              "--repeats", "1", "--work", str(out / "work"),
+                              "--out", str(out / "d.json"), "--markdown", str(out / "d.md")])
+    assert code == 0
+    return json.loads((out / "d.json").read_text()), (out / "d.md").read_text()
+
+
+def test_the_decode_probe_reports_no_cuda_cleanly_and_its_controls_pass(decode_run: tuple[dict, str]) -> None:
+    import torch
+
+    report, text = decode_run
+    assert report["gpu_decoding"]["cuda"] is torch.cuda.is_available() is False
+    methods = {m["name"]: m for m in report["methods"]}
+    for name in ("cuda hwaccel, downloaded", "cuda hwaccel, on the GPU", "cuvid decoder"):
+        assert methods[name]["status"] == "skipped" and methods[name]["note"] == "no CUDA"
+    exact, converted = methods["cpu threaded (control)"], methods["cpu nv12 + torch colour (control)"]
+    assert exact["trusted"] and all(s["max_abs"] == 0 for s in exact["sources"])
+    assert converted["trusted"] and len(converted["sources"]) == 5  # four B-frame sources and one in colour
+    assert any(s["max_abs"] > 0 for s in converted["sources"]), "another colour conversion is not bit-exact"
+    assert report["reference_ms_per_video"] > 0 and converted["ms_per_video"] > 0
+    assert "| cuvid decoder | skipped | no |" in text and "Tolerance per frame" in text
+
+
+def test_the_decode_comparison_catches_frames_out_of_order_and_off_colour(decode_probe: types.ModuleType) -> None:
+    import numpy as np
+
+    frames = [decode_probe.pattern_frame(i, 64, 64) for i in range(6)]
+    reference = decode_probe.Decoded(frames, [i / 25 for i in range(6)])
+    same = decode_probe.compare("x", reference, decode_probe.Decoded(list(frames), list(reference.times)), exact=True)
+    assert same.same_frames and same.same_times and same.within_tolerance and same.max_abs == 0
+    swapped = [frames[0], frames[2], frames[1], *frames[3:]]  # B-frames left in decoding order
+    got = decode_probe.compare("x", reference, decode_probe.Decoded(swapped, list(reference.times)), exact=False)
+    assert not got.same_frames
+    assert not decode_probe.nearest_own_frame(frames, swapped) and decode_probe.nearest_own_frame(frames, frames)
+    late = decode_probe.compare("x", reference, decode_probe.Decoded(list(frames), [t + 0.04 for t in reference.times]),
+                                exact=False)
+    assert got.frames == late.frames == 6 and not late.same_times
+    tinted = [np.clip(f.astype(np.int16) + 20, 0, 255).astype(np.uint8) for f in frames]
+    off = decode_probe.compare("x", reference, decode_probe.Decoded(tinted, list(reference.times)), exact=False)
+    assert off.same_frames and not off.within_tolerance
+    short = decode_probe.compare("x", reference, decode_probe.Decoded(frames[:5], reference.times[:5]), exact=False)
+    assert not short.same_frames and short.note == "a different number of frames"
+
+
+def test_nv12_is_converted_as_ffmpeg_converts_untagged_video(decode_probe: types.ModuleType) -> None:
+    import torch
+
+    y = torch.tensor([[16, 235], [126, 81]], dtype=torch.uint8)
+    grey = torch.full((1, 1, 2), 128, dtype=torch.uint8)
+    rgb = decode_probe.nv12_to_rgb(y, grey)
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
+    assert rgb[1, 0].tolist() == [128, 128, 128]  # limited range: 16..235 spread over 0..255
+    red = decode_probe.nv12_to_rgb(torch.tensor([[81]], dtype=torch.uint8).expand(2, 2),
+                                   torch.tensor([[[90, 240]]], dtype=torch.uint8))  # BT.601 red
+    assert all(abs(a - b) <= 2 for a, b in zip(red[0, 0].tolist(), [255, 0, 0], strict=True))
+
+
 # ------------------------------------------------------------------------------------------------ shell scripts
 @pytest.mark.parametrize("script", [BENCHMARKS / "run_on_gpu.sh", SCRIPTS / "fetch_gpu_wheels.sh"])
 def test_shell_scripts_parse(script: Path) -> None:
     done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_device_script_names_its_calls_and_refuses_others() -> None:
+    done = subprocess.run(["bash", str(BENCHMARKS / "run_on_gpu.sh"), "issue21"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage:" in done.stderr and "issue20" in done.stderr

@@ -11,7 +11,7 @@ from vjepa_tune.cli import COMMANDS, _normalize_argv, _parser, main
 from vjepa_tune.models.info import format_pct
 
 CONTRACT_COMMANDS = ["synth", "data check", "data prepare", "info", "train", "compare", "evaluate", "predict",
-                     "export", "cache", "demo", "pretrain"]
+                     "export", "features", "cache", "demo", "pretrain"]
 
 
 @pytest.mark.parametrize("command", CONTRACT_COMMANDS)

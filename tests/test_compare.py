@@ -205,6 +205,8 @@ def test_bad_input_met_by_a_run_stops_the_grid(synth_root, store, tmp_path) -> N
         (["--learning_rate", "1e-4,abc"], "learning_rate"),
         (["--lora.rank", "8,0"], "--lora.rank must be >= 1"),
         (["--seeds", ""], "--seeds needs at least one value"),
+        (["--data_seeds", "1,2,1"], "--data_seeds lists 1 more than once"),
+        (["--report_to", "mlflow,comet"], "unknown tracker 'comet'"),
         (["--data.root", "/nonexistent/videos"], "--data.root /nonexistent/videos does not exist"),
     ],
 )
@@ -219,10 +221,13 @@ def test_the_folder_is_found_again_only_for_the_same_settings(tmp_path) -> None:
     grid = CompareGrid(strategies=["lora"], videos_per_class=[10, 20], learning_rate=[1e-4], lora_rank=[16],
                        lora_alpha=[32.0], lora_dropout=[0.1], seeds=[42])
     first = compare_folder(tmp_path, grid_identity(base, grid), log=lambda _: None)
-    operational = TrainConfig(model="random:tiny", out=tmp_path, num_workers=4,
+    operational = TrainConfig(model="random:tiny", out=tmp_path, num_workers=4, report_to="mlflow",
                               cache=CacheConfig(dir=tmp_path, batch_size=2),
                               data=DataConfig(root=tmp_path / "videos"))
     assert compare_folder(tmp_path, grid_identity(operational, grid), log=lambda _: None) == first
+    assert "data_seeds" not in grid_identity(base, grid)["grid"], "as grids made before data seeds existed"
+    data_seeds = CompareGrid(**{**vars(grid), "data_seeds": [0, 1]})
+    assert compare_folder(tmp_path, grid_identity(base, data_seeds), log=lambda _: None) != first
     other_grid = CompareGrid(**{**vars(grid), "learning_rate": [1e-4, 2e-4]})
     second = compare_folder(tmp_path, grid_identity(base, other_grid), log=lambda _: None)
     other_epochs = TrainConfig(model="random:tiny", out=tmp_path, num_epochs=3,
@@ -284,3 +289,119 @@ def test_a_run_finished_by_an_earlier_version_reads_its_precision_as_fp32(tmp_pa
     record = _run_point(point, TrainConfig(), run_dir, None, tmp_path / "experiments.csv", "[1/1]", print)
     assert record.status == "skipped" and record.metrics["precision"] == "fp32"
     assert precision_text([record.as_report_entry()]) == "Trained in fp32."
+
+
+# ------------------------------------------------------------------------------------------ seeds and trackers
+@pytest.fixture(scope="module")
+def tracked_grid(synth_root, store, tmp_path_factory, trackers_read) -> dict:
+    """Two strategies over two data seeds (each its own split and runs), reported to all three trackers; then the
+    same command again, which skips every run and continues the comparison's MLflow parent run."""
+    root = tmp_path_factory.mktemp("tracked-grid")
+    out = root / "runs"
+    argv = ["compare", "--strategies", "head_only,lora", "--data.root", str(synth_root), "--data_seeds", "0,1",
+            "--model", "random:tiny", "--num_epochs", "1", "--data.frames_per_clip", "8", "--out", str(out),
+            "--cache.dir", str(store), "--report_to", "tensorboard,mlflow,wandb"]
+    with pytest.MonkeyPatch.context() as mp:
+        trackers_read.isolate(mp, root / "home")
+        first = _main(argv)
+        again = _main(argv)
+    (folder,) = out.glob("compare-*")
+    return {"out": out, "folder": folder, "first": first, "again": again}
+
+
+def test_data_seeds_draw_their_own_splits_and_runs_each_scored_on_its_own_test_videos(tracked_grid,
+                                                                                     synth_root) -> None:
+    from vjepa_tune.data.sources import read_dataset
+    from vjepa_tune.data.splits import make_splits
+
+    folder = tracked_grid["folder"]
+    assert tracked_grid["first"][0] == 0, tracked_grid["first"][1]
+    names = ["head_only-d0", "lora-d0", "head_only-d1", "lora-d1"]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(names)
+    d0, d1 = _splits(folder / "head_only-d0"), _splits(folder / "head_only-d1")
+    assert _splits(folder / "lora-d0") == d0 and _splits(folder / "lora-d1") == d1
+    assert d0["test"] != d1["test"] and len(d0["test"]) == len(d1["test"]) == 4
+    for seed, recorded in ((0, d0), (1, d1)):  # the split `train` itself makes with that seed
+        data = DataConfig(root=synth_root, frames_per_clip=8)
+        drawn = make_splits(read_dataset(data, seed=seed), data, seed)
+        assert recorded == {name: {s.id for s in side} for name, side in drawn.items()}
+    text = (folder / "report.md").read_text()
+    assert "Data seeds 0, 1: each draws its own split" in text
+    assert "Split: random, made once per data seed (0, 1) at all videos" in text
+    assert "| Approach | data seed 0 | data seed 1 | Test Acc, mean ± SD | Val Acc, mean ± SD |" in text
+    paired = text.split("## Paired comparison", 1)[1].split("\n## ", 1)[0]
+    (row,) = [line for line in paired.splitlines() if line.startswith("| `") and "reference" not in line]
+    assert len(row.split("|")[4].split(",")) == 2, "one McNemar p per data seed"
+    assert "±" in row and "(2 data seeds)" in row
+
+
+def test_a_grid_is_one_mlflow_parent_run_with_its_runs_nested_and_the_report_kept(tracked_grid, trackers_read) -> None:
+    folder, out = tracked_grid["folder"], tracked_grid["out"]
+    client = trackers_read.mlflow(out)
+    parent_id = json.loads((folder / "trackers.json").read_text())["mlflow"]
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == folder.name and parent.info.status == "FINISHED"
+    assert parent.data.params["grid.data_seeds"] == "[0, 1]" and parent.data.params["grid.strategies"] == \
+        '["head_only", "lora"]'
+    assert parent.data.metrics == {"runs": 4.0, "finished": 4.0, "failed": 0.0}
+    assert {a.path for a in client.list_artifacts(parent_id)} >= {"report.md", "training_curves.png",
+                                                                  "params_vs_accuracy.png", "confusion_best.png"}
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(r.info.run_name for r in children) == ["head_only-d0", "head_only-d1", "lora-d0", "lora-d1"]
+    for child in children:
+        metrics = json.loads((folder / child.info.run_name / "metrics.json").read_text())
+        assert child.data.metrics["test_acc"] == metrics["test_acc"]
+        assert [child.data.metrics["test_acc_ci_low"], child.data.metrics["test_acc_ci_high"]] == \
+            metrics["test_acc_ci"]
+        assert child.data.params["strategy"] == metrics["approach"] and child.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "train/loss")]
+        assert steps == sorted(steps) and len(steps) == 4, "every optimizer step's loss (16 videos, 4 per step)"
+        assert {a.path for a in client.list_artifacts(child.info.run_id)} == {
+            "confusion.png", "metrics.json", "test_predictions.csv"}
+
+
+def test_a_grid_is_one_wandb_group_and_rerunning_it_continues_the_same_parent(tracked_grid, trackers_read) -> None:
+    folder = tracked_grid["folder"]
+    for name in ("head_only-d0", "lora-d1"):
+        (run,) = trackers_read.wandb_runs(folder / name)
+        metrics = json.loads((folder / name / "metrics.json").read_text())
+        assert run.group == folder.name and run.exit_code == 0
+        assert run.config["strategy"] == name.split("-")[0] and run.config["report_to"] == "tensorboard,mlflow,wandb"
+        assert run.summary["test_acc"] == metrics["test_acc"]
+        assert [run.summary["best_val_acc_ci_low"], run.summary["best_val_acc_ci_high"]] == metrics["best_val_acc_ci"]
+    code, stdout = tracked_grid["again"]
+    parent_id = json.loads((folder / "trackers.json").read_text())["mlflow"]
+    assert code == 0 and stdout.count("already finished") == 4
+    assert f"MLflow: continuing {parent_id}" in stdout
+    runs = trackers_read.mlflow(tracked_grid["out"]).search_runs(
+        [trackers_read.mlflow(tracked_grid["out"]).get_run(parent_id).info.experiment_id])
+    assert len(runs) == 5, "the parent and its four runs: nothing started twice"
+
+
+def test_data_seeds_that_give_the_same_test_videos_are_refused() -> None:
+    from vjepa_tune.compare.grid import check_data_seeds_vary
+    from vjepa_tune.data.samples import Sample, Splits
+
+    videos = [Sample(Path(f"{i}.mp4"), i % 2, f"v{i}") for i in range(6)]
+    official = Splits(train=videos[:2], val=videos[2:4], test=videos[4:], method="official")
+    other_val = Splits(train=videos[:2], val=videos[3:4] + videos[2:3], test=videos[4:], method="official")
+    with pytest.raises(BadInput, match="data seeds 0 and 1 give the same test videos .the split is official"):
+        check_data_seeds_vary({0: official, 1: other_val})
+    drawn = Splits(train=videos[:2], val=videos[4:], test=videos[2:4], method="random")
+    check_data_seeds_vary({0: official, 1: drawn})
+
+
+def test_data_seeds_and_seeds_multiply_the_grid_and_name_its_runs() -> None:
+    from vjepa_tune.compare.grid import grid_points, resolve_grid, split_seed
+
+    base = TrainConfig(model="random:tiny")
+    grid = resolve_grid(base, CompareGrid(strategies=["head_only", "lora"], seeds=[1, 2], data_seeds=[0, 5]))
+    points = grid_points(grid)
+    assert [p.name(grid) for p in points] == [
+        "head_only-d0-s1", "lora-d0-s1", "head_only-d0-s2", "lora-d0-s2",
+        "head_only-d5-s1", "lora-d5-s1", "head_only-d5-s2", "lora-d5-s2"]
+    assert [split_seed(grid, p) for p in points] == [0, 0, 0, 0, 5, 5, 5, 5]
+    one_split = resolve_grid(base, CompareGrid(strategies=["lora"], seeds=[7, 8]))
+    assert [(p.name(one_split), split_seed(one_split, p)) for p in grid_points(one_split)] == [
+        ("lora-s7", 7), ("lora-s8", 7)], "without data seeds, the first seed makes the one split"

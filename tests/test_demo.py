@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,47 @@ def test_demo_trains_the_four_guide_strategies_and_writes_the_guides_table(demo_
 
     report = (demo_result / "report.md").read_text()
     assert "| Approach | Test Acc | Val Acc | Trainable Params | % of Total | Training Time |" in report
-    for name in GUIDE_STRATEGIES:
-        assert name in report
+    rows = {row[0].strip("`"): row for row in _table_rows(report, "## Results")}
+    assert set(rows) == set(GUIDE_STRATEGIES)
+    for name, m in metrics.items():  # each accuracy with the Wilson interval of its counts, by hand
+        assert m["num_test"] == m["test"]["num_samples"] == 24
+        assert rows[name][1] == _with_interval(m["test"]["num_correct"], 24), name
+        assert rows[name][2] == _with_interval(round(24 * m["best_val_acc"]), 24), name
     rows = list(csv.DictReader((demo_result.parent / "experiments.csv").open()))
     assert sorted(r["approach"] for r in rows) == sorted(GUIDE_STRATEGIES)
     assert (demo_result / "training_curves.png").exists() and (demo_result / "confusion_best.png").exists()
     assert "Ordered by validation accuracy" in (demo_result / "compare.log").read_text()
     for name in GUIDE_STRATEGIES:
         assert "epoch 5/5" in (demo_result / name / "train.log").read_text()
+
+
+def test_the_demos_report_pairs_every_strategy_with_the_best_on_the_same_test_videos(demo_result: Path) -> None:
+    """The paired comparison, checked by hand from the runs' test_predictions.csv: the videos only one of two
+    strategies got right and the exact binomial McNemar p-value; and what 24 test videos can detect."""
+    metrics = {name: json.loads((demo_result / name / "metrics.json").read_text()) for name in GUIDE_STRATEGIES}
+    reference = max(GUIDE_STRATEGIES, key=lambda name: metrics[name]["best_val_acc"])  # first of equals: grid order
+    right = {name: {r["id"]: r["correct"] == "1" for r in csv.DictReader((demo_result / name /
+                                                                           "test_predictions.csv").open())}
+             for name in GUIDE_STRATEGIES}
+    report = (demo_result / "report.md").read_text()
+    rows = {row[0].strip("`"): row for row in _table_rows(report, "## Paired comparison")}
+    assert rows[reference][2:] == ["reference", "-", "-"]
+    for name in GUIDE_STRATEGIES:
+        if name == reference:
+            continue
+        only_ref = sum(right[reference][v] and not right[name][v] for v in right[name])
+        only_it = sum(right[name][v] and not right[reference][v] for v in right[name])
+        n, k = only_ref + only_it, min(only_ref, only_it)
+        p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+        difference = 100 * (metrics[name]["test_acc"] - metrics[reference]["test_acc"])
+        assert rows[name][2:] == [f"{difference:+.1f}", f"{only_ref} / {only_it}", f"{p:.2f}"], name
+    section = report.split("## Paired comparison", 1)[1].split("\n## ", 1)[0]
+    assert "this test set cannot tell" in section or "this test set tells" in section
+    # at the reference's level p on 24 videos: d = (1.959964 + 0.841621) sqrt(2 p (1 - p) / 24)
+    level = metrics[reference]["test"]["num_correct"] / 24
+    detectable = 2.801585 * math.sqrt(2 * level * (1 - level) / 24)
+    assert f"With 24 test videos and accuracies near {100 * level:.1f}%" in section
+    assert f"differ by about {100 * detectable:.1f} points" in section
 
 
 def test_the_small_data_note_gives_the_demos_settings_where_users_see_them(capsys: pytest.CaptureFixture) -> None:
@@ -100,3 +134,24 @@ def test_the_demos_best_run_labels_80_percent_of_long_videos_of_joined_clips(dem
     shown = ", ".join(f"{f:.1%}" for f in fractions)
     assert mean >= 0.80, f"{best}: {mean:.1%} of the frames labelled right ({shown})"
     assert fractions[0] >= across_cuts + 0.15, f"{best}: {fractions[0]:.1%} shot by shot, {across_cuts:.1%} across"
+
+
+def _with_interval(correct: int, total: int) -> str:
+    """`87.5% (69–96)` by hand: the Wilson score interval (z = 1.959964) in whole percent, rounded half up."""
+    z, p = 1.959963984540054, correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    low = 0.0 if correct == 0 else centre - half
+    high = 1.0 if correct == total else centre + half
+    return f"{100 * p:.1f}% ({math.floor(100 * low + 0.5)}–{math.floor(100 * high + 0.5)})"
+
+
+def _table_rows(markdown: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table after `heading`, as lists of cells."""
+    table: list[str] = []
+    for line in markdown.split(heading, 1)[1].splitlines():
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in table[2:]]

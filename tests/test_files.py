@@ -162,3 +162,19 @@ def test_replace_folder_swaps_a_finished_folder_in_and_leaves_nothing_aside(tmp_
         replace_folder(tmp_path / "missing", tmp_path / "best")
     assert (tmp_path / "best" / "weights").read_text() == "newer", "a failed move puts the old folder back"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+def test_background_writes_all_finish_before_close_returns_and_a_failed_one_is_raised_in_the_caller() -> None:
+    from vjepa_tune.files import BackgroundWrites
+
+    done: list[int] = []
+    writes = BackgroundWrites(threads=2, limit=3)
+    for i in range(6):
+        writes.submit(lambda i=i: done.append(i))
+        assert len(writes.waiting) <= 3, "no more than `limit` writes wait"
+    writes.close()
+    assert sorted(done) == list(range(6))
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"), BackgroundWrites(threads=1) as failing:
+        failing.submit(fail)

@@ -103,10 +103,31 @@ def test_an_old_interrupted_run_resumes_to_the_end(old_runs: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["history"]] == [1, 2]
     assert metrics["history"][0] == first_epoch
-    rows = (old_runs / "runs" / "experiments.csv").read_text().strip().splitlines()
-    assert len(rows) == 3 and str(run.resolve()) in rows[-1]
+    assert metrics["test_acc_ci"] == metrics["test"]["top1_ci"] and metrics["history"][1]["val_acc_ci"]
+    assert "val_acc_ci" not in metrics["history"][0]  # recorded by the old code, without an interval
     assert (run / "train.log").is_file()  # the resumed run starts its console log (the old one kept none)
+    assert (run / "test_predictions.csv").is_file()
     assert main(["evaluate", str(run), "--split", "val"]) == 0
+
+
+def test_an_old_experiments_csv_gets_the_new_columns_when_a_run_appends_to_it(old_runs: Path) -> None:
+    """The fixtures' experiments.csv has the header of the version that made them: the resumed run's row adds the
+    interval columns, empty for the old row, and the old row keeps every value it had."""
+    from vjepa_tune.tracking.records import EXPERIMENT_COLUMNS, read_experiments
+
+    path = old_runs / "runs" / "experiments.csv"
+    old_header, old_row = path.read_text().splitlines()
+    assert "test_acc_ci_low" not in old_header.split(",")
+    assert main(["train", "--resume", "auto", "--out", str(old_runs / "runs")]) == 0
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(EXPERIMENT_COLUMNS) and lines[0].startswith(old_header + ",")
+    new_columns = len(EXPERIMENT_COLUMNS) - len(old_header.split(","))
+    assert lines[1] == old_row + "," * new_columns and len(lines) == 3
+    old, new = read_experiments(path)
+    assert old["test_acc_ci_low"] == old["test_acc_ci_high"] == "" and old["precision"] == "fp32"
+    metrics = json.loads((old_runs / "runs" / "interrupted" / "metrics.json").read_text())
+    assert new["run_dir"] == str((old_runs / "runs" / "interrupted").resolve())
+    assert [float(new["test_acc_ci_low"]), float(new["test_acc_ci_high"])] == metrics["test_acc_ci"]
 
 
 def test_an_old_run_that_never_recorded_its_clip_duration_measures_it_on_its_training_videos(

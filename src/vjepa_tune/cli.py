@@ -49,6 +49,7 @@ from vjepa_tune.config import (
     validate_data,
 )
 from vjepa_tune.errors import BadInput
+from vjepa_tune.features import command as features_command
 from vjepa_tune.inference import commands as inference_commands
 from vjepa_tune.pretraining import command as pretrain_command
 from vjepa_tune.runs.folder import training_videos
@@ -153,11 +154,29 @@ def _build_synth(p: ArgumentParser) -> None:
                         "`--model tiny` use the demo's data: --variety 0 --videos_per_class 40 --size 64 (then "
                         "train 5 epochs with --data.crop_scale 1,1); at 1, tiny trains to chance accuracy.")
     p.add_argument("--workers", type=int | None, default=None, help="Encoding processes (default: CPU count).")
+    p.add_argument("--long", type=int | None, default=None,
+                   help="Write this many long videos instead, each one performer doing --actions actions with idle "
+                        "stretches between them, as OUT_DIR/videos/long_NNNN.mp4, and their ground truth as "
+                        "OUT_DIR/annotations.json (ActivityNet/THUMOS layout) for `evaluate --detection`; --frames "
+                        "is then the length of the clip each action is drawn in.")
+    p.add_argument("--actions", type=int, default=12, help="With --long: actions per video.")
+    p.add_argument("--idle", type=list[float], default=[0.5, 3.0],
+                   help="With --long: shortest and longest idle stretch before each action (seconds).")
 
 
 def _run_synth(a: Namespace) -> int:
-    from vjepa_tune.synth import parse_size, synthesize  # here: the other commands start without PyAV
+    from vjepa_tune.synth import parse_size, synthesize, synthesize_long  # here: the others start without PyAV
 
+    if a.long is not None:
+        if a.layout != "folder" or a.videos_per_class != 50:
+            raise BadInput("--long writes videos of its own layout (videos/long_NNNN.mp4): leave --layout and "
+                           "--videos_per_class out.")
+        print(synthesize_long(Path(a.out_dir), videos=a.long, actions=a.actions, idle_s=a.idle,
+                              size=parse_size(a.size), frames=a.frames, fps=a.fps, seed=a.seed, variety=a.variety,
+                              workers=a.workers).describe())
+        return 0
+    if a.actions != 12 or a.idle != [0.5, 3.0]:
+        raise BadInput("--actions and --idle describe long videos: give --long N too.")
     summary = synthesize(Path(a.out_dir), layout=a.layout, videos_per_class=a.videos_per_class,
                          size=parse_size(a.size), frames=a.frames, fps=a.fps, seed=a.seed, variety=a.variety,
                          workers=a.workers)
@@ -291,12 +310,14 @@ COMMANDS: dict[str, Command] = {
                 compare_command.build, compare_command.run),
         Command("pretrain", "Continue a model's V-JEPA self-supervised pretraining on unlabelled videos.",
                 pretrain_command.build, pretrain_command.run),
-        Command("evaluate", "Score a trained run on its validation or test split, or on another data set.",
+        Command("evaluate", "Score a trained run on its validation or test split, another data set, or as a detector.",
                 inference_commands.build_evaluate, inference_commands.run_evaluate),
         Command("predict", "Label videos with a trained run, whole or window by window.",
                 inference_commands.build_predict, inference_commands.run_predict),
         Command("export", "Write a run's model as a Hugging Face directory or a peft adapter.", export.build,
                 export.run),
+        Command("features", "Write window features of videos (one array per video) for detection tools such as "
+                "ActionFormer.", features_command.build, features_command.run),
         Command("cache", "List or clear the backbone feature store.", _build_cache, _run_cache),
         Command("demo", "Run the guide's four strategies on the bundled tiny model and synthetic videos.", demo.build,
                 demo.run),

@@ -156,6 +156,11 @@ class TrainConfig:
     """Folder that holds experiments.csv and one folder per run."""
     run_name: str | None = None
     """Name of the run folder; default <strategy>-<timestamp>."""
+    report_to: str = "tensorboard"
+    """Experiment trackers, comma-separated: tensorboard (RUN/tensorboard), mlflow (OUT/mlflow.db unless
+    MLFLOW_TRACKING_URI is set; pip install 'vjepa-tune[mlflow]'), wandb (offline unless logged in; pip install
+    'vjepa-tune[wandb]'), or none. Each gets the configuration, every logged scalar, the final metrics and the
+    plots; a resumed run continues the same MLflow and W&B run."""
     num_epochs: int = 5
     batch_size: int = 1
     accumulation_steps: int = 4
@@ -182,6 +187,70 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+FeaturePooling = Literal["mean", "pooler", "time", "tokens"]
+FeatureResize = Literal["crop", "full"]
+FeatureDtype = Literal["fp16", "fp32"]
+
+
+@dataclass
+class FeaturesConfig:
+    """How `vjepa-tune features` cuts videos into windows and what it keeps of each (docs/features.md)."""
+
+    window_frames: int = 16
+    """Frames per window (of the source, or of the --fps grid); VideoMAE v2 uses 16 on THUMOS14."""
+    stride_frames: int = 4
+    """Frames between window starts: ActionFormer's feat_stride (4 on THUMOS14, 16 on FineAction)."""
+    fps: float | None = None
+    """Count frames at this rate (each video resampled to it) instead of the source's own frames."""
+    pad_last: bool = False
+    """Add one window ending at the last frame when the whole windows stop short of it (and give a video shorter
+    than one window one window)."""
+    frames_per_clip: int | None = None
+    """Frames each window is sampled to (even); default: a trained run's, else the model's config."""
+    resize: FeatureResize = "crop"
+    """crop: the model's evaluation transform (short side resized, centre crop); full: the whole frame squashed
+    to the crop, as VideoMAE v2's extractor does."""
+    pool: FeaturePooling = "mean"
+    """mean: over all tokens (one row per window); pooler: a trained run's attentive pooler; time: over space, one
+    row per temporal token; tokens: every token (windows x tokens x channels, for small jobs)."""
+    layers: list[int] = field(default_factory=lambda: [-1])
+    """Encoder layers to keep (0 the first, -1 the last), concatenated, e.g. 5,11,17,23; each normalised with the
+    encoder's final layer norm."""
+    dtype: FeatureDtype = "fp32"
+    """Storage precision of the .npy files."""
+    batch_size: int = 16
+    """Windows per forward pass (a batch never mixes two videos)."""
+    num_workers: int = 0
+    """DataLoader processes decoding videos."""
+    device: str | None = None
+    """cpu, cuda, cuda:1 (default: a GPU if any)."""
+    precision: Precision = "auto"
+    """auto = bf16 autocast on a GPU that supports it, fp32 elsewhere."""
+    seed: int = 42
+    """Seed of weights a model spec leaves random (random:*), as `train --seed` draws them."""
+
+
+def validate_features(cfg: FeaturesConfig) -> FeaturesConfig:
+    """Refuse feature settings no extraction could use, naming the flag and the value."""
+    for name in ("window_frames", "stride_frames", "batch_size"):
+        value = getattr(cfg, name)
+        _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                 f"--{name} must be a whole number >= 1, got {value!r}.")
+    _require(cfg.fps is None or (math.isfinite(cfg.fps) and cfg.fps > 0),
+             f"--fps must be a positive number of frames per second, got {cfg.fps!r}.")
+    _require(cfg.frames_per_clip is None or (cfg.frames_per_clip >= 2 and cfg.frames_per_clip % 2 == 0),
+             "--frames_per_clip must be an even number >= 2 (the model's tubelet is 2 frames), "
+             f"got {cfg.frames_per_clip!r}.")
+    _require(cfg.num_workers >= 0, f"--num_workers must be >= 0, got {cfg.num_workers!r}.")
+    _require(bool(cfg.layers), "--layers needs at least one layer index (-1 is the last layer).")
+    for name, allowed in (("pool", FeaturePooling), ("resize", FeatureResize), ("dtype", FeatureDtype),
+                          ("precision", Precision)):
+        value = getattr(cfg, name)
+        _require(value in get_args(allowed),
+                 f"--{name} {value!r} is not one of {', '.join(get_args(allowed))}.")
+    return cfg
 
 
 def _require(ok: bool, message: str) -> None:

@@ -18,7 +18,9 @@ import os
 import secrets
 import shutil
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -172,3 +174,36 @@ def replace_folder(source: str | Path, target: str | Path) -> Path:
     if aside is not None:
         shutil.rmtree(aside)
     return target
+class BackgroundWrites:
+    """Runs writes on background threads, so the disk works while the caller computes what comes next.
+
+    At most `limit` writes wait (their data held in memory); a failed write is raised in the caller's thread at the
+    next `submit` or at `close`, and `close` returns only once every write is done. Used as a `with` block, an error
+    that stops the caller is the one reported: what still waits is dropped, and no write error is raised over it.
+    """
+
+    def __init__(self, threads: int = 4, limit: int = 64, name: str = "background-writer"):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self.waiting: deque[Future] = deque()
+        self.limit = limit
+
+    def submit(self, write: Callable[[], object]) -> None:
+        while len(self.waiting) >= self.limit or (self.waiting and self.waiting[0].done()):
+            self.waiting.popleft().result()
+        self.waiting.append(self.pool.submit(write))
+
+    def close(self) -> None:
+        try:
+            while self.waiting:
+                self.waiting.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *rest: object) -> None:
+        if error_type is None:
+            self.close()
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)

@@ -152,7 +152,7 @@ def test_none_seen_says_so_and_a_folder_that_is_no_run_is_refused(tmp_path: Path
     run, _, _ = _run(tmp_path, fingerprinted=True)
     fresh = _write(tmp_path / "fresh.mp4", b"x" * 10)
     assert seen_in_training([fresh], training_videos(run), progress=False).describe() == (
-        "overlap: none of the 1 video was seen in training (compared by path and content with the run's 5 train "
+        "overlap: the video was not seen in training (compared by path and content with the run's 5 train "
         "and val videos)"
     )
     with pytest.raises(BadInput, match="has no splits.json"):

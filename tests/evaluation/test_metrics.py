@@ -61,6 +61,26 @@ def test_hand_computed_example() -> None:
     assert m["macro_f1"] == pytest.approx((4 / 7 + 1 / 3 + 0 + 0) / 4)
 
 
+def test_every_score_carries_its_95_percent_interval_wilson_for_accuracies_bootstrap_for_class_averages() -> None:
+    from vjepa_tune.evaluation.statistics import bootstrap_intervals
+
+    m = classification_metrics(LABELS, _logits_for(PREDS, 5), NAMES)
+    # 3 of 8 right: p = 0.375, z²/n = 0.480182; centre = (0.375 + 0.240091) / 1.480182 = 0.415551;
+    # half = 1.959964 / 1.480182 * sqrt(0.375 * 0.625 / 8 + 3.841459 / 256) = 1.324135 * 0.210483 = 0.278707
+    assert m["num_correct"] == 3
+    assert m["top1_ci"] == [pytest.approx(0.136844, abs=1e-6), pytest.approx(0.694258, abs=1e-6)]
+    assert m["top5"] is None and m["top5_ci"] is None
+    # the class averages: the seeded bootstrap over these eight videos, seed 0 unless asked otherwise
+    expected = bootstrap_intervals(LABELS, PREDS, 5, seed=0)
+    assert m["mean_class_acc_ci"] == list(expected.mean_class_acc)
+    assert m["macro_f1_ci"] == list(expected.macro_f1)
+    assert m["intervals"] == {"confidence": 0.95, "top1": "wilson", "top5": "wilson", "mean_class_acc": "bootstrap",
+                              "macro_f1": "bootstrap", "resamples": 2000, "seed": 0}
+    again = classification_metrics(LABELS, _logits_for(PREDS, 5), NAMES, bootstrap_seed=7)
+    assert again["mean_class_acc_ci"] == list(bootstrap_intervals(LABELS, PREDS, 5, seed=7).mean_class_acc)
+    assert again["intervals"]["seed"] == 7 and again["top1_ci"] == m["top1_ci"]
+
+
 def test_probabilities_tensor_labels_and_logits_agree_and_result_is_json() -> None:
     logits = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
     from_logits = classification_metrics(LABELS, logits, NAMES)
@@ -76,6 +96,9 @@ def test_top5_counts_a_hit_anywhere_in_the_five_best() -> None:
     m = classification_metrics([0, 4, 5, 6], logits, names)
     assert m["top1"] == pytest.approx(1 / 4)
     assert m["top5"] == pytest.approx(2 / 4)
+    # Wilson for 2 of 4: p = 0.5, z²/n = 0.960365; centre 0.5;
+    # half = 1.959964 / 1.960365 * sqrt(0.25 / 4 + 0.960365 / 16) = 0.999795 * 0.350033 = 0.349961
+    assert m["top5_ci"] == [pytest.approx(0.150039, abs=1e-6), pytest.approx(0.849961, abs=1e-6)]
 
 
 def test_perfect_predictions_score_one_everywhere() -> None:

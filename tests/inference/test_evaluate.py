@@ -36,6 +36,9 @@ def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
     trained = json.loads((lora_run / "metrics.json").read_text())
     assert metrics["top1"] == pytest.approx(trained["test_acc"])
     assert metrics["confusion"] == trained["test"]["confusion"]
+    # the same predictions get the same intervals: Wilson from the counts, the bootstrap from its seed
+    for key in ("top1", "mean_class_acc", "macro_f1"):
+        assert metrics[f"{key}_ci"] == pytest.approx(trained["test"][f"{key}_ci"]), key
     assert metrics["num_videos"] == trained["num_test"] and metrics["skipped_videos"] == 0
     out_dir = lora_run / "evaluation" / "test-1x1"
     written = {"metrics.json", "confusion.csv", "confusion.png", "predictions.csv"}
@@ -51,6 +54,10 @@ def test_evaluate_reproduces_the_training_test_scores_and_writes_its_records(
         capsys, "evaluate", str(lora_run), "--split", "val", "--num_clips", "2", "--num_crops", "3"
     )
     assert code == 0 and "val split" in stdout and "2 clips x 3 crops" in stdout
+    val = json.loads((lora_run / "evaluation" / "val-2x3" / "metrics.json").read_text())
+    low, high = (int(100 * v + 0.5) for v in val["top1_ci"])  # whole percent rounded half up, as tables print it
+    assert f"top-1 {100 * val['top1']:.1f}% ({low}–{high}), mean class acc " in stdout
+    assert "(95% intervals)" in stdout
     multi = list(csv.DictReader((lora_run / "evaluation" / "val-2x3" / "predictions.csv").open()))
     assert len(multi) == len(splits["val"])
 

@@ -14,8 +14,10 @@ from vjepa_tune.models.fast_encoder import (
     COMPILE_MIN_CLIPS,
     FastEncoder,
     FixedBatch,
+    check_layers,
     encoder_forward,
     fast_encoder,
+    layer_outputs,
     rotate_pairs,
     should_compile,
 )
@@ -99,6 +101,33 @@ def test_fast_encoder_follows_the_token_count_of_each_call() -> None:
     assert sorted(key[0] for key in fast._tables) == [64, 128]
 
 
+def test_intermediate_layers_are_each_normalised_with_the_final_norm_and_concatenated_in_the_order_given() -> None:
+    config = build_config("tiny", 4)
+    encoder = _model(config).vjepa2.encoder
+    fast = fast_encoder(encoder)
+    torch.manual_seed(2)
+    clips = torch.randn(2, 16, 3, config.crop_size, config.crop_size)
+    with torch.no_grad():
+        hidden = encoder.embeddings(clips)
+        by_hand = []
+        for layer in encoder.layer:
+            hidden = layer(hidden, None)[0]
+            by_hand.append(encoder.layernorm(hidden))
+        both = fast(clips, (2, 0))
+        assert both.shape == (2, hidden.shape[1], 2 * config.hidden_size)
+        torch.testing.assert_close(both, torch.cat([by_hand[2], by_hand[0]], dim=-1), rtol=0, atol=0)
+        torch.testing.assert_close(fast(clips, (3,)), fast(clips), rtol=0, atol=0)
+        torch.testing.assert_close(layer_outputs(encoder, clips, (2, 0)), both, rtol=0, atol=0)
+        wrapped = unwrap(apply_strategy(_model(config), "backbone_lora")).vjepa2.encoder
+        forward = encoder_forward(wrapped, torch.device("cpu"), clips=10, layers=(2, 0))
+        # zero-initialised LoRA changes nothing: transformers' layers run one by one give the same layers
+        torch.testing.assert_close(forward(clips), both, rtol=0, atol=0)
+    assert check_layers([-1, 0], 4) == (3, 0)
+    for bad in ([4], [-5], [1, -3], []):
+        with pytest.raises(BadInput, match="--layers"):
+            check_layers(bad, 4)
+
+
 def test_rotate_pairs_turns_each_pair_a_quarter() -> None:
     x = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert rotate_pairs(x).tolist() == [-2.0, 1.0, -4.0, 3.0]
@@ -175,3 +204,18 @@ def test_the_compiled_forward_computes_what_transformers_computes_and_compiles_o
                                        rtol=1e-4, atol=1e-4)
     assert forward.batch == 3
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_the_compiled_forward_keeps_the_layers_asked_for_in_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long job's compiled forward of intermediate layers, its small last batch run uncompiled: the same layers
+    either way."""
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    config = build_config("tiny", 4)
+    encoder = _model(config).vjepa2.encoder
+    forward = encoder_forward(encoder, torch.device("cpu"), clips=1, layers=(1, 3))
+    assert isinstance(forward, FixedBatch)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        for batch in (3, 1):  # 1 is under half the compiled batch: the uncompiled forward takes it
+            clips = torch.randn(batch, 16, 3, config.crop_size, config.crop_size)
+            torch.testing.assert_close(forward(clips), layer_outputs(encoder, clips, (1, 3)), rtol=1e-4, atol=1e-4)

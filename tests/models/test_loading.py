@@ -144,6 +144,15 @@ def test_local_directory_on_meta_reads_only_the_config(tmp_path):
     assert model.config.id2label == LABELS4 and model.config.hidden_size == 128
 
 
+def test_loading_a_checkpoint_prints_no_progress_bar_and_leaves_transformers_settings_as_they_were(capfd):
+    from transformers.utils import logging as hf_logging
+
+    load_model("tiny", num_labels=4, id2label=LABELS4, log=lambda _: None)
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out
+    assert hf_logging.is_progress_bar_enabled()
+
+
 def test_tiny_loads_from_the_bundled_folder(tmp_path, monkeypatch):
     saved = tiny(LABELS4)
     saved.save_pretrained(tmp_path / "tiny")

@@ -136,6 +136,11 @@ def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
             "val_acc'\\] must be a fraction",
         ),
         (_metrics(trainable_pct=130.0), "trainable_pct"),
+        (_metrics(test_acc_ci=[75.0, 90.0]), r"test_acc_ci must be a fraction"),
+        (_metrics(best_val_acc_ci=[0.9, 0.5]), r"best_val_acc_ci must be \[low, high\] with low <= high"),
+        (_metrics(macro_f1_ci=[0.5]), r"macro_f1_ci must be a \[low, high\] pair"),
+        (_metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 0.5, "val_acc_ci": 0.5}]),
+         r"history\[0\]\['val_acc'\]_ci must be a \[low, high\] pair"),
         (_metrics(versions={"python": "3.11"}), "versions'\\] lacks torch"),
     ],
 )
@@ -164,6 +169,32 @@ def test_splits_json_records_each_video_with_its_size_and_fingerprint_and_reads_
     again = read_splits(tmp_path / "run", root)
     assert [s.id for _, side in again.items() for s in side] == ["a/1.mp4", "a/2.mp4", "b/3.mp4"]
     assert again.method == "group" and again.test[0].path == root / "b/3.mp4"
+
+
+def test_test_predictions_keep_each_videos_answer_and_read_back_as_right_or_wrong(tmp_path) -> None:
+    from vjepa_tune.runs.folder import read_test_outcomes, write_test_predictions
+
+    assert read_test_outcomes(tmp_path) is None  # a run from before they were kept
+    a, b = (Sample(path=tmp_path / f"{n}.mp4", label=n, id=f"v{n}") for n in (0, 1))
+    path = write_test_predictions(tmp_path, ["x", "y"], [(a, [0.9, 0.1]), (b, [0.7, 0.3])],
+                                  {"v2": "could not be decoded during testing"})
+    assert path.read_text().splitlines() == [
+        "id,label,predicted,score,correct,error,p_x,p_y",
+        "v0,x,x,0.900000,1,,0.900000,0.100000",
+        "v1,y,x,0.700000,0,,0.700000,0.300000",
+        "v2,,,,,could not be decoded during testing,,",
+    ]
+    assert read_test_outcomes(tmp_path) == {"v0": True, "v1": False}
+
+
+def test_tracker_ids_are_kept_for_a_resumed_run(tmp_path) -> None:
+    from vjepa_tune.runs.folder import read_tracker_ids, write_tracker_ids
+
+    assert read_tracker_ids(tmp_path) == {}
+    write_tracker_ids(tmp_path, {"mlflow": "a" * 32, "wandb": "x1y2"})
+    assert read_tracker_ids(tmp_path) == {"mlflow": "a" * 32, "wandb": "x1y2"}
+    (tmp_path / "trackers.json").write_text("{broken")
+    assert read_tracker_ids(tmp_path) == {}
 
 
 def test_old_metrics_saying_no_precision_read_as_fp32(tmp_path) -> None:

@@ -161,3 +161,39 @@ def test_an_interrupted_run_leaves_no_partial_file_and_a_rerun_completes(
     monkeypatch.setattr(encoding, "rgb_to_yuv420p", convert)
     summary = synthesize(tmp_path, videos_per_class=2, workers=1, **SMALL)
     assert summary.skipped == 3 and summary.written == 5 and len(videos(tmp_path)) == 8
+
+
+def test_long_videos_come_with_their_ground_truth_and_resume_like_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vjepa_tune.cli import main
+    from vjepa_tune.data.annotations import read_annotations
+    from vjepa_tune.data.video import probe_video
+    from vjepa_tune.synth import synthesize_long
+
+    out = tmp_path / "long"
+    argv = ["synth", str(out), "--long", "3", "--actions", "4", "--idle", "0.2,0.6", "--size", "48", "--frames",
+            "16", "--variety", "0", "--workers", "2"]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert f"--detection {out / 'annotations.json'} --data.root {out / 'videos'}" in said
+    truth = read_annotations(out / "annotations.json")
+    assert list(truth.videos) == ["long_0000", "long_0001", "long_0002"]
+    assert [v.subset for v in truth.videos.values()] == ["validation", "validation", "test"]
+    for key, video in truth.videos.items():
+        info = probe_video(out / "videos" / f"{key}.mp4")
+        assert video.duration_s == pytest.approx(info.duration_s) and video.fps == info.fps == 25
+        assert len(video.segments) == 4
+    assert set(truth.label_ids()) <= set(CLASSES)
+    first = {p.name: p.read_bytes() for p in videos(out)}
+    one = synthesize_long(tmp_path / "one", videos=3, actions=4, idle_s=(0.2, 0.6), size=(48, 48), frames=16,
+                          variety=0.0, workers=1, progress=False)
+    assert {p.name: p.read_bytes() for p in videos(one.videos_dir)} == first, "the worker count changes nothing"
+    again = synthesize_long(out, videos=3, actions=4, idle_s=(0.2, 0.6), size=(48, 48), frames=16, variety=0.0,
+                            progress=False)
+    assert again.written == 0 and again.num_files == 3
+    with pytest.raises(BadInput, match="actions differ"):
+        synthesize_long(out, videos=3, actions=5, idle_s=(0.2, 0.6), size=(48, 48), frames=16, variety=0.0)
+    assert main(["synth", str(tmp_path / "x"), "--long", "2", "--layout", "ucf101"]) == 2
+    assert main(["synth", str(tmp_path / "y"), "--actions", "3"]) == 2
+    assert "give --long N too" in capsys.readouterr().err

@@ -61,6 +61,33 @@ def test_training_curves_draw_each_runs_losses_and_validation_accuracy_leaving_g
     _assert_sensible_png(out)
 
 
+def test_several_seeds_curves_are_their_mean_with_the_range_they_span_shaded() -> None:
+    seeds = [[{"epoch": 1, "train_loss": 1.0, "val_acc": 0.25}, {"epoch": 2, "train_loss": 0.5, "val_acc": 0.5}],
+             [{"epoch": 1, "train_loss": 2.0, "val_acc": 0.75}, {"epoch": 2, "train_loss": 0.7, "val_acc": 1.0}]]
+    loss_ax, acc_ax = training_curves_figure({"lora": seeds, "head_only": seeds[0]}).axes
+    assert _lines(acc_ax) == {"lora (mean of 2)": ([1.0, 2.0], [0.5, 0.75]), "head_only": ([1.0, 2.0], [0.25, 0.5])}
+    assert _lines(loss_ax)["lora (mean of 2) (train)"] == ([1.0, 2.0], [1.5, 0.6])
+    (band,) = acc_ax.collections  # only the strategy with several seeds has a band
+    vertices = band.get_paths()[0].vertices
+    assert {(float(x), float(y)) for x, y in vertices} >= {(1.0, 0.25), (1.0, 0.75), (2.0, 0.5), (2.0, 1.0)}
+    assert acc_ax.get_title() == "validation accuracy (shaded: the range over seeds)"
+
+
+def test_scaling_draws_a_95_percent_interval_as_an_uneven_error_bar() -> None:
+    (ax,) = scaling_figure({"lora": [(10, 0.5, 0.25, 0.6), (20, 0.875, 0.69, 0.96)]}).axes
+    (container,) = ax.containers
+    (bars,) = container.lines[2]
+    assert [(round(float(seg[0][1]), 6), round(float(seg[1][1]), 6)) for seg in bars.get_segments()] == [
+        (0.25, 0.6), (0.69, 0.96)]
+
+
+def test_params_vs_accuracy_draws_an_error_bar_where_an_interval_is_given() -> None:
+    (ax,) = params_vs_accuracy_figure([("head_only", 516, 0.5), ("lora", 61_956, 0.875, 0.69, 0.96)]).axes
+    (bars,) = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    assert [(round(float(s[0][1]), 6), round(float(s[1][1]), 6)) for s in bars.get_segments()] == [(0.69, 0.96)]
+    assert _legend(ax) == ["head_only: 50.0%, 516 params", "lora: 87.5%, 61,956 params"]
+
+
 def test_scaling_draws_each_strategy_by_size_with_error_bars_where_given(tmp_path) -> None:
     points = {
         "head_only": [(200, 0.7, 0.02), (10, 0.3, 0.1), (50, 0.5, 0.05)],
@@ -99,6 +126,8 @@ def test_params_vs_accuracy_draws_one_named_point_per_strategy_on_a_log_axis(tmp
     [
         (lambda out: plot_training_curves({}, out), "at least one history"),
         (lambda out: plot_training_curves({"lora": []}, out), "empty history for 'lora'"),
+        (lambda out: plot_training_curves({"lora": [[{"epoch": 1, "train_loss": 1.0}], []]}, out),
+         "empty history for 'lora'"),
         (lambda out: plot_scaling({}, out), "at least one strategy"),
         (lambda out: plot_scaling({"lora": []}, out), "no points for 'lora'"),
         (lambda out: plot_scaling({"lora": [(10, 0.5), (20, 0.6, 0.1)]}, out), "all be"),

@@ -119,18 +119,47 @@ def test_first_append_writes_header_then_rows(tmp_path) -> None:
     assert rows[1]["test_acc"] == "" and "not_a_column" not in rows[1]
 
 
-def test_append_keeps_an_older_header(tmp_path) -> None:
+def test_an_older_header_gets_the_new_columns_with_empty_values_for_its_old_rows(tmp_path) -> None:
     path = tmp_path / "experiments.csv"
-    path.write_text("timestamp,approach,test_acc,run_dir\nt0,lora,0.5,old\n")
-    append_experiment_row(path, {"timestamp": "t1", "approach": "head_only", "run_dir": "new", "seed": 3})
-    assert path.read_text() == "timestamp,approach,test_acc,run_dir\nt0,lora,0.5,old\nt1,head_only,,new\n"
+    path.write_text("timestamp,approach,test_acc,run_dir,note\nt0,lora,0.5,old,mine\nt1,head_on")  # cut short
+    before = path.stat().st_ino
+    append_experiment_row(path, {"timestamp": "t2", "approach": "head_only", "run_dir": "new", "seed": 3,
+                                 "test_acc_ci_low": 0.25})
+    added = [c for c in EXPERIMENT_COLUMNS if c not in ("timestamp", "approach", "test_acc", "run_dir")]
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    # its own columns first, in its order (a column of its own kept), then every column it lacked
+    assert lines[0] == ["timestamp", "approach", "test_acc", "run_dir", "note", *added]
+    assert lines[1] == ["t0", "lora", "0.5", "old", "mine", *[""] * len(added)]
+    assert lines[2] == ["t1", "head_on", *[""] * (len(lines[0]) - 2)]
+    new = dict(zip(lines[0], lines[3], strict=True))
+    assert (new["timestamp"], new["seed"], new["test_acc_ci_low"], new["note"]) == ("t2", "3", "0.25", "")
+    assert len(lines) == 4 and path.stat().st_ino != before, "rewritten beside it and renamed into place"
+    assert not [p for p in tmp_path.iterdir() if p.name != "experiments.csv"], "no file left aside"
+    append_experiment_row(path, {"timestamp": "t3", "run_dir": "newer"})  # now current: appended in place
+    assert path.stat().st_ino != before and read_experiments(path)[-1]["timestamp"] == "t3"
+
+
+def test_experiment_row_carries_each_scores_interval_and_the_test_videos_scored(tmp_path) -> None:
+    metrics = _metrics(test_acc_ci=[0.69, 0.96], best_val_acc_ci=[0.49, 0.94], mean_class_acc=0.7,
+                       mean_class_acc_ci=[0.5, 0.9], macro_f1=None, macro_f1_ci=None, test={"num_samples": 24})
+    row = experiment_row(TrainConfig(), metrics, tmp_path / "run", dataset="d")
+    assert (row["test_acc_ci_low"], row["test_acc_ci_high"]) == (0.69, 0.96)
+    assert (row["best_val_acc_ci_low"], row["best_val_acc_ci_high"]) == (0.49, 0.94)
+    assert (row["mean_class_acc_ci_low"], row["mean_class_acc_ci_high"]) == (0.5, 0.9)
+    assert (row["macro_f1_ci_low"], row["macro_f1_ci_high"]) == (None, None)
+    assert row["num_test_scored"] == 24
 
 
 def test_append_after_a_cut_short_line_starts_a_new_line(tmp_path) -> None:
     path = tmp_path / "experiments.csv"
-    path.write_text("approach,run_dir\nlora,r1\nhead_on")  # a writer died mid-line
+    header = ",".join(EXPERIMENT_COLUMNS)
+    path.write_text(f"{header}\nt,lora\nt,head_on")  # a writer died mid-line
     append_experiment_row(path, {"approach": "lora", "run_dir": "r2"})
-    assert path.read_text().splitlines()[-1] == "lora,r2"
+    lines = path.read_text().splitlines()
+    assert lines[:3] == [header, "t,lora", "t,head_on"]
+    assert next(csv.DictReader([header, lines[3]])) == {**dict.fromkeys(EXPERIMENT_COLUMNS, ""), "approach": "lora",
+                                                        "run_dir": "r2"}
     assert has_row_for(path, "r2")
 
 
@@ -164,8 +193,13 @@ def _append_many(csv_path: str, writer_id: int, start) -> None:
         )
 
 
-def test_two_processes_appending_at_once_leave_every_row_intact(tmp_path) -> None:
+@pytest.mark.parametrize("older_header", [False, True])
+def test_two_processes_appending_at_once_leave_every_row_intact(tmp_path, older_header) -> None:
+    """Also when the file has an older header: one of them adds the new columns while the other waits for the lock
+    of a file that is then replaced."""
     path = tmp_path / "experiments.csv"
+    if older_header:
+        path.write_text(",".join(EXPERIMENT_COLUMNS[:24]) + "\n")
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(2)
     writers = [ctx.Process(target=_append_many, args=(str(path), w, start)) for w in (0, 1)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,16 +35,6 @@ METRICS = {"approach": "lora", "test_acc": 0.875, "test_acc_ci": [0.69, 0.957], 
            "versions": {"torch": "2"}}
 
 
-def _isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """No user credentials, settings or stores leak in; W&B stays quiet."""
-    mp.setenv("HOME", str(home))
-    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT",
-                 "WANDB_BASE_URL", "NETRC", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID",
-                 "MLFLOW_TAGS", "MLFLOW_NESTED_RUN"):
-        mp.delenv(name, raising=False)
-    mp.setenv("WANDB_SILENT", "true")
-
-
 def _png(path: Path, colour: tuple[int, int, int]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((12, 20, 3), colour, np.uint8)).save(path)
@@ -53,7 +42,7 @@ def _png(path: Path, colour: tuple[int, int, int]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def tracked(tmp_path_factory: pytest.TempPathFactory, trackers_read: SimpleNamespace) -> Iterator[SimpleNamespace]:
     root = tmp_path_factory.mktemp("trackers")
     out = root / "runs"
     compare_dir = out / "compare-1"
@@ -61,7 +50,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     other_dir = compare_dir / "head_only"
     messages: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        _isolate(mp, root / "home")
+        trackers_read.isolate(mp, root / "home")
         import mlflow
 
         group = open_group_trackers(ALL, compare_dir, out=out, name="compare-1", config={"strategies": ["lora"]},
@@ -93,13 +82,19 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
         uri_after = os.environ.get("MLFLOW_TRACKING_URI")
         yield SimpleNamespace(out=out, compare_dir=compare_dir, run_dir=run_dir, other_dir=other_dir,
                               group=group.ids, first=first.ids, second=second.ids, other=other.ids,
-                              first_status=first_status, messages=messages, uri_after=uri_after)
+                              first_status=first_status, messages=messages, uri_after=uri_after,
+                              wandb_runs=trackers_read.wandb_runs)
 
 
 def _client(out: Path) -> object:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+
+
+@pytest.fixture()
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, trackers_read: SimpleNamespace) -> None:
+    trackers_read.isolate(monkeypatch, tmp_path / "home")
 
 
 # ------------------------------------------------------------------------------------------ MLflow
@@ -162,62 +157,14 @@ def test_a_resumed_run_continues_the_same_mlflow_run_and_a_killed_one_is_marked_
 
 
 # ------------------------------------------------------------------------------------------ W&B offline
-def _wandb_records(run_folder: Path) -> list[object]:
-    """The records of a W&B transaction log (`run-ID.wandb`): a 7-byte file header, then LevelDB-log framing
-    (32 KiB blocks; each chunk a CRC, a length and a type: full, first, middle, last) around protobuf Records."""
-    from wandb.proto import wandb_internal_pb2
-
-    (log,) = run_folder.glob("run-*.wandb")
-    data = log.read_bytes()
-    assert data[:4] == b":W&B"
-    records, pending, pos, block = [], b"", 7, 32768
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer: padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        if kind == 0:
-            break
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-    return records
-
-
-def _wandb_run(run_dir: Path, index: int) -> SimpleNamespace:
-    """What one offline run folder holds: run id, group, config, history rows, summary, exit code, files."""
-    folders = sorted((run_dir / "wandb").glob("offline-run-*"))
-    folder = folders[index]
-    found = SimpleNamespace(folder=folder, config={}, history=[], summary={}, exit_code=None, run_id=None, group=None)
-    for record in _wandb_records(folder):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            found.run_id, found.group = record.run.run_id, record.run.run_group
-            found.config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
-        elif kind == "config":
-            found.config.update({i.key: json.loads(i.value_json) for i in record.config.update})
-        elif kind == "history":
-            found.history.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-                                  for i in record.history.item})
-        elif kind == "summary":
-            found.summary.update({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-                                  for i in record.summary.update})
-        elif kind == "exit":
-            found.exit_code = record.exit.exit_code
-    return found
-
-
 def test_wandb_runs_offline_in_the_run_folder_and_says_how_to_upload(tracked: SimpleNamespace) -> None:
-    first, second = _wandb_run(tracked.run_dir, 0), _wandb_run(tracked.run_dir, 1)
+    first, second = tracked.wandb_runs(tracked.run_dir)[0], tracked.wandb_runs(tracked.run_dir)[1]
     assert first.run_id == second.run_id == tracked.first["wandb"] == tracked.second["wandb"]
     assert any(m.startswith("W&B: not logged in") and "wandb sync" in m for m in tracked.messages)
 
 
 def test_wandb_offline_run_holds_config_history_and_summary(tracked: SimpleNamespace) -> None:
-    run = _wandb_run(tracked.run_dir, 1)
+    run = tracked.wandb_runs(tracked.run_dir)[1]
     assert {k: v for k, v in run.config.items() if not k.startswith("_")} == CONFIG
     losses = [(row["_step"], row["train/loss"]) for row in run.history if "train/loss" in row]
     assert losses == [(3, 13.0), (4, 14.0), (5, 15.0)]
@@ -227,15 +174,15 @@ def test_wandb_offline_run_holds_config_history_and_summary(tracked: SimpleNames
 
 
 def test_wandb_keeps_plots_as_images_and_other_files_as_run_files(tracked: SimpleNamespace) -> None:
-    files = _wandb_run(tracked.run_dir, 1).folder / "files"
+    files = tracked.wandb_runs(tracked.run_dir)[1].folder / "files"
     assert len(list(files.glob("media/images/confusion_*.png"))) == 1
     assert len(list(files.glob("media/images/plots/curve_*.png"))) == 1
     assert json.loads((files / "metrics.json").read_text()) == METRICS
 
 
 def test_wandb_groups_a_comparisons_runs_and_marks_a_killed_attempt(tracked: SimpleNamespace) -> None:
-    first, second = _wandb_run(tracked.run_dir, 0), _wandb_run(tracked.run_dir, 1)
-    other = _wandb_run(tracked.other_dir, 0)
+    first, second = tracked.wandb_runs(tracked.run_dir)[0], tracked.wandb_runs(tracked.run_dir)[1]
+    other = tracked.wandb_runs(tracked.other_dir)[0]
     assert first.group == second.group == other.group == tracked.group["wandb"] == "compare-1"
     assert first.exit_code == 1
     assert [row["train/loss"] for row in first.history if "train/loss" in row] == [1.0, 0.5, 1 / 3, 0.25]
@@ -268,8 +215,7 @@ def test_tensorboard_records_the_configuration_once(tracked: SimpleNamespace) ->
     assert yaml.safe_load(hparams.read_text())["lora.rank"] == 16
 
 
-def test_tensorboard_alone_writes_no_other_trackers_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _isolate(monkeypatch, tmp_path / "home")
+def test_tensorboard_alone_writes_no_other_trackers_files(tmp_path: Path, isolated: None) -> None:
     with open_run_trackers("tensorboard", tmp_path / "run", out=tmp_path, name="run", config=CONFIG) as tracked:
         tracked.log_scalars(1, {"val/acc": 0.5})
     assert tracked.names == ("tensorboard",) and tracked.ids == {}
@@ -279,9 +225,8 @@ def test_tensorboard_alone_writes_no_other_trackers_files(tmp_path: Path, monkey
 
 
 def test_mlflow_writes_where_mlflow_tracking_uri_points_and_starts_anew_if_the_resumed_run_is_gone(
-    tracked: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracked: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: None
 ) -> None:
-    _isolate(monkeypatch, tmp_path / "home")
     elsewhere = f"sqlite:///{tracked.out / 'mlflow.db'}"  # the module's store, as if it were a server's
     monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
     assert mlflow_tracking_uri(tmp_path / "out") == elsewhere

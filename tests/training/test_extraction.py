@@ -188,3 +188,63 @@ def test_extraction_computes_in_the_runs_precision_and_names_it_in_the_store_key
         plain = backbone_features(model, normalize_clips(clip[None]))[0]
     assert torch.equal(stored["fp32"], plain)
     assert not torch.equal(stored["bf16"], plain) and torch.allclose(stored["bf16"], plain, atol=0.1, rtol=0.1)
+
+
+def test_every_entry_holds_its_own_clips_features_when_batches_are_written_one_behind(synth_root: Path,
+                                                                                     tmp_path: Path) -> None:
+    """Extraction queues a batch's forward before it writes the previous batch's entries (on a GPU the forward runs
+    while the next clips arrive): across batch boundaries and a partial last batch, each backbone and pooler entry is
+    its own clip's plain forward, exactly."""
+    import torch
+
+    from vjepa_tune.config import DataConfig, TrainConfig
+    from vjepa_tune.data.probing import probe_samples
+    from vjepa_tune.data.samples import Sample, Splits
+    from vjepa_tune.data.transforms import normalize_clips
+    from vjepa_tune.models.adapters import backbone_features, pooled_features
+    from vjepa_tune.models.build import build_model
+    from vjepa_tune.training.extraction import SplitViews, feature_pipeline
+    from vjepa_tune.training.feature_store import EVAL_VIEW, entry_keys, load_entry, store_spec
+    from vjepa_tune.training.inputs import clip_datasets
+
+    videos = [p for name in ("waving", "other") for p in sorted((synth_root / name).glob("*.mp4"))[:3]]
+    samples = [Sample(path=p, label=i % 2, id=f"{p.parent.name}/{p.name}") for i, p in enumerate(videos)]
+    splits = Splits(train=samples[:4], val=samples[4:5], test=samples[5:], method="random")
+    infos, _ = probe_samples(samples, workers=1, progress=False)
+    cfg = TrainConfig(model="random:tiny", strategy="head_only", num_epochs=2,
+                      data=DataConfig(root=synth_root, crop_size=64),
+                      cache=CacheConfig(dir=tmp_path / "store", dtype="fp32", batch_size=3))
+    model = build_model(cfg.model, cfg.strategy, cfg.lora, ["a", "b"], cfg.seed)
+    cpu = torch.device("cpu")
+    before = BackboneCounter.calls
+    feature_pipeline(cfg, model, splits, infos, cpu, log=lambda _: None)
+    assert BackboneCounter.calls - before == 4, "10 clips (4 videos x 2 views, val, test) in batches of 3"
+
+    views = SplitViews(splits, clip_datasets(cfg, splits, infos))
+    backbone, pooler = (store_spec(cfg, model, output, cpu, None) for output in ("backbone", "pooler"))
+    for index in range(len(samples)):
+        wanted = [0, 1] if index < len(splits.train) else [EVAL_VIEW]
+        clips = views.training_views(index, wanted) if index < len(splits.train) else [views.eval_view(index)]
+        for key, clip in zip(entry_keys(samples[index], wanted, cfg), clips, strict=True):
+            with torch.no_grad():
+                plain = backbone_features(model, normalize_clips(clip[None]))
+                pooled = pooled_features(model, plain)[0]
+            assert torch.equal(load_entry(backbone.entry_path(key), "fp32"), plain[0]), (index, key)
+            assert torch.allclose(load_entry(pooler.entry_path(key), "fp32"), pooled, atol=1e-6), (index, key)
+
+
+def test_copies_go_through_pinned_memory_on_a_cuda_device_only() -> None:
+    """Pinned staging is for CUDA (torch cannot pin memory without it); elsewhere the same path copies plainly."""
+    import torch
+
+    from vjepa_tune.training.extraction import Encoding, Staging
+
+    model = torch.nn.Linear(2, 2)
+    assert Encoding(model, torch.device("cuda"), torch.bfloat16).staging == Staging(torch.device("cuda"), True)
+    assert not Encoding(model, torch.device("cpu"), None).staging.pinned
+    assert not Encoding(model, torch.device("cuda"), None, pinned=False).staging.pinned
+    staging = Staging(torch.device("cpu"), pinned=False)
+    clips = [torch.randint(0, 255, (2, 3, 4, 4), dtype=torch.uint8) for _ in range(3)]
+    assert torch.equal(staging.to_device(clips), torch.stack(clips))
+    feats = torch.randn(3, 5)
+    assert torch.equal(staging.to_host(feats, torch.bfloat16).wait(), feats.bfloat16())

@@ -1,5 +1,6 @@
-"""The feature store's keys, entries and datasets: honest keys, entries written whole and read in their stored dtype,
-unreadable videos named by their dataset index."""
+"""The feature store's keys, entries and datasets: honest keys (the same as stores were made with, the file looked up
+once per video), entries written whole and read in their stored dtype, unreadable videos named by their dataset
+index."""
 
 from __future__ import annotations
 
@@ -35,6 +36,48 @@ def test_the_store_key_follows_the_weights_that_make_the_feature_and_nothing_els
         assert keys(model)[0] == before[0] and keys(model)[1] != before[1]
         model.vjepa2.encoder.layer[0].mlp.fc1.weight.add_(1.0)
         assert keys(model)[0] != before[0]
+
+
+def test_entry_keys_are_the_keys_stores_were_made_with_and_look_the_file_up_once_per_video(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import os
+
+    from vjepa_tune.config import TrainConfig
+    from vjepa_tune.data.samples import Sample
+    from vjepa_tune.training.feature_store import EVAL_VIEW, entry_key, entry_keys
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"0" * 1000)
+    os.utime(video, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    lookups = []
+
+    class CountingPath(type(video)):
+        def stat(self, *args: object, **kwargs: object) -> os.stat_result:
+            lookups.append(self)
+            return super().stat(*args, **kwargs)
+
+    cfg = TrainConfig(model="random:tiny", seed=7)
+    sample = Sample(path=CountingPath(video), label=1, id="walk/v.mp4")
+    views = [0, 1, 2, EVAL_VIEW]
+    entry_keys(sample, [0], cfg)
+    for_one_view = len(lookups)
+    lookups.clear()
+    keys = entry_keys(sample, views, cfg)
+    assert len(lookups) == for_one_view, "the file is looked up for all four views as for one"
+
+    def written_out(view: object) -> str:  # the key as every store so far was made: changing it orphans them
+        d = cfg.data
+        transform = ({"crop": d.crop_size, "train": False} if view == EVAL_VIEW else
+                     {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
+                      "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)})
+        key = {"path": str(video.resolve()), "size": 1000, "mtime_ns": 1_700_000_000_123_456_789, "id": "walk/v.mp4",
+               "frames": d.frames_per_clip, "sampling": d.sampling, "frame_step": None, "transform": transform,
+               "view": view, "seed": 7}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    assert keys == [written_out(v) for v in views] == [entry_key(sample, v, cfg) for v in views]
+    assert len(set(keys)) == 4
 
 
 def test_entry_writer_writes_everything_before_close_returns_and_raises_a_failed_write(tmp_path: Path) -> None:

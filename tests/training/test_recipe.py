@@ -49,9 +49,18 @@ def _config(root: Path, out: Path, store: Path, **settings: object) -> TrainConf
     return validate(TrainConfig(out=out, data=DataConfig(root=root), cache=CacheConfig(dir=store), **settings))
 
 
+def _hand_wilson(correct: int, total: int) -> list[float]:
+    """The Wilson score interval written out: centre (p + z²/2n) / (1 + z²/n), half-width
+    z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²), z = 1.959964 (95%)."""
+    z, p = 1.959963984540054, correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * (p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
 def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
     for name in ("config.yaml", "splits.json", "metrics.json", "confusion.csv", "confusion.png",
-                 "model/trainable.safetensors", "model/model.json"):
+                 "test_predictions.csv", "model/trainable.safetensors", "model/model.json"):
         assert (lora_run / name).exists(), name
     assert list((lora_run / "tensorboard").glob("events.out.tfevents.*"))
     assert not (lora_run / "checkpoint").exists(), "a finished run drops its resumable state"
@@ -82,6 +91,43 @@ def test_run_folder_holds_the_contract_records(lora_run: Path) -> None:
     assert rows[0]["approach"] == "lora" and Path(rows[0]["run_dir"]) == lora_run.resolve()
     assert float(rows[0]["test_acc"]) == pytest.approx(metrics["test_acc"])
     assert rows[0]["precision"] == "fp32"
+    for key in ("test_acc", "best_val_acc", "mean_class_acc", "macro_f1"):
+        low, high = (float(rows[0][f"{key}_ci_{end}"]) for end in ("low", "high"))
+        assert [low, high] == pytest.approx(metrics[f"{key}_ci"], abs=1e-12), key
+
+
+def test_every_accuracy_in_metrics_json_carries_the_wilson_interval_of_its_counts(lora_run: Path) -> None:
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["num_samples"] == metrics["num_test"] == 4 and test["num_correct"] == round(4 * metrics["test_acc"])
+    assert metrics["test_acc_ci"] == test["top1_ci"] == pytest.approx(_hand_wilson(test["num_correct"], 4))
+    for entry in metrics["history"]:  # 4 validation videos each epoch
+        assert entry["val_acc_ci"] == pytest.approx(_hand_wilson(round(4 * entry["val_acc"]), 4))
+    best = metrics["history"][metrics["best_epoch"] - 1]
+    assert metrics["best_val_acc_ci"] == best["val_acc_ci"]
+    # the class averages: a bootstrap over the test videos, around the figure
+    for key in ("mean_class_acc", "macro_f1"):
+        low, high = metrics[f"{key}_ci"]
+        assert metrics[key] == test[key] and test[f"{key}_ci"] == [low, high] and 0 <= low <= high <= 1
+    assert test["intervals"]["resamples"] == 2000 and test["intervals"]["seed"] == 0
+
+
+def test_the_run_keeps_what_its_best_model_said_of_every_test_video(lora_run: Path) -> None:
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    splits = json.loads((lora_run / "splits.json").read_text())
+    rows = list(csv.DictReader((lora_run / "test_predictions.csv").open()))
+    assert [r["id"] for r in rows] == [s["id"] for s in splits["test"]]
+    assert list(rows[0]) == ["id", "label", "predicted", "score", "correct", "error",
+                             *(f"p_{c}" for c in splits["classes"])]
+    assert [r["label"] for r in rows] == [s["class"] for s in splits["test"]]
+    assert sum(int(r["correct"]) for r in rows) == metrics["test"]["num_correct"]
+    classes = splits["classes"]
+    confusion = [[0] * len(classes) for _ in classes]
+    for r in rows:
+        assert int(r["correct"]) == (r["label"] == r["predicted"])
+        assert float(r["score"]) == max(float(r[f"p_{c}"]) for c in classes)
+        confusion[classes.index(r["label"])][classes.index(r["predicted"])] += 1
+    assert confusion == metrics["test"]["confusion"]
 
 
 def test_config_yaml_repeats_the_run_bit_exactly(lora_run: Path, store_dir: Path, tmp_path: Path) -> None:
@@ -163,6 +209,57 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(synth_root: P
     assert _tensorboard_steps(run_dir, "val/acc") == _tensorboard_steps(_only_run(whole_out), "val/acc")
 
 
+def test_a_killed_run_resumed_continues_the_same_mlflow_and_wandb_runs_and_reports_everything_to_them(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trackers_read
+) -> None:
+    """`--report_to tensorboard,mlflow,wandb`, SIGKILLed after its first epoch's checkpoint, then resumed: one MLflow
+    run and one W&B run id hold the configuration, every step's scalars, the final metrics with their intervals and
+    the run's files."""
+    trackers_read.isolate(monkeypatch, tmp_path / "home")  # the spawned run inherits the environment
+    out = tmp_path / "runs"
+    args = _train_args(synth_root, out, "--strategy", "lora", "--num_epochs", "2", "--cache.enabled", "false",
+                       "--run_name", "tracked", "--report_to", "tensorboard,mlflow,wandb")
+    victim = _spawn_train(args)
+    deadline = time.monotonic() + 300
+    while not (out / "tracked" / "checkpoint" / "state.pt").exists():
+        assert victim.poll() is None, victim.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    run_dir = out / "tracked"
+    ids = json.loads((run_dir / "trackers.json").read_text())
+    assert set(ids) == {"mlflow", "wandb"}
+
+    assert main(["train", "--resume", "auto", "--out", str(out)]) == 0
+    assert json.loads((run_dir / "trackers.json").read_text()) == ids
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    client = trackers_read.mlflow(out)
+    run = client.get_run(ids["mlflow"])
+    assert len(client.search_runs([run.info.experiment_id])) == 1, "the resumed run started no second MLflow run"
+    assert run.info.status == "FINISHED" and run.info.run_name == "tracked"
+    assert run.data.params["strategy"] == "lora" and run.data.params["lora.rank"] == "16"
+    assert run.data.params["report_to"] == "tensorboard,mlflow,wandb"
+    assert run.data.metrics["test_acc"] == metrics["test_acc"]
+    assert [run.data.metrics["best_val_acc_ci_low"], run.data.metrics["best_val_acc_ci_high"]] == \
+        metrics["best_val_acc_ci"]
+    steps = {m.step for m in client.get_metric_history(ids["mlflow"], "train/loss")}
+    assert steps == {1, 2, 3, 4, 5, 6, 7, 8}, "16 videos in steps of 4, two epochs: both attempts' steps"
+    val = sorted((m.step, m.value) for m in client.get_metric_history(ids["mlflow"], "val/acc"))
+    assert val == [(4, metrics["history"][0]["val_acc"]), (8, metrics["history"][1]["val_acc"])]
+    assert {a.path for a in client.list_artifacts(ids["mlflow"])} == {"confusion.png", "metrics.json",
+                                                                      "test_predictions.csv"}
+
+    # W&B: one offline folder per attempt, both of the run's id (what the SIGKILLed one logged is whatever W&B's
+    # service wrote out before it died with it); the resumed one holds the configuration, its steps, the summary
+    killed, resumed = trackers_read.wandb_runs(run_dir)
+    assert killed.folder.name.endswith(f"-{ids['wandb']}") and resumed.run_id == ids["wandb"]
+    assert resumed.exit_code == 0 and resumed.config["strategy"] == "lora"
+    assert resumed.summary["test_acc"] == metrics["test_acc"]
+    assert [row["_step"] for row in resumed.history if "train/loss" in row] == [5, 6, 7, 8]
+    assert _tensorboard_steps(run_dir, "train/loss") == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
     synth_root: Path, store_dir: Path, tmp_path: Path
 ) -> None:
@@ -241,6 +338,7 @@ def test_tiny_near_chance_is_told_what_settings_work_and_no_other_run_is() -> No
         (["--data.crop_size", "96"], "differs from the model's crop size 64"),
         (["--precision", "fp8"], "precision"),
         (["--num_epochs", "two"], "num_epochs"),
+        (["--report_to", "tensorboard,comet"], "unknown tracker 'comet'; choose from tensorboard, mlflow, wandb"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(

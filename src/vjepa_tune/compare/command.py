@@ -25,7 +25,17 @@ def build(p: ArgumentParser) -> None:
         "--seed",
         type=list[int],
         default=[TrainConfig.seed],
-        help="Seeds; each is a full repetition of the grid. The split is made with the first.",
+        help="Training seeds (comma-separated); each is a full repetition of the grid on the same split, and the "
+        "report gives the mean ± standard deviation over them. The split is made with the first, unless "
+        "--data_seeds is given.",
+    )
+    p.add_argument(
+        "--data_seeds",
+        type=list[int] | None,
+        default=None,
+        help="Seeds of the split (comma-separated), for a random or group split: each draws its own train, "
+        "validation and test videos and trains its own runs of the grid. Default: one split, made with the first "
+        "of --seeds.",
     )
     p.add_class_arguments(
         TrainConfig, sub_configs=True, skip={"strategy", "run_name", "learning_rate", "seed", "data", "lora"}
@@ -62,6 +72,7 @@ def compare_from_namespace(values: dict[str, Any]) -> tuple[TrainConfig, Compare
         lora_alpha=lora.get("alpha"),
         lora_dropout=lora.get("dropout"),
         seeds=values.pop("seeds"),
+        data_seeds=values.pop("data_seeds", None),
     )
     base = from_plain(TrainConfig, {**values, "data": data})
     return base, grid

@@ -1,15 +1,17 @@
 """The grid of a comparison: its axes, its points and their run folders' names, one split for all of them, and the
 comparison's folder (found again for the same settings).
 
-The grid is the product of strategies, videos per class, learning rates, LoRA settings (rank, alpha, dropout) and
-seeds. LoRA axes only multiply the strategies that have adapters: `head_only` with three ranks is one run, not three.
+The grid is the product of strategies, videos per class, learning rates, LoRA settings (rank, alpha, dropout),
+training seeds and data seeds. LoRA axes only multiply the strategies that have adapters: `head_only` with three ranks
+is one run, not three. Seeds are repetitions: a training seed reruns every point on the same split (initialisation,
+batch order, augmentation), a data seed draws another split (and its own runs) where the split is drawn at random.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +36,7 @@ COMPARE_LOG_FILE = "compare.log"
 COMPARE_PREFIX = "compare-"
 COMPARE_VERSION = 1
 
-OPERATIONAL_KEYS: tuple[str, ...] = ("out", "run_name", "num_workers", "cache.dir", "cache.batch_size")
+OPERATIONAL_KEYS: tuple[str, ...] = ("out", "run_name", "num_workers", "cache.dir", "cache.batch_size", "report_to")
 """Settings that do not change what a run computes: changing them does not make another comparison."""
 
 
@@ -50,6 +52,8 @@ class CompareGrid:
     lora_alpha: list[float] | None = None
     lora_dropout: list[float] | None = None
     seeds: list[int] | None = None
+    data_seeds: list[int] | None = None
+    """Seeds of the split, one split (and one set of runs) each; None: one split, made with the first seed."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class GridPoint:
     lora_alpha: float
     lora_dropout: float
     seed: int
+    data_seed: int | None = None
+    """The seed of the split this run trains and is scored on (None: the grid's one split)."""
 
     def config(self, base: TrainConfig) -> TrainConfig:
         cfg = copy.deepcopy(base)
@@ -91,6 +97,8 @@ class GridPoint:
             ):
                 if len(axis_values(axis)) > 1:
                     parts.append(f"{prefix}{value:g}")
+        if len(axis_values(grid.data_seeds)) > 1:
+            parts.append(f"d{self.data_seed}")
         if len(axis_values(grid.seeds)) > 1:
             parts.append(f"s{self.seed}")
         return "-".join(parts)
@@ -112,6 +120,7 @@ def resolve_grid(base: TrainConfig, grid: CompareGrid) -> CompareGrid:
         lora_alpha=list(grid.lora_alpha) if grid.lora_alpha is not None else [base.lora.alpha],
         lora_dropout=list(grid.lora_dropout) if grid.lora_dropout is not None else [base.lora.dropout],
         seeds=list(grid.seeds) if grid.seeds is not None else [base.seed],
+        data_seeds=list(grid.data_seeds) if grid.data_seeds is not None else None,
     )
     if resolved.videos_per_class is None:
         resolved.videos_per_class = (
@@ -125,6 +134,7 @@ def resolve_grid(base: TrainConfig, grid: CompareGrid) -> CompareGrid:
         ("--lora.alpha", resolved.lora_alpha),
         ("--lora.dropout", resolved.lora_dropout),
         ("--seeds", resolved.seeds),
+        ("--data_seeds", resolved.data_seeds),
     ):
         if values is None:
             continue
@@ -139,13 +149,14 @@ def resolve_grid(base: TrainConfig, grid: CompareGrid) -> CompareGrid:
 
 
 def grid_points(grid: CompareGrid) -> list[GridPoint]:
-    """Every run of a resolved grid, largest size first within each seed so the feature store is filled once.
+    """Every run of a resolved grid, data seed by data seed, then seed by seed, largest size first within each seed
+    so the feature store is filled once.
 
     Strategies without LoRA take only the first value of each LoRA axis: their result cannot depend on it.
     """
     sizes = sorted(axis_values(grid.videos_per_class), key=lambda n: -(n or 0))  # None (all) comes alone
     points: list[GridPoint] = []
-    for seed in axis_values(grid.seeds):
+    for data_seed, seed in ((d, s) for d in axis_values(grid.data_seeds) for s in axis_values(grid.seeds)):
         for n in sizes:
             for strategy in grid.strategies:
                 lora = STRATEGIES[strategy].uses_lora
@@ -156,8 +167,15 @@ def grid_points(grid: CompareGrid) -> list[GridPoint]:
                     for rank in ranks:
                         for alpha in alphas:
                             for dropout in dropouts:
-                                points.append(GridPoint(strategy, n, lr, rank, alpha, dropout, seed))
+                                points.append(GridPoint(strategy, n, lr, rank, alpha, dropout, seed, data_seed))
     return points
+
+
+def split_seed(grid: CompareGrid, point: GridPoint | None = None) -> int:
+    """The seed a split is made with: the point's data seed, else the grid's first (training) seed."""
+    if point is not None and point.data_seed is not None:
+        return point.data_seed
+    return axis_values(grid.seeds)[0]
 
 
 def grid_splits(
@@ -177,6 +195,20 @@ def grid_splits(
     return by_size, index
 
 
+def check_data_seeds_vary(splits_by_seed: Mapping[int, Splits]) -> None:
+    """Refuse data seeds that give the same test videos: nothing would vary but the name (an official split)."""
+    tests: dict[frozenset[str], int] = {}
+    for seed, splits in splits_by_seed.items():
+        key = frozenset(s.id for s in splits.test)
+        if key in tests:
+            raise BadInput(
+                f"--data_seeds: data seeds {tests[key]} and {seed} give the same test videos (the split is "
+                f"{splits.method}, not drawn by the seed), so they would only repeat each other; give one data seed, "
+                "and --seeds to repeat training."
+            )
+        tests[key] = seed
+
+
 # ------------------------------------------------------------------------------------------ the folder
 def grid_identity(base: TrainConfig, grid: CompareGrid) -> dict[str, Any]:
     """What decides the grid's results, as plain data: what compare.yaml records and a rerun must match."""
@@ -190,7 +222,10 @@ def grid_identity(base: TrainConfig, grid: CompareGrid) -> dict[str, Any]:
     for key in ("root", "list_file"):
         if train["data"].get(key):
             train["data"][key] = str(Path(train["data"][key]).expanduser().resolve())
-    identity = {"version": COMPARE_VERSION, "train": train, "grid": to_plain(grid)}
+    axes = to_plain(grid)
+    if axes.get("data_seeds") is None:  # a grid of one split, as before data seeds existed: its folder is found again
+        axes.pop("data_seeds", None)
+    identity = {"version": COMPARE_VERSION, "train": train, "grid": axes}
     return yaml.safe_load(yaml.safe_dump(identity))
 
 

@@ -197,6 +197,45 @@ def iter_thumbnails(path: str | Path, size: int) -> Iterator[np.ndarray]:
         container.close()
 
 
+def iter_frames(path: str | Path, info: VideoInfo, stop: int | None = None) -> Iterator[np.ndarray]:
+    """Frames 0 .. `stop` - 1 (default: all the probe counted) in presentation order, as uint8 RGB (H, W, 3) at the
+    probed size: one sequential decoding pass, for work that visits every frame of a long video (sliding windows)
+    and could not hold them all.
+
+    They are the frames `read_frames` gives for the same positions: when the decoder yields a few frames fewer than
+    the probe counted (`tolerated_missing_frames`), the last decoded frame stands in for the missing ones; more
+    missing frames, or a decoding error, raise UnreadableVideo (after the frames already yielded).
+    """
+    path = Path(path)
+    stop = info.num_frames if stop is None else min(stop, info.num_frames)
+    if stop <= 0:
+        return
+    last: np.ndarray | None = None
+    decoded = 0
+    container = open_video(path)
+    try:
+        stream = video_stream(container, path)
+        choose_threads(stream)
+        for frame in decode_packets(container.demux(stream)):
+            last = _to_rgb(frame, info.width, info.height)
+            decoded += 1
+            yield last
+            if decoded >= stop:
+                return
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableVideo(path, f"decoding failed ({error_text(exc)})") from exc
+    finally:
+        container.close()
+    if last is None:
+        raise UnreadableVideo(path, "no frame could be decoded")
+    if info.num_frames - decoded > tolerated_missing_frames(info.num_frames):
+        raise UnreadableVideo(
+            path, f"the decoder produced only {decoded} of the {info.num_frames} frames the container lists"
+        )
+    for _ in range(stop - decoded):
+        yield last
+
+
 def read_window(
     path: str | Path, start_s: float, end_s: float, n: int, info: VideoInfo | None = None
 ) -> torch.Tensor:

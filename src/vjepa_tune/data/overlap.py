@@ -93,9 +93,10 @@ class Overlap:
         videos could not be compared."""
         n, k = len(self.paths), self.num_seen
         if k == 0:
+            which = "the video was not" if n == 1 else f"none of the {_videos(n)} were"
             text = (
-                f"overlap: none of the {_videos(n)} {'was' if n == 1 else 'were'} seen in training (compared by path "
-                f"and content with the run's {_videos(self.listed, self._sides_text)})"
+                f"overlap: {which} seen in training (compared by path and content with the run's "
+                f"{_videos(self.listed, self._sides_text)})"
             )
         else:
             counts = self.counts()

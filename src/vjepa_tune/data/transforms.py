@@ -173,3 +173,15 @@ def spatial_crops(frames: torch.Tensor, crop_size: int, num_crops: int, normaliz
         crop = F.crop(video, top, left, crop_size, crop_size)
         crops.append(_plain(_NORMALIZE(crop) if normalize else crop))
     return crops
+
+
+def full_frame_clip(frames: torch.Tensor, crop_size: int, normalize: bool = True) -> torch.Tensor:
+    """Frames (T, H, W, 3) uint8 -> (T, 3, crop_size, crop_size): the whole frame squashed to the crop, its aspect
+    ratio not kept, as VideoMAE v2's detection-feature extractor resizes THUMOS frames. Normalised float32, or
+    uint8 with `normalize=False` (`normalize_clips` finishes them). `vjepa-tune features --resize full`; the
+    default there is the evaluation transform (`ClipTransform(train=False)`: resize, centre crop), which drops
+    the sides of a wide frame."""
+    if crop_size < 1:
+        raise BadInput(f"crop size must be a positive number of pixels, got {crop_size!r}.")
+    video = F.resize(_as_video(frames), [crop_size, crop_size], antialias=True)
+    return _plain(_NORMALIZE(video) if normalize else video)

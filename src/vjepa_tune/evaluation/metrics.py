@@ -10,6 +10,9 @@ have. Conventions, chosen to match scikit-learn with `zero_division=0`:
 - `macro_f1` is the mean F1 over the classes present in the labels or the predictions, as
   `sklearn.metrics.f1_score(y, p, average="macro")` does when `labels` is not given: a class neither seen nor
   predicted does not pull the mean down, a class predicted but never seen does (its F1 is 0).
+
+Every score comes with its 95% interval beside it, `K_ci: [low, high]` (`evaluation.statistics`): Wilson for the
+accuracies (top-1, top-5), a seeded bootstrap over videos for mean class accuracy and macro-F1.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from vjepa_tune.evaluation.statistics import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_intervals, wilson_interval
 from vjepa_tune.text import counted
 
 MAX_ANNOTATED_CLASSES = 30
@@ -31,14 +35,28 @@ MAX_ANNOTATED_CLASSES = 30
 _CSV_CORNER = "true \\ predicted"
 
 
+INTERVALS: dict[str, Any] = {"confidence": CONFIDENCE, "top1": "wilson", "top5": "wilson",
+                             "mean_class_acc": "bootstrap", "macro_f1": "bootstrap", "resamples": BOOTSTRAP_RESAMPLES}
+"""How the `K_ci` intervals are made (Wilson score; percentile bootstrap over videos), recorded beside them as
+`intervals` with the bootstrap's seed."""
+
+
 def classification_metrics(
-    labels: Sequence[int] | torch.Tensor, probs_or_logits: torch.Tensor, class_names: list[str]
+    labels: Sequence[int] | torch.Tensor,
+    probs_or_logits: torch.Tensor,
+    class_names: list[str],
+    *,
+    bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
-    """Top-1, top-5, mean class accuracy, macro-F1, per-class scores and the confusion matrix, as plain data.
+    """Top-1, top-5, mean class accuracy, macro-F1 with their 95% intervals, per-class scores and the confusion
+    matrix, as plain data.
 
     Accepts probabilities or logits: every score here depends only on the ranking within each row, which
-    softmax keeps. `top5` is None when there are 5 classes or fewer (it would always be 1). The result is
-    JSON-ready (Python ints, floats, lists and dicts), so it can go into metrics.json as it is.
+    softmax keeps. `top5` is None when there are 5 classes or fewer (it would always be 1). `num_correct` is the
+    top-1 count the Wilson interval `top1_ci` is made from; `mean_class_acc_ci` and `macro_f1_ci` are percentile
+    bootstrap intervals over videos, seeded with `bootstrap_seed`, so the same predictions always get the same
+    interval. The result is JSON-ready (Python ints, floats, lists and dicts), so it can go into metrics.json as it
+    is.
     """
     scores = torch.as_tensor(probs_or_logits).detach().cpu()
     target = torch.as_tensor(labels).detach().cpu().long().reshape(-1)
@@ -59,17 +77,27 @@ def classification_metrics(
     in_labels = support > 0
     in_labels_or_predictions = in_labels | (predicted_count > 0)
 
-    top5 = None
+    total = int(target.numel())
+    correct = int((predicted == target).sum())
+    top5 = top5_ci = None
     if num_classes > 5:
         top5_indices = scores.topk(5, dim=1).indices
-        top5 = float((top5_indices == target[:, None]).any(dim=1).double().mean())
+        top5_correct = int((top5_indices == target[:, None]).any(dim=1).sum())
+        top5, top5_ci = top5_correct / total, list(wilson_interval(top5_correct, total))
+    bootstrap = bootstrap_intervals(target.numpy(), predicted.numpy(), num_classes, seed=bootstrap_seed)
 
     return {
-        "num_samples": int(target.numel()),
-        "top1": float((predicted == target).double().mean()),
+        "num_samples": total,
+        "num_correct": correct,
+        "top1": correct / total,
+        "top1_ci": list(wilson_interval(correct, total)),
         "top5": top5,
+        "top5_ci": top5_ci,
         "mean_class_acc": float(recall[in_labels].mean()),
+        "mean_class_acc_ci": list(bootstrap.mean_class_acc),
         "macro_f1": float(f1[in_labels_or_predictions].mean()),
+        "macro_f1_ci": list(bootstrap.macro_f1),
+        "intervals": {**INTERVALS, "seed": bootstrap_seed},
         "per_class": {
             name: {
                 "precision": float(precision[i]),

@@ -252,10 +252,39 @@ def build_evaluate(p: ArgumentParser) -> None:
         "added with --flip, -unseen with --exclude_seen).",
     )
     p.add_argument("--json", type=bool, default=False, help="Print the metrics as JSON.")
+    _add_detection_arguments(p)
     _add_running_arguments(p)
 
 
+def _add_detection_arguments(p: ArgumentParser) -> None:
+    p.add_argument(
+        "--detection",
+        type=Path | None,
+        default=None,
+        help="Score the run as a detector: an ActivityNet/THUMOS annotation JSON whose keys name videos under "
+        "--data.root (KEY.mp4, KEY.avi, ...); AP per class and mAP at tIoU 0.3-0.7, and the share of time "
+        "labelled right.",
+    )
+    p.add_argument("--subset", type=str | None, default=None,
+                   help="With --detection: only the videos of this subset (e.g. test).")
+    p.add_argument("--window", type=float | None, default=None,
+                   help="With --detection: window length in seconds (default: the run's training clip).")
+    p.add_argument("--stride", type=float | None, default=None,
+                   help="With --detection: seconds between window starts (default: half a window).")
+    p.add_argument("--cuts", type=bool, default=True,
+                   help="With --detection: lay the windows out shot by shot, as predict --window does.")
+
+
+_DETECTION_ONLY = {"subset": None, "window": None, "stride": None, "cuts": True}
+_NOT_WITH_DETECTION = {"split": "test", "num_clips": 1, "split_root": None, "exclude_seen": False}
+
+
 def run_evaluate(a: Namespace) -> int:
+    if a.detection is not None:
+        return _run_detection(a)
+    given = [f"--{name}" for name, default in _DETECTION_ONLY.items() if getattr(a, name) != default]
+    if given:
+        raise BadInput(f"{', '.join(given)} describe(s) a detection evaluation: give --detection ANNOTATIONS.json.")
     given = from_plain(DataConfig, a.as_dict().get("data") or {})
     data = None
     if given.root is not None or given.list_file is not None:
@@ -276,6 +305,28 @@ def run_evaluate(a: Namespace) -> int:
         num_workers=a.num_workers,
         device=a.device,
         precision=a.precision,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps(evaluation.metrics, indent=2) if a.json else evaluation.summary())
+    return 0
+
+
+def _run_detection(a: Namespace) -> int:
+    from vjepa_tune.inference.detection import evaluate_detection_run  # here: the command line starts without numpy
+
+    given = from_plain(DataConfig, a.as_dict().get("data") or {})
+    if given.root is None:
+        raise BadInput("--detection needs --data.root DIR, the folder holding the annotated videos.")
+    others = [f"--data.{name}" for name in _READING_FIELDS if name != "root" and getattr(given, name) !=
+              getattr(DataConfig(), name)]
+    others += [f"--{name}" for name, default in _NOT_WITH_DETECTION.items() if getattr(a, name) != default]
+    if others:
+        raise BadInput(f"{', '.join(others)} do(es) not apply to --detection, whose videos are named by the "
+                       "annotation keys under --data.root.")
+    evaluation = evaluate_detection_run(
+        a.run_dir, a.detection, Path(given.root), subset=a.subset, window_s=a.window, stride_s=a.stride,
+        cuts=a.cuts, num_crops=a.num_crops, flip=a.flip, out_dir=a.out, batch_size=a.batch_size,
+        num_workers=a.num_workers, device=a.device, precision=a.precision,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(json.dumps(evaluation.metrics, indent=2) if a.json else evaluation.summary())

@@ -14,6 +14,7 @@ from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.splits import splits_from_json
 from vjepa_tune.errors import BadInput
+from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import write_json_atomic
 from vjepa_tune.inference.predictor import Log, load_run
 from vjepa_tune.runs.folder import CONFIG_FILE, SPLITS_FILE, read_config, read_recorded_splits, training_videos
@@ -37,15 +38,20 @@ class Evaluation:
     out_dir: Path
 
     def summary(self) -> str:
+        """One line: what was scored, each score with its 95% interval (`87.5% (69–96)`), and where the records are."""
         m = self.metrics
-        top5 = f", top-5 {m['top5']:.4f}" if m.get("top5") is not None else ""
+
+        def scored(key: str) -> str:
+            return format_interval(m[key], m.get(f"{key}_ci"))
+
+        top5 = f", top-5 {scored('top5')}" if m.get("top5") is not None else ""
         skipped = f"; {counted(m['skipped_videos'], 'unreadable video')} left out" if m["skipped_videos"] else ""
         mirrored = ", each also mirrored" if m.get("flip") else ""
         return (
             f"{m['evaluated_on']} ({counted(m['num_videos'], 'video')}, {counted(m['num_clips'], 'clip')} x "
             f"{counted(m['num_crops'], 'crop')}"
-            f"{mirrored}): top-1 {m['top1']:.4f}{top5}, mean class acc {m['mean_class_acc']:.4f}, macro-F1 "
-            f"{m['macro_f1']:.4f}{skipped}{_seen_note(m.get('overlap'))}; records in {self.out_dir}"
+            f"{mirrored}): top-1 {scored('top1')}{top5}, mean class acc {scored('mean_class_acc')}, macro-F1 "
+            f"{scored('macro_f1')} (95% intervals){skipped}{_seen_note(m.get('overlap'))}; records in {self.out_dir}"
         )
 
 

@@ -57,21 +57,6 @@ def collect_videos(inputs: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    # here, not at the top: the command line starts without torch
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError as exc:
-        raise BadInput(f"--device {device!r} is not a device (try cpu, cuda or cuda:1): {exc}") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
-    return chosen
-
-
 class Predictor:
     """A trained model with the run's classes and clip settings, ready to label videos.
 
@@ -99,9 +84,9 @@ class Predictor:
         from vjepa_tune.models.adapters import unwrap
         from vjepa_tune.models.fast_encoder import fast_encoder
         from vjepa_tune.models.loading import check_crop_size
-        from vjepa_tune.training.precision import autocast_dtype
+        from vjepa_tune.training.precision import autocast_dtype, choose_device
 
-        self.device = _pick_device(device)
+        self.device = choose_device(device)
         self.model = model.to(self.device).eval()
         self.classes = list(classes)
         self.data = data

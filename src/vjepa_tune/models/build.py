@@ -90,6 +90,16 @@ def _base(spec: str, classes: list[str], seed: int, log: Log) -> VJEPA2ForVideoC
     return model
 
 
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (non-reentrant). transformers
+    renamed the call (`gradient_checkpointing_enable` warns from 5.x); older releases, which our floor allows, have
+    only the old name."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_model(spec: str, strategy: Strategy | str, lora: LoraConfig | None, classes: list[str], seed: int,
                 log: Log = _silent, gradient_checkpointing: bool = False) -> torch.nn.Module:
     """The base model with the strategy applied; weights it must initialise itself are drawn from the run seed
@@ -97,7 +107,7 @@ def build_model(spec: str, strategy: Strategy | str, lora: LoraConfig | None, cl
     with torch.random.fork_rng(devices=[]):
         model = _base(spec, classes, seed, log)
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         return apply_strategy(model, strategy, lora)
 
 

@@ -22,6 +22,10 @@ layer-norm outputs.)
 In eager mode its output equals transformers' (same operations, same rounding; tests/models/test_fast_encoder.py
 checks fp32, bf16 weights and bf16 autocast on the CPU, and the autocast rules of a GPU emulated there).
 
+It also returns intermediate layers (`forward(x, layers)`, for `vjepa-tune features --layers`): each normalised
+with the encoder's final layer norm, concatenated in the order asked, the layers after the last one asked for not
+run; `layer_outputs` computes the same with transformers' own layers for encoders it does not apply to.
+
 It is for frozen inference only: the fused q/k/v weights are a snapshot taken when it is built, so it is built per
 extraction or per loaded run, never kept across training steps (a `Predictor` whose model is changed afterwards
 must be loaded again). Encoders whose layers are wrapped (LoRA on the backbone) or
@@ -35,7 +39,7 @@ whether that pays (docs/gpu.md, "The fast path").
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -129,16 +133,24 @@ class FastEncoder(nn.Module):
             self._tables[key] = (cos[:, None, None, :], sin[:, None, None, :])
         return self._tables[key]
 
-    def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        """Last hidden state (B, N, D), as `encoder(pixel_values_videos=...).last_hidden_state`."""
-        return self.run(pixel_values_videos, *self.tables(pixel_values_videos))
+    def forward(self, pixel_values_videos: torch.Tensor, layers: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Last hidden state (B, N, D), as `encoder(pixel_values_videos=...).last_hidden_state`; with `layers`
+        (indices from 0, `check_layers`), the output of each of those layers normalised with the encoder's final
+        layer norm, concatenated in the order given (B, N, D x len(layers))."""
+        return self.run(pixel_values_videos, *self.tables(pixel_values_videos), layers)
 
-    def run(self, pixel_values_videos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def run(self, pixel_values_videos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+            layers: tuple[int, ...] | None = None) -> torch.Tensor:
         """The forward given its RoPE tables: what `compiled` hands to torch.compile (a dictionary lookup inside
-        the compiled code would be guarded on, and the first call's insertion would force a second compilation)."""
+        the compiled code would be guarded on, and the first call's insertion would force a second compilation).
+        Layers after the last one asked for are not run."""
         hidden = self.encoder.embeddings(pixel_values_videos)
         batch, tokens, dim = hidden.shape
-        for layer, weight, bias in zip(self.encoder.layer, self.qkv_weights, self.qkv_biases, strict=True):
+        kept: dict[int, torch.Tensor] = {}
+        last = len(self.encoder.layer) - 1 if layers is None else max(layers)
+        for index, (layer, weight, bias) in enumerate(
+            zip(self.encoder.layer, self.qkv_weights, self.qkv_biases, strict=True)
+        ):
             qkv = F.linear(layer.norm1(hidden), weight, bias).unflatten(-1, (3, self.heads, self.head_dim))
             qk = qkv[:, :, :2]
             qk = qk * cos + rotate_pairs(qk) * sin
@@ -149,13 +161,20 @@ class FastEncoder(nn.Module):
             )
             hidden = layer.attention.proj(context.transpose(1, 2).reshape(batch, tokens, dim)) + hidden
             hidden = layer.mlp(layer.norm2(hidden)) + hidden
-        return self.encoder.layernorm(hidden)
+            if layers is not None and index in layers:
+                kept[index] = hidden
+            if index == last:
+                break
+        if layers is None:
+            return self.encoder.layernorm(hidden)
+        return torch.cat([self.encoder.layernorm(kept[index]) for index in layers], dim=-1)
 
-    def compiled(self, mode: str | None = None) -> FixedBatch:
-        """This forward through torch.compile (`mode` as torch.compile takes it): one compilation per clip shape,
-        smaller batches padded up."""
+    def compiled(self, mode: str | None = None, layers: tuple[int, ...] | None = None) -> FixedBatch:
+        """This forward (of `layers`, as `forward` takes them) through torch.compile (`mode` as torch.compile
+        takes it): one compilation per clip shape, smaller batches padded up."""
         run = torch.compile(self.run, mode=mode, dynamic=False)
-        return FixedBatch(lambda videos: run(videos, *self.tables(videos)), small=self)
+        return FixedBatch(lambda videos: run(videos, *self.tables(videos), layers),
+                          small=lambda videos: self(videos, layers))
 
 
 def fast_encoder(encoder: nn.Module) -> FastEncoder | None:
@@ -179,13 +198,50 @@ def should_compile(device: torch.device, clips: int) -> bool:
     return device.type == "cuda" and clips >= COMPILE_MIN_CLIPS
 
 
-def encoder_forward(encoder: nn.Module, device: torch.device, clips: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def encoder_forward(encoder: nn.Module, device: torch.device, clips: int, layers: tuple[int, ...] | None = None
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The fastest forward of a frozen `encoder` on `device` for about `clips` clips: FastEncoder, compiled where
-    that pays; else transformers' own forward."""
+    that pays; else transformers' own forward. With `layers`, the output of those layers as `FastEncoder.forward`
+    gives them (`layer_outputs` where there is no fast forward)."""
     fast = fast_encoder(encoder)
     if fast is None:
-        return lambda videos: encoder(pixel_values_videos=videos).last_hidden_state
-    return fast.compiled() if should_compile(device, clips) else fast
+        if layers is None:
+            return lambda videos: encoder(pixel_values_videos=videos).last_hidden_state
+        return lambda videos: layer_outputs(encoder, videos, layers)
+    if should_compile(device, clips):
+        return fast.compiled(layers=layers)
+    return fast if layers is None else lambda videos: fast(videos, layers)
+
+
+def check_layers(layers: Sequence[int], num_layers: int) -> tuple[int, ...]:
+    """Layer indices as given (-1 the last, as in Python), each made 0..num_layers-1; refused when out of range,
+    repeated or empty."""
+    if not layers:
+        raise BadInput("--layers needs at least one layer index (-1 is the last layer).")
+    resolved = []
+    for index in layers:
+        if isinstance(index, bool) or not isinstance(index, int) or not -num_layers <= index < num_layers:
+            raise BadInput(f"--layers {index!r} is not a layer of this encoder, which has {num_layers} "
+                           f"(0 to {num_layers - 1}, or -1 for the last).")
+        resolved.append(index % num_layers)
+    if len(set(resolved)) != len(resolved):
+        raise BadInput(f"--layers {list(layers)} names a layer twice.")
+    return tuple(resolved)
+
+
+def layer_outputs(encoder: nn.Module, pixel_values_videos: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
+    """transformers' own layers run one by one (its encoder returns no intermediate states), keeping `layers`
+    (from `check_layers`), each normalised with the encoder's final layer norm, concatenated in the order given:
+    what `FastEncoder.forward(x, layers)` computes, for encoders without a fast forward (wrapped layers)."""
+    hidden = encoder.embeddings(pixel_values_videos)
+    kept: dict[int, torch.Tensor] = {}
+    for index, layer in enumerate(encoder.layer):
+        hidden = layer(hidden, None)[0]
+        if index in layers:
+            kept[index] = hidden
+        if index == max(layers):
+            break
+    return torch.cat([encoder.layernorm(kept[index]) for index in layers], dim=-1)
 
 
 class FixedBatch:

@@ -60,13 +60,18 @@ def build_config(arch: str, num_labels: int, id2label: dict[int, str] | None = N
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' own load report; `load_model` states what matters in one line each."""
+    """Silence transformers' own load report and its "Loading weights" progress bar (a second of a small model's
+    load, printed by every command that loads one); `load_model` states what matters in one line each."""
     previous = hf_logging.get_verbosity()
+    bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager

@@ -3,11 +3,15 @@
     config.yaml          the full resolved configuration (`train --config RUN_DIR/config.yaml` repeats the run)
     splits.json          the exact videos of each split, with each video's size and fingerprint
     checkpoint/state.pt  the state after the last finished epoch (trainable weights, optimizer, scheduler, RNG
-                         states, epoch, step, history), replaced atomically each epoch; removed when the run ends
+                         states, epoch, step, history), replaced atomically each epoch, on a background thread while
+                         the next epoch trains; removed when the run ends
     model/               the best model: `trainable.safetensors` (every trained weight) + `model.json`
-    metrics.json         written last: its presence marks the run finished
+    metrics.json         written last: its presence marks the run finished; every accuracy with `K_ci` beside it
+    test_predictions.csv one row per test video (what the best model said of it), for paired tests between runs
     train.log            the console of the run (`tracking.console_log`)
     tensorboard/         event files
+    trackers.json        the MLflow and W&B run ids (`--report_to`), which a resumed run continues
+    wandb/               W&B's run folder, offline unless logged in (`--report_to wandb`)
     confusion.csv/png    the test confusion matrix (`evaluation.metrics`)
 
 A pretraining run (`vjepa-tune pretrain`) keeps config.yaml, splits.json (every video under `train`),

@@ -8,22 +8,26 @@ exactly; model.json keeps a fingerprint of them and `load_run_model` refuses a b
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import torch
+from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import VJEPA2ForVideoClassification, VJEPA2VideoProcessor
 
 from vjepa_tune.config import StrategyName, TrainConfig
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import staged_folder, write_atomic, write_text_atomic
-from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict
+from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict, unwrap
 from vjepa_tune.models.build import build_model
 from vjepa_tune.models.loading import quiet_transformers
 from vjepa_tune.runs.folder import (
@@ -44,6 +48,72 @@ def save_state(run_dir: Path, state: dict[str, Any]) -> None:
     """Write the resumable state (`weights`, `optimizer`, `scheduler`, `rng`, `train_state`) atomically: a kill
     mid-write leaves the previous state intact."""
     write_atomic(Path(run_dir) / STATE_FILE, lambda aside: torch.save(state, aside))
+
+
+def state_snapshot(state: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A copy of `state` that training can no longer change: every tensor copied to the CPU (the next optimizer step
+    updates the optimizer's moments in place), every other value deep-copied. Tensors shared inside `state` stay
+    shared, so the copy saves as `state` would."""
+    memo = {} if memo is None else memo
+    if id(state) in memo:
+        return memo[id(state)]
+    if isinstance(state, torch.Tensor):
+        copied: Any = state.detach().to("cpu", copy=True)
+    elif type(state) is dict:
+        copied = {key: state_snapshot(value, memo) for key, value in state.items()}
+    elif type(state) is list:
+        copied = [state_snapshot(value, memo) for value in state]
+    elif type(state) is tuple:
+        copied = tuple(state_snapshot(value, memo) for value in state)
+    else:  # numbers, strings, NumPy's random state, and any container of them
+        copied = copy.deepcopy(state)
+    memo[id(state)] = copied
+    return copied
+
+
+class StateWriter:
+    """Writes the resumable state on a background thread, so that the next epoch trains while it is written.
+
+    `save` takes a snapshot of the state (`state_snapshot`, the only work on the caller's thread) and returns; the
+    write itself is `save_state`'s, atomic, so a process killed mid-write resumes from the previous state. At most
+    one write is pending: `save` first waits for the previous one. A failed write is raised in the caller's thread
+    at the next `save` or at `close`; `close` (or leaving the `with` block) returns only once the last state is on
+    disk, so a finished run can remove it and a failed run keeps it.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
+        self._pending: Future[None] | None = None
+
+    def save(self, run_dir: Path, state: dict[str, Any]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(save_state, run_dir, state_snapshot(state))
+
+    def wait(self) -> None:
+        """Return once the pending write (if any) is on disk; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> StateWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error_type is None:
+            self.close()
+            return
+        # The error that stopped the run is the one to report; the last finished epoch's state still lands on disk.
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a failed write behind the run's own error is not the news
+            pass
 
 
 def load_state(run_dir: Path) -> dict[str, Any] | None:
@@ -193,3 +263,10 @@ def save_encoder_model(folder: Path, model: VJEPA2ForVideoClassification, encode
             model.vjepa2.save_pretrained(staging, state_dict=base, safe_serialization=True)
         VJEPA2VideoProcessor(crop_size=model.config.crop_size).save_pretrained(staging)
     return Path(folder)
+def load_merged_run_model(run_dir: Path, log: Log = lambda _: None
+                          ) -> tuple[VJEPA2ForVideoClassification, TrainConfig, list[str]]:
+    """A run's best model as one plain transformers model, LoRA folded into the weights (as `export --merge` writes
+    it): its adapted backbone and trained pooler, for work that runs them frozen (`features`)."""
+    model, cfg, classes = load_run_model(run_dir, log=log)
+    plain = model.merge_and_unload() if isinstance(model, PeftModel) else unwrap(model)
+    return plain.eval(), cfg, classes

@@ -9,12 +9,14 @@ the value those runs ran with (`ADDED_SINCE`), accelerate's old "no" precision a
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import io
 import json
 import math
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,10 @@ import yaml
 from vjepa_tune.config import PRETRAIN_LEFT_OFF, PretrainConfig, TrainConfig, from_plain, to_plain
 from vjepa_tune.data.fingerprints import file_identities
 from vjepa_tune.data.overlap import TrainingVideos
-from vjepa_tune.data.samples import Splits
+from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.data.splits import recorded_identities, splits_from_json, splits_to_json
 from vjepa_tune.errors import BadInput
-from vjepa_tune.files import write_json_atomic, write_yaml_atomic
+from vjepa_tune.files import write_json_atomic, write_text_atomic, write_yaml_atomic
 from vjepa_tune.tracking.records import precision_name
 
 Log = Callable[[str], None]
@@ -42,6 +44,11 @@ MODEL_DIR = Path("model")
 WEIGHTS_FILE = "trainable.safetensors"
 MODEL_META_FILE = "model.json"
 TENSORBOARD_DIR = "tensorboard"
+TEST_PREDICTIONS_FILE = "test_predictions.csv"
+"""One row per test video: what the best model said of it. Paired tests between runs scored on the same videos
+(`compare`'s report) read it."""
+TRACKERS_FILE = "trackers.json"
+"""The MLflow and W&B run ids of the run (`tracking.trackers.Trackers.ids`): a resumed run continues those runs."""
 
 # A pretraining run (`vjepa-tune pretrain`) shares config.yaml, splits.json (every video under `train`),
 # checkpoint/state.pt, metrics.json and tensorboard/ with a training run, and holds instead of its model/:
@@ -73,6 +80,8 @@ METRICS_REQUIRED_KEYS: tuple[str, ...] = (
     "versions",
 )
 HISTORY_REQUIRED_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_acc")
+INTERVAL_KEYS: tuple[str, ...] = ("test_acc", "best_val_acc", "mean_class_acc", "macro_f1")
+"""The top-level figures of metrics.json that carry a 95% interval `K_ci: [low, high]` beside them."""
 VERSIONS_REQUIRED_KEYS: tuple[str, ...] = ("python", "torch", "transformers", "peft", "vjepa_tune")
 
 def is_finished(run_dir: Path) -> bool:
@@ -366,11 +375,14 @@ def check_metrics(metrics: Mapping[str, Any]) -> None:
         if lacking:
             raise ValueError(f"metrics['history'][{i}] lacks {', '.join(lacking)}: {entry!r}.")
         _check_fraction(f"history[{i}]['val_acc']", entry["val_acc"])
+        _check_interval(f"history[{i}]['val_acc']", entry["val_acc"], entry.get("val_acc_ci"))
     lacking = [key for key in VERSIONS_REQUIRED_KEYS if key not in metrics["versions"]]
     if lacking:
         raise ValueError(f"metrics['versions'] lacks {', '.join(lacking)}.")
     _check_fraction("test_acc", metrics["test_acc"])
     _check_fraction("best_val_acc", metrics["best_val_acc"])
+    for key in INTERVAL_KEYS:
+        _check_interval(key, metrics.get(key), metrics.get(f"{key}_ci"))
     pct = metrics["trainable_pct"]
     if pct is not None and not 0 <= pct <= 100:
         raise ValueError(f"trainable_pct must be a percentage in [0, 100], got {pct!r}.")
@@ -413,6 +425,70 @@ def _check_fraction(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}.")
 
 
+def _check_interval(name: str, value: Any, interval: Any) -> None:
+    """`K_ci` is a [low, high] pair of fractions around K (or absent: records from before intervals)."""
+    if interval is None:
+        return
+    if not isinstance(interval, (list, tuple)) or len(interval) != 2:
+        raise ValueError(f"{name}_ci must be a [low, high] pair, got {interval!r}.")
+    low, high = interval
+    _check_fraction(f"{name}_ci", low)
+    _check_fraction(f"{name}_ci", high)
+    if not low <= high:
+        raise ValueError(f"{name}_ci must be [low, high] with low <= high, got {interval!r}.")
+
+
+# ------------------------------------------------------------------------------------------------ test predictions
+def write_test_predictions(
+    run_dir: Path, classes: Sequence[str], scored: Sequence[tuple[Sample, Sequence[float]]],
+    skipped: Mapping[str, str],
+) -> Path:
+    """test_predictions.csv: one row per test video, `id, label, predicted, score, correct, error, p_<class>...`.
+
+    `scored` pairs each scored video with its class probabilities; `skipped` names the test videos that could not
+    be read, with why (their rows have only an error). Written whole and atomically.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "label", "predicted", "score", "correct", "error", *(f"p_{c}" for c in classes)])
+    for sample, probs in scored:
+        best = max(range(len(probs)), key=probs.__getitem__)
+        writer.writerow([sample.id, classes[sample.label], classes[best], f"{probs[best]:.6f}",
+                         int(best == sample.label), "", *(f"{p:.6f}" for p in probs)])
+    for video_id, reason in skipped.items():
+        writer.writerow([video_id, "", "", "", "", reason, *([""] * len(classes))])
+    return write_text_atomic(Path(run_dir) / TEST_PREDICTIONS_FILE, out.getvalue())
+
+
+def read_test_outcomes(run_dir: Path) -> dict[str, bool] | None:
+    """{video id: whether the run's best model got it right} for every scored test video; None when the run kept no
+    per-video predictions (it finished before vjepa-tune recorded them) or they cannot be read."""
+    path = Path(run_dir) / TEST_PREDICTIONS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    rows = csv.DictReader(io.StringIO(text))
+    if rows.fieldnames is None or not {"id", "correct"} <= set(rows.fieldnames):
+        return None
+    return {row["id"]: row["correct"] == "1" for row in rows if row["correct"] in ("0", "1")}
+
+
+# ------------------------------------------------------------------------------------------------ trackers.json
+def write_tracker_ids(folder: Path, ids: Mapping[str, str]) -> Path:
+    """Keep the ids of the folder's MLflow and W&B runs (a run's, or a comparison's parent run and group)."""
+    return write_json_atomic(Path(folder) / TRACKERS_FILE, dict(ids))
+
+
+def read_tracker_ids(folder: Path) -> dict[str, str]:
+    """The ids `write_tracker_ids` kept ({} when there are none, or the file cannot be read)."""
+    try:
+        ids = json.loads((Path(folder) / TRACKERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
+
+
 # ------------------------------------------------------------------------------------------------ model/model.json
 def read_model_meta(run_dir: Path) -> dict[str, Any]:
     """model/model.json: what rebuilds the run's model (`runs.checkpoint.model_meta` writes it)."""
@@ -435,6 +511,17 @@ def pretraining_run_note(run_dir: Path) -> str:
     return (f"{run_dir} is a pretraining run (vjepa-tune pretrain): it holds an encoder, not a classifier. Its model "
             f"is {Path(run_dir) / MODEL_DIR}, a Hugging Face folder: fine-tune it with `vjepa-tune train --model "
             f"{Path(run_dir) / MODEL_DIR}`, or write it out with `vjepa-tune export {run_dir} OUT_DIR`.")
+def run_hf_model_dir(run_dir: Path) -> Path | None:
+    """RUN/model when it is a Hugging Face model folder (a config.json beside the weights, as `pretrain` writes the
+    adapted backbone), else None: such a run is a model source like any local folder (`features`, `train --model`)."""
+    folder = Path(run_dir) / MODEL_DIR
+    return folder if (folder / "config.json").is_file() else None
+
+
+def holds_trained_model(run_dir: Path) -> bool:
+    """The folder is a run of `train` that saved a best model (model/model.json and its trained weights)."""
+    folder = Path(run_dir) / MODEL_DIR
+    return (folder / MODEL_META_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
 def recorded_train_clip_s(run_dir: Path) -> tuple[bool, float | None]:

@@ -15,16 +15,25 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vjepa_tune.data.annotations import DetectionAnnotations, write_annotations
 from vjepa_tune.data.video import usable_cpus
 from vjepa_tune.errors import BadInput
 from vjepa_tune.synth.actions import CLASSES
 from vjepa_tune.synth.clips import check_size, is_whole
 from vjepa_tune.synth.encoding import write_video
 from vjepa_tune.synth.layouts import LAYOUTS, Job, plan, write_lines, write_side_files
+from vjepa_tune.synth.recordings import (
+    check_recording_settings,
+    plan_recording,
+    recording_annotation,
+    recording_subset,
+)
 from vjepa_tune.synth.render import render_spec
 from vjepa_tune.text import counted
 
 MANIFEST = "synth.json"
+LONG_VIDEO_DIR = "videos"
+ANNOTATIONS_FILE = "annotations.json"
 GENERATOR_VERSION = 1
 """Bumped whenever the same arguments would draw different videos, so a rerun never mixes two generations."""
 
@@ -197,3 +206,90 @@ def _run_jobs(out_dir: Path, jobs: list[Job], fps: int, workers: int | None, pro
                 bar.update()
     finally:
         bar.close()
+
+
+@dataclass
+class LongSynthSummary:
+    """What `synthesize_long` made, and how to score a run on it."""
+
+    out_dir: Path
+    videos_dir: Path
+    annotations: Path
+    num_files: int
+    written: int
+    actions: dict[str, int]
+    """Annotated actions per class, over every recording."""
+    action_share: float
+    """Share of all frames inside an annotated action (the rest is idle background)."""
+    elapsed_s: float
+
+    def describe(self) -> str:
+        counts = ", ".join(f"{name} {count}" for name, count in self.actions.items())
+        return (
+            f"{counted(self.num_files, 'long video')} in {self.videos_dir} ({self.written} written, "
+            f"{self.num_files - self.written} already there) in {self.elapsed_s:.1f} s; actions: {counts}; "
+            f"{self.action_share:.0%} of the time in an action, the rest idle.\n"
+            f"Ground truth: {self.annotations}\n"
+            f"Score a run on them with: vjepa-tune evaluate RUN --detection {self.annotations} --data.root "
+            f"{self.videos_dir}"
+        )
+
+
+def synthesize_long(
+    out_dir: Path,
+    *,
+    videos: int,
+    actions: int = 12,
+    idle_s: tuple[float, float] | list[float] = (0.5, 3.0),
+    size: tuple[int, int] | str = (96, 96),
+    frames: int = 32,
+    fps: int = 25,
+    seed: int = 0,
+    variety: float = 1.0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> LongSynthSummary:
+    """Write `videos` long recordings (`synth.recordings`: `actions` actions each, drawn as `frames`-frame clips,
+    with idle stretches of `idle_s` seconds between them) as OUT_DIR/videos/long_NNNN.mp4, and their ground truth
+    as OUT_DIR/annotations.json in the ActivityNet/THUMOS layout (`data.annotations`). Resumable like `synthesize`;
+    the files do not depend on `workers`."""
+    started = time.perf_counter()
+    _check_whole("--long", videos, 1)
+    _check_whole("--frames", frames, 2)
+    _check_whole("--fps", fps, 1)
+    if not is_whole(seed):
+        raise BadInput(f"--seed must be a whole number, got {seed!r}.")
+    if not (isinstance(variety, int | float) and 0.0 <= variety <= 1.0):
+        raise BadInput(f"--variety must be a number from 0 to 1, got {variety!r}.")
+    idle = [float(v) for v in idle_s]
+    check_recording_settings(actions, frames, idle, fps)
+    size = parse_size(size) if isinstance(size, str) else check_size(size)
+    if workers is not None:
+        _check_whole("--workers", workers, 0)
+    out_dir = Path(out_dir)
+    manifest = {"generator": GENERATOR_VERSION, "long": videos, "actions": actions, "idle_s": idle,
+                "size": list(size), "frames": frames, "fps": fps, "seed": seed, "variety": variety}
+    _claim_out_dir(out_dir, manifest)
+    digits = max(4, len(str(videos - 1)))
+    plans = {f"{LONG_VIDEO_DIR}/long_{i:0{digits}d}.mp4": plan_recording(
+        seed, i, actions=actions, frames_per_action=frames, idle_s=idle, fps=fps, size=size, variety=variety)
+        for i in range(videos)}
+    jobs = [Job(relpath, "long", recording.spec) for relpath, recording in plans.items()]
+    todo = [job for job in jobs if not (out_dir / job.relpath).exists()]
+    (out_dir / LONG_VIDEO_DIR).mkdir(parents=True, exist_ok=True)
+    _run_jobs(out_dir, todo, fps, workers, progress)
+    entries = {Path(relpath).stem: recording_annotation(recording, recording_subset(i, videos))
+               for i, (relpath, recording) in enumerate(plans.items())}
+    annotations = write_annotations(out_dir / ANNOTATIONS_FILE, DetectionAnnotations(entries))
+    spans = [span for recording in plans.values() for span in recording.spans]
+    total = sum(recording.num_frames for recording in plans.values())
+    return LongSynthSummary(
+        out_dir=out_dir,
+        videos_dir=out_dir / LONG_VIDEO_DIR,
+        annotations=annotations,
+        num_files=len(jobs),
+        written=len(todo),
+        actions={name: sum(span.name == name for span in spans) for name in CLASSES},
+        action_share=sum(span.action_stop - span.action_start for span in spans) / total,
+        elapsed_s=time.perf_counter() - started,
+    )

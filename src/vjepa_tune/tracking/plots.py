@@ -1,5 +1,8 @@
 """The pictures of a run and of a comparison: training curves, accuracy vs data size, accuracy vs parameters.
 
+Every accuracy is drawn with its uncertainty where the caller has one: a 95% interval or the spread over seeds as
+error bars, several seeds' training curves as their mean with the range they span shaded.
+
 Drawn on a bare `matplotlib.figure.Figure` (rendered by Agg when saved as PNG), never through pyplot: no
 global backend is chosen, no window can open, and nothing leaks between calls or threads.
 """
@@ -10,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -19,37 +23,47 @@ ACCURACY_LIMITS = (-0.05, 1.05)
 full instead of half hidden under the axis line."""
 
 
-def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], out_png: Path) -> Path:
+History = Sequence[Mapping[str, Any]]
+"""metrics.json's `history`: entries with `epoch`, `train_loss`, `val_acc` and optionally `val_loss`."""
+
+
+def plot_training_curves(histories: Mapping[str, History | Sequence[History]], out_png: Path) -> Path:
     """Loss (left) and validation accuracy (right) per epoch, one line per label (a run, or a strategy).
 
-    Each history is metrics.json's: entries with `epoch`, `train_loss`, `val_acc` and optionally `val_loss`
-    (drawn dashed). A missing or null value leaves a gap instead of failing.
+    A label maps to one history, or to several (its runs over seeds): those are drawn as their mean per epoch, with
+    the range they span shaded. A missing or null value leaves a gap instead of failing; `val_loss` is dashed.
     """
     return _save(training_curves_figure(histories), out_png)
 
 
-def training_curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+def training_curves_figure(histories: Mapping[str, History | Sequence[History]]) -> Figure:
     """The figure `plot_training_curves` saves."""
     if not histories:
         raise ValueError("plot_training_curves needs at least one history; got none.")
-    empty = [label for label, history in histories.items() if not history]
+    runs = {label: _as_runs(value) for label, value in histories.items()}
+    empty = [label for label, value in runs.items() if not value or not all(value)]
     if empty:
         raise ValueError(f"plot_training_curves got an empty history for {', '.join(map(repr, empty))}.")
 
     fig = Figure(figsize=(11, 4.2))
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for index, (label, history) in enumerate(histories.items()):
+    spread = False
+    for index, (label, label_runs) in enumerate(runs.items()):
         colour = f"C{index % 10}"
-        epochs, train_loss = _series(history, "train_loss")
-        loss_ax.plot(epochs, train_loss, marker="o", color=colour, label=f"{label} (train)")
-        epochs_v, val_loss = _series(history, "val_loss")
-        if epochs_v:
-            loss_ax.plot(epochs_v, val_loss, marker="o", linestyle="--", color=colour, label=f"{label} (val)")
-        epochs_a, val_acc = _series(history, "val_acc")
-        acc_ax.plot(epochs_a, val_acc, marker="o", color=colour, label=label)
+        name = label if len(label_runs) == 1 else f"{label} (mean of {len(label_runs)})"
+        spread |= len(label_runs) > 1
+        for ax, key, suffix, style in ((loss_ax, "train_loss", " (train)", "-"), (loss_ax, "val_loss", " (val)", "--"),
+                                       (acc_ax, "val_acc", "", "-")):
+            epochs, mean, low, high = _epoch_series(label_runs, key)
+            if not epochs:
+                continue
+            ax.plot(epochs, mean, marker="o", linestyle=style, color=colour, label=f"{name}{suffix}")
+            if len(label_runs) > 1:
+                ax.fill_between(epochs, low, high, color=colour, alpha=0.15, linewidth=0)
 
+    shaded = " (shaded: the range over seeds)" if spread else ""
     loss_ax.set(title="loss", xlabel="epoch", ylabel="loss")
-    acc_ax.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy", ylim=ACCURACY_LIMITS)
+    acc_ax.set(title=f"validation accuracy{shaded}", xlabel="epoch", ylabel="accuracy", ylim=ACCURACY_LIMITS)
     acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
@@ -59,17 +73,32 @@ def training_curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]])
     return fig
 
 
-def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
-    return [p[0] for p in points], [p[1] for p in points]
+def _as_runs(value: History | Sequence[History]) -> list[History]:
+    """One history, or several: a history's entries are mappings."""
+    if not value:
+        return [value]  # type: ignore[list-item]
+    return [value] if isinstance(value[0], Mapping) else list(value)  # type: ignore[list-item]
+
+
+def _epoch_series(runs: Sequence[History], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Epochs where some run has `key`, with the mean, lowest and highest value over the runs that have it."""
+    by_epoch: dict[float, list[float]] = {}
+    for history in runs:
+        for entry in history:
+            if entry.get(key) is not None:
+                by_epoch.setdefault(entry["epoch"], []).append(float(entry[key]))
+    epochs = sorted(by_epoch)
+    values = [by_epoch[e] for e in epochs]
+    return (epochs, [float(np.mean(v)) for v in values], [min(v) for v in values], [max(v) for v in values])
 
 
 def plot_scaling(points: Mapping[str, Sequence[tuple[float, ...]]], out_png: Path) -> Path:
     """Test accuracy vs videos per class, one line per strategy.
 
-    Each point is `(videos_per_class, accuracy)` or `(videos_per_class, mean, std)` (drawn with an error bar,
-    e.g. over seeds); one strategy uses one form throughout. The x axis turns logarithmic when sizes span 10x
-    or more.
+    Each point is `(videos_per_class, accuracy)`, `(videos_per_class, mean, std)` (an error bar of one standard
+    deviation either side: the spread over seeds) or `(videos_per_class, accuracy, low, high)` (an error bar from
+    low to high: a 95% interval); one strategy uses one form throughout. The x axis turns logarithmic when sizes
+    span 10x or more.
     """
     return _save(scaling_figure(points), out_png)
 
@@ -85,16 +114,16 @@ def scaling_figure(points: Mapping[str, Sequence[tuple[float, ...]]]) -> Figure:
         if not series:
             raise ValueError(f"plot_scaling got no points for {label!r}.")
         arity = {len(p) for p in series}
-        if not arity <= {2, 3} or len(arity) != 1:
+        if not arity <= {2, 3, 4} or len(arity) != 1:
             raise ValueError(
-                f"plot_scaling: the points of {label!r} must all be (x, accuracy) or all (x, mean, std); "
-                f"got {series!r}."
+                f"plot_scaling: the points of {label!r} must all be (x, accuracy), all (x, mean, std) or all "
+                f"(x, accuracy, low, high); got {series!r}."
             )
         ordered = sorted(series, key=lambda p: p[0])
         xs = [p[0] for p in ordered]
         ys = [p[1] for p in ordered]
-        errors = [p[2] for p in ordered] if arity == {3} else None
-        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=4 if errors else 0, label=label)
+        errors = _y_errors(ordered)
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=4 if errors is not None else 0, label=label)
         all_x.update(xs)
 
     if min(all_x) > 0 and max(all_x) / min(all_x) >= 10:
@@ -114,8 +143,19 @@ def scaling_figure(points: Mapping[str, Sequence[tuple[float, ...]]]) -> Figure:
     return fig
 
 
-def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: Path) -> Path:
-    """Trainable parameters (log scale) vs accuracy, one point per `(label, trainable_params, accuracy)`.
+def _y_errors(points: Sequence[tuple[float, ...]]) -> np.ndarray | None:
+    """matplotlib's `yerr` (distances below and above) for points `(x, y, std)` or `(x, y, low, high)`."""
+    if len(points[0]) == 2:
+        return None
+    if len(points[0]) == 3:
+        return np.array([[p[2] for p in points], [p[2] for p in points]], dtype=float)
+    return np.array([[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]], dtype=float)
+
+
+def plot_params_vs_accuracy(points: Sequence[tuple[Any, ...]], out_png: Path) -> Path:
+    """Trainable parameters (log scale) vs accuracy, one point per `(label, trainable_params, accuracy)`, or per
+    `(label, trainable_params, accuracy, low, high)` with an error bar from low to high (a 95% interval, or the
+    spread over seeds).
 
     Points are named in a legend rather than beside them: strategies with nearly the same parameter count
     (pooler and head, with or without LoRA) would otherwise write their names over each other.
@@ -123,7 +163,7 @@ def plot_params_vs_accuracy(points: Sequence[tuple[str, int, float]], out_png: P
     return _save(params_vs_accuracy_figure(points), out_png)
 
 
-def params_vs_accuracy_figure(points: Sequence[tuple[str, int, float]]) -> Figure:
+def params_vs_accuracy_figure(points: Sequence[tuple[Any, ...]]) -> Figure:
     """The figure `plot_params_vs_accuracy` saves."""
     if not points:
         raise ValueError(
@@ -135,8 +175,12 @@ def params_vs_accuracy_figure(points: Sequence[tuple[str, int, float]]) -> Figur
 
     fig = Figure(figsize=(10, 4.5))
     ax = fig.add_subplot()
-    for index, (label, params, accuracy) in enumerate(points):
+    for index, (label, params, accuracy, *interval) in enumerate(points):
         marker = _MARKERS[(index // 10) % len(_MARKERS)]
+        if interval:
+            low, high = interval
+            ax.errorbar([params], [accuracy], yerr=[[accuracy - low], [high - accuracy]], fmt="none",
+                        ecolor=f"C{index % 10}", capsize=4, zorder=2)
         ax.scatter(
             [params],
             [accuracy],

@@ -3,7 +3,9 @@ YAML files written atomically. A run folder's own files belong to `runs.folder`.
 
 Columns here are the contract of CLI.md, "Outputs": scripts and other tools read them. `experiments.csv` is shared
 by every run under one `--out`, and two runs may finish at once (a `compare` grid spread over processes): each row
-is appended under an exclusive lock in a single write.
+is appended under an exclusive lock in a single write. A file an older version began, with fewer columns, gets the
+new ones (empty for its old rows) when the next row is appended: rewritten whole beside it and renamed into place,
+under the same lock.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vjepa_tune.config import TrainConfig
+from vjepa_tune.files import write_text_atomic
 from vjepa_tune.version import __version__
 
 try:
@@ -66,7 +69,19 @@ EXPERIMENT_COLUMNS: tuple[str, ...] = (
     "best_epoch",
     "mean_class_acc",
     "macro_f1",
+    # 95% intervals of the four scores (Wilson for the accuracies, a bootstrap over videos for the class averages).
+    "test_acc_ci_low",
+    "test_acc_ci_high",
+    "best_val_acc_ci_low",
+    "best_val_acc_ci_high",
+    "mean_class_acc_ci_low",
+    "mean_class_acc_ci_high",
+    "macro_f1_ci_low",
+    "macro_f1_ci_high",
+    "num_test_scored",
 )
+INTERVAL_COLUMNS: tuple[str, ...] = ("test_acc", "best_val_acc", "mean_class_acc", "macro_f1")
+"""The scores whose metrics.json interval `K_ci` becomes the columns `K_ci_low` and `K_ci_high`."""
 
 _VERSION_DISTRIBUTIONS = {
     "torch": "torch",
@@ -121,7 +136,9 @@ def experiment_row(
     """The experiments.csv row of a finished run, from its configuration and its metrics.json content.
 
     Extra columns come from optional metrics keys of the same name (`split_method`, `precision`, `best_epoch`,
-    `mean_class_acc`, `macro_f1`; the last two are the test split's); a missing one leaves its cell empty.
+    `mean_class_acc`, `macro_f1`; the last two are the test split's), the intervals from `K_ci` (`K_ci_low`,
+    `K_ci_high`) and `num_test_scored` from the test block's `num_samples` (the test videos that could be read);
+    a missing one leaves its cell empty.
     """
     row: dict[str, Any] = {
         "timestamp": timestamp or datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -141,6 +158,10 @@ def experiment_row(
         "precision": precision_name(metrics.get("precision", cfg.precision)),
         "effective_batch": metrics.get("effective_batch", cfg.batch_size * cfg.accumulation_steps),
     }
+    for key in INTERVAL_COLUMNS:
+        interval = metrics.get(f"{key}_ci")
+        row[f"{key}_ci_low"], row[f"{key}_ci_high"] = interval if interval is not None else (None, None)
+    row["num_test_scored"] = (metrics.get("test") or {}).get("num_samples")
     for key in EXPERIMENT_COLUMNS:
         if key not in row:
             row[key] = metrics.get(key)
@@ -151,29 +172,65 @@ def append_experiment_row(csv_path: Path, row: Mapping[str, Any]) -> None:
     """Append one row, intact even when other processes append at the same moment.
 
     Under an exclusive `flock` on the CSV itself: the header is written only if the file is empty, and the row
-    goes out in one write, then fsync. A file with another header (an older version's) keeps it: the row is
-    written in that file's columns (missing ones empty). Keys that are not columns are dropped.
+    goes out in one write, then fsync. A file with another header keeps its columns, in its order, and gets the
+    columns of EXPERIMENT_COLUMNS it lacks at the end (`_add_columns`); the row is written in the resulting columns
+    (missing ones empty). Keys that are not columns are dropped.
     """
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(csv_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+    while True:
+        fd = os.open(csv_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            with _locked(fd, exclusive=True):
+                if not _is_current(fd, csv_path):
+                    continue  # another process replaced the file while we waited for its lock: open the new one
+                size = os.fstat(fd).st_size
+                columns = _read_header(fd) if size else None
+                if columns and any(c not in columns for c in EXPERIMENT_COLUMNS):
+                    _add_columns(fd, csv_path, columns)
+                    continue  # append to the rewritten file, under its own lock
+                out = io.StringIO()
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    out.write("\n")  # a previous line was cut short (disk full, killed): keep it off this row
+                writer = csv.writer(out, lineterminator="\n")
+                if not columns:
+                    columns = list(EXPERIMENT_COLUMNS)
+                    if not size:
+                        writer.writerow(columns)
+                writer.writerow([_csv_cell(row.get(column)) for column in columns])
+                _write_all(fd, out.getvalue().encode("utf-8"))
+                os.fsync(fd)
+                return
+        finally:
+            os.close(fd)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether `fd` is still the file at `path` (a header upgrade renames a new file into place)."""
     try:
-        with _locked(fd, exclusive=True):
-            size = os.fstat(fd).st_size
-            columns = _read_header(fd) if size else None
-            out = io.StringIO()
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                out.write("\n")  # a previous line was cut short (disk full, killed): keep it off this row
-            writer = csv.writer(out, lineterminator="\n")
-            if not columns:
-                columns = list(EXPERIMENT_COLUMNS)
-                if not size:
-                    writer.writerow(columns)
-            writer.writerow([_csv_cell(row.get(column)) for column in columns])
-            _write_all(fd, out.getvalue().encode("utf-8"))
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _add_columns(fd: int, path: Path, columns: list[str]) -> None:
+    """Rewrite the locked file with the columns it lacks added at the end, empty in its rows, and rename it into
+    place: readers see the old file or the new one, and appenders waiting on the old file's lock reopen it."""
+    data = b""
+    while chunk := os.pread(fd, 1 << 20, len(data)):
+        data += chunk
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    wider = columns + [c for c in EXPERIMENT_COLUMNS if c not in columns]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(wider)
+    for cells in rows:
+        if cells:
+            writer.writerow(cells + [""] * (len(wider) - len(cells)))
+    write_text_atomic(path, out.getvalue())
 
 
 def read_experiments(csv_path: Path) -> list[dict[str, str]]:

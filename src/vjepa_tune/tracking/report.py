@@ -1,13 +1,16 @@
 """The report of a comparison: `report.md` with the guide's tables, and PNG plots beside it.
 
 Input is one entry per grid point, as `compare` records it: `name`, `run_dir`, `settings` (strategy,
-videos_per_class, learning_rate, lora_rank, lora_alpha, lora_dropout, seed), `metrics` (metrics.json's
-content, or None) and `error` (None unless the run failed). Everything here is a pure function of those
-entries and the run folders' splits.json, so a grid run again reports the same whatever it skipped.
+videos_per_class, learning_rate, lora_rank, lora_alpha, lora_dropout, seed, data_seed), `metrics` (metrics.json's
+content, or None), `error` (None unless the run failed) and `test_outcomes` ({test video id: right or wrong}, from
+the run's test_predictions.csv; None when it kept none). Everything here is a pure function of those entries and
+the run folders' splits.json, so a grid run again reports the same whatever it skipped.
 
-Choices, stated in the report itself: a "setting" is a grid point without its seed; its results are the mean
-over seeds (with the sample standard deviation when there are several); where several settings compete for one
-cell or one strategy, the one with the best mean validation accuracy is shown, never the best test accuracy.
+Choices, stated in the report itself: a "setting" is a grid point without its seeds (training and data); its
+results are the mean over seeds with the sample standard deviation when there are several, else the one run's
+figure with its 95% interval; where several settings compete for one cell or one strategy, the one with the best
+mean validation accuracy is shown, never the best test accuracy. The paired comparison (`tracking.significance`)
+tests each strategy's best setting against the best strategy's, run by run on the same test videos.
 """
 
 from __future__ import annotations
@@ -20,11 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from vjepa_tune.evaluation.metrics import write_confusion
+from vjepa_tune.evaluation.statistics import ALPHA, POWER, format_interval, format_mean_sd
 from vjepa_tune.files import write_text_atomic
 from vjepa_tune.models.strategies import STRATEGIES
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
 from vjepa_tune.tracking.records import precision_name
+from vjepa_tune.tracking.significance import (
+    PairedDifference,
+    Repetition,
+    ScoredRun,
+    format_p,
+    format_points,
+    paired_difference,
+    sensitivity_at_level,
+)
 
 REPORT_FILE = "report.md"
 CURVES_PNG = "training_curves.png"
@@ -74,13 +87,17 @@ class Setting:
     def best_run(self) -> Mapping[str, Any]:
         return max(self.runs, key=lambda r: r["metrics"]["best_val_acc"])
 
+    def scored(self) -> dict[Repetition, ScoredRun]:
+        """Each run's test accuracy and per-video outcomes, by repetition (data seed, training seed)."""
+        return {repetition(r): ScoredRun(float(r["metrics"]["test_acc"]), r.get("test_outcomes")) for r in self.runs}
+
+
+def repetition(run: Mapping[str, Any]) -> Repetition:
+    """(data seed, training seed): what tells the runs of one setting apart."""
+    return run["settings"].get("data_seed"), run["settings"].get("seed")
+
 
 # ------------------------------------------------------------------------------------------ formatting
-def format_accuracy(fraction: float) -> str:
-    """88.33% (two decimals, as the guide writes accuracies)."""
-    return f"{100 * fraction:.2f}%"
-
-
 def format_share(percent: float) -> str:
     """A percentage of parameters: 13.15%, 0.13%, and small ones with two significant digits (0.0011%)."""
     return f"{percent:.2f}%" if percent >= 0.01 or percent == 0 else f"{percent:.2g}%"
@@ -95,12 +112,31 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def format_mean_std(values: Sequence[float]) -> str:
-    """One value as an accuracy; several as `mean ± sample std (n seeds)`, in percentage points."""
-    if len(values) == 1:
-        return format_accuracy(values[0])
-    mean, std = statistics.fmean(values), statistics.stdev(values)
-    return f"{100 * mean:.2f} ± {100 * std:.2f}% ({len(values)} seeds)"
+def run_figure(metrics: Mapping[str, Any], key: str) -> str:
+    """One run's score with its 95% interval, `87.5% (69–96)` (the figure alone for a run recorded without one)."""
+    return format_interval(float(metrics[key]), metrics.get(f"{key}_ci"))
+
+
+def setting_figure(setting: Setting, key: str, runs: Sequence[Mapping[str, Any]]) -> str:
+    """A setting's score: its one run's with the interval, or `mean ± sample standard deviation (3 seeds)`."""
+    if len(setting.runs) == 1:
+        return run_figure(setting.runs[0]["metrics"], key)
+    return f"{format_mean_sd(setting.values(key))} ({counted(len(setting.runs), repetition_word(runs))})"
+
+
+def repetition_word(runs: Sequence[Mapping[str, Any]]) -> str:
+    """What the repetitions of a setting are called: seeds, data seeds, or runs when both vary."""
+    seeds, data_seeds = _seeds_vary(runs), _data_seeds_vary(runs)
+    return "run" if seeds and data_seeds else "data seed" if data_seeds else "seed"
+
+
+def repetition_label(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
+    """`seed 42`, `data seed 1`, or `data seed 1, seed 42`: the seeds that vary in the grid."""
+    data_seed, seed = repetition(run)
+    parts = [f"data seed {data_seed}"] if _data_seeds_vary(runs) else []
+    if _seeds_vary(runs) or not parts:
+        parts.append(f"seed {seed}")
+    return ", ".join(parts)
 
 
 def _value_text(key: str, value: Any) -> str:
@@ -129,6 +165,14 @@ def _seeds_vary(runs: Sequence[Mapping[str, Any]]) -> bool:
     return len({r["settings"].get("seed") for r in runs}) > 1
 
 
+def _data_seeds_vary(runs: Sequence[Mapping[str, Any]]) -> bool:
+    return len({r["settings"].get("data_seed") for r in runs}) > 1
+
+
+def _several_repetitions(runs: Sequence[Mapping[str, Any]]) -> bool:
+    return _seeds_vary(runs) or _data_seeds_vary(runs)
+
+
 def setting_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
     """`videos/class=50, lr=0.0001`: the given keys; LoRA keys only for strategies that have adapters."""
     names = dict(HYPERPARAMETERS)
@@ -137,7 +181,7 @@ def setting_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
 
 
 def group_settings(runs: Sequence[Mapping[str, Any]]) -> list[Setting]:
-    """Finished runs grouped by setting (every key but the seed), in the order they first appear."""
+    """Finished runs grouped by setting (every key but the seeds), in the order they first appear."""
     groups: dict[tuple[Any, ...], Setting] = {}
     for run in _finished(runs):
         s = run["settings"]
@@ -176,7 +220,7 @@ def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
     if not finished:
         return "No run finished."
     keys = varying_keys(finished)
-    seeds = _seeds_vary(finished)
+    seeds = _several_repetitions(finished)
     extra = bool(keys) or seeds
     header = [
         "Approach",
@@ -192,13 +236,13 @@ def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
         m, s = run["metrics"], run["settings"]
         setting = setting_text(s, keys) if keys else ""
         if seeds:
-            setting = f"{setting}, seed={s['seed']}" if keys else f"seed={s['seed']}"
+            setting = f"{setting}, {repetition_label(run, finished)}" if keys else repetition_label(run, finished)
         rows.append(
             [
                 f"`{s['strategy']}`",
                 *([setting] if extra else []),
-                format_accuracy(m["test_acc"]),
-                format_accuracy(m["best_val_acc"]),
+                run_figure(m, "test_acc"),
+                run_figure(m, "best_val_acc"),
                 f"{int(m['trainable_params']):,}",
                 format_share(m["trainable_pct"]),
                 format_duration(float(m["train_time_s"])),
@@ -217,7 +261,7 @@ def scaling_table(runs: Sequence[Mapping[str, Any]]) -> str:
         row = [_value_text("videos_per_class", n)]
         for strategy in strategies:
             cell = [g for g in groups if g.strategy == strategy and g.settings["videos_per_class"] == n]
-            row.append(format_mean_std(_best(cell).values("test_acc")) if cell else "failed")
+            row.append(setting_figure(_best(cell), "test_acc", runs) if cell else "failed")
         rows.append(row)
     return _table(["Videos per class", *(f"`{s}`" for s in strategies)], rows)
 
@@ -231,12 +275,179 @@ def best_table(runs: Sequence[Mapping[str, Any]]) -> str:
             [
                 f"`{strategy}`",
                 setting_text(best.settings, every_key),
-                format_mean_std(best.values("best_val_acc")),
-                format_mean_std(best.values("test_acc")),
+                setting_figure(best, "best_val_acc", runs),
+                setting_figure(best, "test_acc", runs),
                 ", ".join(f"`{r['name']}`" for r in best.runs),
             ]
         )
     return _table(["Approach", "Best setting", "Val Acc", "Test Acc", "Runs"], rows)
+
+
+def seeds_table(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Each strategy's best setting run by run (test accuracy with its 95% interval), then the mean ± sample
+    standard deviation of test and validation accuracy over them; best mean validation accuracy first."""
+    finished = _finished(runs)
+    best = best_per_strategy(runs)
+    repetitions = list(dict.fromkeys(repetition(r) for r in finished))
+    labels = {repetition(r): repetition_label(r, finished) for r in finished}
+    rows = []
+    for strategy, setting in sorted(best.items(), key=lambda item: -item[1].val):
+        by_repetition = {repetition(r): r for r in setting.runs}
+        cells = [run_figure(by_repetition[k]["metrics"], "test_acc") if k in by_repetition else "-"
+                 for k in repetitions]
+        rows.append([f"`{strategy}`", *cells, format_mean_sd(setting.values("test_acc")),
+                     format_mean_sd(setting.values("best_val_acc"))])
+    header = ["Approach", *(labels[k] for k in repetitions), "Test Acc, mean ± SD", "Val Acc, mean ± SD"]
+    return _table(header, rows)
+
+
+def reference_strategy(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The strategy whose best setting has the best mean validation accuracy (ties: grid order); None if no run
+    finished."""
+    best = best_per_strategy(runs)
+    return max(best, key=lambda s: best[s].val) if best else None
+
+
+def paired_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, PairedDifference]:
+    """Each other strategy's best setting against the reference's, run by run (`tracking.significance`), best
+    validation accuracy first."""
+    best = best_per_strategy(runs)
+    reference = reference_strategy(runs)
+    if reference is None:
+        return {}
+    others = sorted((s for s in best if s != reference), key=lambda s: -best[s].val)
+    found = {}
+    for strategy in others:
+        with_shared = [r for r in best[strategy].scored() if r in best[reference].scored()]
+        if with_shared:
+            found[strategy] = paired_difference(best[reference].scored(), best[strategy].scored())
+    return found
+
+
+def paired_table(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The reference and every other strategy's difference to it, with the exact McNemar p-value (per run, when
+    there are several seeds) and, with several seeds, the paired t-test over them."""
+    best = best_per_strategy(runs)
+    reference = reference_strategy(runs)
+    several = _several_repetitions(_finished(runs))
+    pairs = paired_differences(runs)
+    ref_name = f"`{reference}`"
+    if several:
+        header = ["Approach", "Test Acc", f"Difference to {ref_name}, points", "McNemar p",
+                  f"Paired t-test p ({repetition_word(runs)}s)"]
+    else:
+        header = ["Approach", "Test Acc", f"Difference to {ref_name}, points",
+                  f"Videos only {ref_name} / only it got right", "McNemar p"]
+    rows = [[ref_name, setting_figure(best[reference], "test_acc", runs), "reference", "-", "-"]]
+    for strategy, pair in pairs.items():
+        figure = setting_figure(best[strategy], "test_acc", runs)
+        tests = ", ".join(format_p(t.p_value) if t is not None else "-" for t in pair.tests)
+        if several:
+            spread = format_mean_sd(pair.differences).removesuffix("%")
+            mean_sd = spread if len(pair.differences) > 1 else format_points(pair.differences[0])
+            over = pair.over_seeds
+            seed_p = format_p(over.p_value) if over is not None and over.p_value is not None else "not computable"
+            rows.append([f"`{strategy}`", figure, _signed(mean_sd), tests, seed_p])
+        else:
+            (test,) = pair.tests
+            discordant = f"{test.only_first} / {test.only_second}" if test is not None else "-"
+            rows.append([f"`{strategy}`", figure, format_points(pair.differences[0]), discordant, tests])
+    return _table(header, rows)
+
+
+def _signed(mean_sd: str) -> str:
+    """`-4.2 ± 2.1` stays; a mean without a sign gets one (`+4.2 ± 2.1`)."""
+    return mean_sd if mean_sd.startswith(("-", "+")) else f"+{mean_sd}"
+
+
+def paired_words(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the paired tests say, in sentences: which differences this test set cannot tell apart, which it can."""
+    reference = reference_strategy(runs)
+    pairs = paired_differences(runs)
+    if reference is None or not pairs:
+        return []
+    ref = f"`{reference}`"
+    level = f"At α = {ALPHA:g}"
+    untested = {s: p for s, p in pairs.items() if not any(t is not None for t in p.tests)}
+    tested = {s: p for s, p in pairs.items() if s not in untested}
+    words: list[str] = []
+    several = _several_repetitions(_finished(runs))
+    if not several:
+        apart = [s for s, p in tested.items() if p.significant() == [True]]
+        together = [s for s in tested if s not in apart]
+
+        def each(names: list[str]) -> str:
+            return _listed([f"`{s}` ({format_points(tested[s].differences[0])} points, p = "
+                            f"{format_p(tested[s].tests[0].p_value)})" for s in names])  # type: ignore[union-attr]
+
+        if together:
+            words.append(f"{level}, this test set cannot tell {each(together)} apart from {ref}, the best by "
+                         "validation accuracy: differences this size can come from the draw of test videos alone.")
+        if apart:
+            words.append(f"It tells {each(apart)} apart from {ref}." if together else
+                         f"{level}, this test set tells {each(apart)} apart from {ref}, the best by validation "
+                         "accuracy.")
+    else:
+        word = repetition_word(runs)
+        never = [s for s, p in tested.items() if not any(p.significant())]
+        some = [s for s in tested if s not in never]
+        if never:
+            words.append(f"{level}, no test set of this grid (one per {word}) can tell {_listed(never, '`')} apart "
+                         f"from {ref}, the best by validation accuracy (McNemar, run by run).")
+        if some:
+            told = [f"`{s}` on {sum(tested[s].significant())} of {len(tested[s].significant())}" for s in some]
+            words.append(f"McNemar tells {_listed(told)} {word}s apart from {ref}.")
+        over = {s: p.over_seeds for s, p in pairs.items() if p.over_seeds is not None}
+        computed = {s: t for s, t in over.items() if t.p_value is not None}
+        if computed:
+            found = [s for s, t in computed.items() if t.p_value < ALPHA]  # type: ignore[operator]
+            missed = [s for s in computed if s not in found]
+            parts = []
+            if found:
+                parts.append(f"a difference for {_listed([_p_named(s, computed) for s in found])}")
+            if missed:
+                parts.append(f"none for {_listed([_p_named(s, computed) for s in missed])}")
+            words.append(f"Over the {word}s, the paired t-test finds {' and '.join(parts)}.")
+        for s, t in over.items():
+            if t.p_value is None:
+                words.append(f"The paired t-test for `{s}` is {t.reason}.")
+    for s, p in untested.items():
+        words.append(f"`{s}` has no McNemar test: {p.unpaired}.")
+    if len(pairs) > 1:
+        words.append(f"The p-values are not corrected for making {len(pairs)} comparisons.")
+    return words
+
+
+def _p_named(strategy: str, tests: Mapping[str, Any]) -> str:
+    return f"`{strategy}` (p = {format_p(tests[strategy].p_value)})"
+
+
+def _listed(items: Sequence[str], quote: str = "") -> str:
+    """`a`, `a or b`, `a, b or c`."""
+    quoted = [f"{quote}{item}{quote}" for item in items]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def sensitivity_words(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """How large a difference the test set could detect at the reference's level, and how many test videos a
+    5-point difference would need."""
+    reference = reference_strategy(runs)
+    if reference is None:
+        return None
+    setting = best_per_strategy(runs)[reference]
+    metrics = setting.runs[0]["metrics"]
+    num_videos = int((metrics.get("test") or {}).get("num_samples") or metrics.get("num_test") or 0)
+    if num_videos < 1:
+        return None
+    found = sensitivity_at_level(setting.values("test_acc"), num_videos)
+    each = " in each data seed's test set" if _data_seeds_vary(runs) else ""
+    return (
+        f"With {counted(num_videos, 'test video')}{each} and accuracies near {100 * found.accuracy:.1f}% "
+        f"(`{reference}`'s), two strategies must differ by about {100 * found.detectable_difference:.1f} points for "
+        f"the difference to be detected (two-sided α {ALPHA:g}, power {POWER:g}, two accuracies at the observed "
+        f"level); a {100 * found.difference:g}-point difference would need about "
+        f"{counted(found.videos_for_difference, 'test video')}."
+    )
 
 
 def precision_text(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -265,15 +476,15 @@ def _classes(run: Mapping[str, Any]) -> list[str] | None:
 
 
 def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
-    """The PNG plots of the finished runs; returns {what: path} for those drawn."""
+    """The PNG plots of the finished runs; returns {what: path} for those drawn. Accuracies carry their
+    uncertainty: one run's 95% interval, or the spread of several seeds (error bars; shaded curves)."""
     compare_dir = Path(compare_dir)
     best = best_per_strategy(runs)
     if not best:
         return {}
     drawn: dict[str, Path] = {}
-    curves = {
-        s: g.best_run()["metrics"]["history"] for s, g in best.items() if g.best_run()["metrics"]["history"]
-    }
+    curves = {s: [r["metrics"]["history"] for r in g.runs] for s, g in best.items()
+              if all(r["metrics"]["history"] for r in g.runs)}
     if curves:
         drawn["curves"] = plot_training_curves(curves, compare_dir / CURVES_PNG)
 
@@ -281,20 +492,16 @@ def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[st
     sizes = {g.settings["videos_per_class"] for g in groups}
     if len(sizes) > 1 and None not in sizes:
         points: dict[str, list[tuple[float, ...]]] = {}
-        several = any(len(g.runs) > 1 for g in groups)
         for strategy in best:
-            for n in sorted(sizes):
-                cell = [g for g in groups if g.strategy == strategy and g.settings["videos_per_class"] == n]
-                if cell:
-                    tests = _best(cell).values("test_acc")
-                    spread = statistics.stdev(tests) if len(tests) > 1 else 0.0
-                    points.setdefault(strategy, []).append(
-                        (n, statistics.fmean(tests), spread) if several else (n, tests[0])
-                    )
+            cells = [(n, _best(cell)) for n in sorted(sizes)
+                     if (cell := [g for g in groups if g.strategy == strategy and g.settings["videos_per_class"] == n])]
+            points[strategy] = [_with_uncertainty(n, g) for n, g in cells]
+            if len({len(p) for p in points[strategy]}) > 1:  # one run without an interval: no bars for any
+                points[strategy] = [p[:2] for p in points[strategy]]
         drawn["scaling"] = plot_scaling(points, compare_dir / SCALING_PNG)
 
     param_points = [
-        (s, int(g.runs[0]["metrics"]["trainable_params"]), g.test)
+        (s, int(g.runs[0]["metrics"]["trainable_params"]), *_with_uncertainty(None, g, as_bounds=True)[1:])
         for s, g in best.items()
         if int(g.runs[0]["metrics"]["trainable_params"]) > 0
     ]
@@ -311,6 +518,23 @@ def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[st
     return drawn
 
 
+def _with_uncertainty(x: Any, setting: Setting, as_bounds: bool = False) -> tuple[Any, ...]:
+    """A plot point for the setting's test accuracy: (x, mean, sd) over several runs ((x, mean, low, high) with
+    `as_bounds`), (x, accuracy, low, high) for one run with its interval, else (x, accuracy)."""
+    tests = setting.values("test_acc")
+    if len(tests) > 1:
+        mean, sd = statistics.fmean(tests), statistics.stdev(tests)
+        return (x, mean, mean - sd, mean + sd) if as_bounds else (x, mean, sd)
+    interval = setting.runs[0]["metrics"].get("test_acc_ci")
+    return (x, tests[0], *interval) if interval is not None else (x, tests[0])
+
+
+def report_files(compare_dir: Path) -> list[Path]:
+    """report.md and the plots beside it that exist: what a tracker keeps of a comparison."""
+    names = (REPORT_FILE, CURVES_PNG, SCALING_PNG, PARAMS_PNG, f"{CONFUSION_STEM}.png")
+    return [Path(compare_dir) / name for name in names if (Path(compare_dir) / name).is_file()]
+
+
 # ------------------------------------------------------------------------------------------- report.md
 def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> Path:
     """Write `report.md` and its plots into `compare_dir`; `notes` are markdown lines on data and split."""
@@ -318,7 +542,8 @@ def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Se
     finished = _finished(runs)
     failed = [r for r in runs if r.get("error")]
     drawn = write_plots(compare_dir, runs)
-    several_seeds = _seeds_vary(finished)
+    several_seeds = _several_repetitions(finished)
+    word = repetition_word(finished) if finished else "seed"
 
     parts = [f"# Comparison: {len(finished)} of {counted(len(runs), 'run')} finished", ""]
     if notes:
@@ -327,20 +552,50 @@ def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Se
         "## Results",
         "",
         "Test Acc is top-1 accuracy on the test split of the model from the epoch with the best validation "
-        f"accuracy (Val Acc). {RESULTS_ORDER}" + (f" {precision_text(runs)}" if finished else ""),
+        "accuracy (Val Acc); in parentheses, its 95% interval in percent (Wilson score: where the accuracy on "
+        f"all such videos could lie, given this many test videos). {RESULTS_ORDER}"
+        + (f" {precision_text(runs)}" if finished else ""),
         "",
         results_table(runs),
         "",
     ]
+    if finished and len(best_per_strategy(runs)) > 1:
+        reference = reference_strategy(runs)
+        parts += [
+            "## Paired comparison",
+            "",
+            f"Each strategy's best setting against `{reference}`, the best by validation accuracy, on the same test "
+            "videos: the difference in test accuracy and the exact McNemar p-value, which looks only at the videos "
+            "one of the two got right and the other did not (the probability of a split of those videos at least "
+            "this uneven if both strategies were equally accurate)"
+            + (f"; run by run for each {word}, and the paired t-test over the {word}s." if several_seeds else "."),
+            "",
+            paired_table(runs),
+            "",
+            *(f"{line}" for line in paired_words(runs)),
+            "",
+        ]
+        if sensitivity := sensitivity_words(runs):
+            parts += [f"**What this test set can detect.** {sensitivity}", ""]
+    if finished and several_seeds:
+        parts += [
+            f"## {word.capitalize()}s",
+            "",
+            f"Each strategy's best setting {word} by {word} (test accuracy with its 95% interval), and the mean ± "
+            f"sample standard deviation over the {word}s.",
+            "",
+            seeds_table(runs),
+            "",
+        ]
     if finished:
         parts += [
             "## Test accuracy by videos per class",
             "",
             "Where several settings share a cell, the one with the best validation accuracy is shown"
             + (
-                "; with several seeds, the mean ± sample standard deviation over seeds."
+                f"; with several {word}s, the mean ± sample standard deviation over them."
                 if several_seeds
-                else "."
+                else ", with its 95% interval."
             ),
             "",
             scaling_table(runs),
@@ -348,7 +603,7 @@ def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Se
             "## Best setting per strategy",
             "",
             "Chosen by validation accuracy"
-            + (" (mean over seeds)" if several_seeds else "")
+            + (f" (mean over {word}s)" if several_seeds else "")
             + "; the test accuracy is reported for it, never used to choose.",
             "",
             best_table(runs),
@@ -367,16 +622,26 @@ def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Se
         parts += ["## Plots", ""]
         if "curves" in drawn:
             parts += [
-                "Training loss and validation accuracy per epoch, best run of each strategy:",
+                "Training loss and validation accuracy per epoch, best setting of each strategy"
+                + (f" (the mean over {word}s, their range shaded):" if several_seeds else ":"),
                 "",
                 f"![training curves]({CURVES_PNG})",
                 "",
             ]
         if "scaling" in drawn:
-            parts += ["Test accuracy against videos per class:", "", f"![scaling]({SCALING_PNG})", ""]
+            parts += [
+                "Test accuracy against videos per class"
+                + (f" (error bars: ± one standard deviation over {word}s):" if several_seeds else
+                   " (error bars: 95% intervals):"),
+                "",
+                f"![scaling]({SCALING_PNG})",
+                "",
+            ]
         if "params" in drawn:
             parts += [
-                "Trainable parameters (log scale) against test accuracy, best setting of each strategy:",
+                "Trainable parameters (log scale) against test accuracy, best setting of each strategy"
+                + (f" (error bars: ± one standard deviation over {word}s):" if several_seeds else
+                   " (error bars: 95% intervals):"),
                 "",
                 f"![parameters vs accuracy]({PARAMS_PNG})",
                 "",

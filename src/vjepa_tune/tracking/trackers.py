@@ -86,6 +86,14 @@ class Trackers:
             else:
                 tracker.log(plain, step=step)
 
+    def flush(self) -> None:
+        """Write out what is queued (MLflow's per-step metrics): called at each checkpoint, so that a run killed
+        later and resumed from it keeps everything logged up to it."""
+        if any(tracker.name == "mlflow" for tracker in self._trackers):
+            import mlflow  # an optional dependency (the `mlflow` extra), imported when it is used
+
+            mlflow.flush_async_logging()
+
     def log_artifacts(self, paths: Iterable[Path | str]) -> None:
         """Keep files with the run: MLflow artefacts (keeping their folder below the run folder); images (plots)
         also in TensorBoard's Images tab and as W&B images, other files as W&B run files."""

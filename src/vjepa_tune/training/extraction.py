@@ -35,7 +35,7 @@ from vjepa_tune.training.feature_store import (
     StoredOutput,
     StoreSpec,
     View,
-    entry_key,
+    entry_keys,
     load_entry,
     save_entry,
     store_spec,
@@ -101,12 +101,64 @@ class _ViewsDataset(Dataset):
 
 
 @dataclass(frozen=True)
+class HostCopy:
+    """A tensor on its way to the host: `wait()` returns it once the copy is done."""
+
+    tensor: torch.Tensor
+    done: torch.cuda.Event | None = None
+
+    def wait(self) -> torch.Tensor:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.tensor
+
+
+@dataclass(frozen=True)
+class Staging:
+    """Extraction's copies between the host and the device.
+
+    Pinned (page-locked host memory, on a CUDA device): clips are stacked straight into pinned memory and features
+    are copied back into it, so both copies run at the bus's speed without holding the host thread, which goes on
+    receiving clips while the GPU works. Unpinned (the CPU): plain copies, the same path otherwise. Pinned blocks
+    come from torch's caching host allocator, which reuses a block only once the copies that used it are done; a
+    block handed to the store's writer threads stays theirs until the entries are written.
+    """
+
+    device: torch.device
+    pinned: bool
+
+    def to_device(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        """The clips (one shape and dtype) stacked into one batch on the device."""
+        if not self.pinned:
+            return torch.stack(clips).to(self.device)
+        staged = torch.empty((len(clips), *clips[0].shape), dtype=clips[0].dtype, pin_memory=True)
+        torch.stack(clips, out=staged)
+        return staged.to(self.device, non_blocking=True)
+
+    def to_host(self, tensor: torch.Tensor, dtype: torch.dtype) -> HostCopy:
+        """`tensor` in `dtype` on the host; on CUDA the copy is queued behind the work that makes `tensor`."""
+        if not self.pinned:
+            return HostCopy(tensor.to("cpu", dtype))
+        staged = torch.empty(tensor.shape, dtype=dtype, pin_memory=True)
+        staged.copy_(tensor.to(dtype), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return HostCopy(staged, done)
+
+
+@dataclass(frozen=True)
 class Encoding:
     """How extraction runs the frozen model: where, and under which autocast."""
 
     model: torch.nn.Module
     device: torch.device
     compute: torch.dtype | None
+    pinned: bool | None = None
+    """Copies through pinned host memory (`Staging`); None: on a CUDA device."""
+
+    @property
+    def staging(self) -> Staging:
+        return Staging(self.device, self.device.type == "cuda" if self.pinned is None else self.pinned)
 
     @torch.inference_mode()
     def encode(self, forward: Callable[[torch.Tensor], torch.Tensor], clips: list[torch.Tensor], dtype: str
@@ -116,9 +168,9 @@ class Encoding:
         Clips come as the workers made them: uint8, normalised here on the device (a quarter of the bytes through
         the workers' shared memory and to the GPU), or already normalised where random erasing needed it."""
         if len({c.dtype for c in clips}) == 1:
-            batch = normalize_clips(torch.stack(clips).to(self.device))
+            batch = normalize_clips(self.staging.to_device(clips))
         else:  # training views with random erasing (float32) beside evaluation views (uint8)
-            batch = torch.stack([normalize_clips(c) for c in clips]).to(self.device)
+            batch = self.staging.to_device([normalize_clips(c) for c in clips])
         with autocast(self.compute, self.device):
             feats = forward(batch)
         BackboneCounter.calls += 1
@@ -133,9 +185,25 @@ class Encoding:
 
 def _missing(spec: StoreSpec, cfg: TrainConfig, samples: list[Sample], todo: list[tuple[int, list[View]]]
              ) -> list[tuple[int, list[View]]]:
-    found = [(i, [v for v in views if not spec.entry_path(entry_key(samples[i], v, cfg)).exists()])
-             for i, views in todo]
+    found = [(i, [v for v, key in zip(views, entry_keys(samples[i], views, cfg), strict=True)
+                  if not spec.entry_path(key).exists()]) for i, views in todo]
     return [(i, views) for i, views in found if views]
+
+
+@dataclass(frozen=True)
+class _BatchInFlight:
+    """One batch's features on their way to the host, and the store entries to write them to once there."""
+
+    keys: list[str]
+    copies: list[tuple[StoreSpec, HostCopy, bool]]
+    """(store, features, only where the store lacks the entry)."""
+
+    def write(self, writer: EntryWriter) -> None:
+        for spec, copy, only_missing in self.copies:
+            for key, feat in zip(self.keys, copy.wait(), strict=True):
+                path = spec.entry_path(key)
+                if not (only_missing and path.exists()):
+                    writer.put(path, feat, spec.dtype)
 
 
 def extract(spec: StoreSpec, cfg: TrainConfig, encoding: Encoding, samples: list[Sample],
@@ -182,21 +250,25 @@ def extract(spec: StoreSpec, cfg: TrainConfig, encoding: Encoding, samples: list
     pending: list[tuple[str, torch.Tensor]] = []
     forward = encoder_forward(unwrap(model).vjepa2.encoder, encoding.device, count)
     writer = EntryWriter()
+    staging = encoding.staging
+    in_flight: list[_BatchInFlight] = []
 
     def flush() -> None:
+        """Queue the pending clips' forward and the copies of its features; then write the previous batch's
+        entries, whose copies were queued before this forward: on a GPU it runs while the next clips arrive."""
         if not pending:
             return
         feats = encoding.encode(forward, [t for _, t in pending], spec.dtype)
+        copies = []
         if spec.output == "pooler":
-            if backbone_spec is not None:
-                on_cpu = feats.to("cpu", DTYPES[backbone_spec.dtype])  # one copy per batch, in storage dtype
-                for (key, _), feat in zip(pending, on_cpu, strict=True):
-                    if not backbone_spec.entry_path(key).exists():
-                        writer.put(backbone_spec.entry_path(key), feat, backbone_spec.dtype)
+            if backbone_spec is not None:  # one copy per batch, in storage dtype
+                copies.append((backbone_spec, staging.to_host(feats, DTYPES[backbone_spec.dtype]), True))
             feats = encoding.pool(feats)
-        for (key, _), feat in zip(pending, feats.to("cpu", DTYPES[spec.dtype]), strict=True):
-            writer.put(spec.entry_path(key), feat, spec.dtype)
+        copies.append((spec, staging.to_host(feats, DTYPES[spec.dtype]), False))
+        in_flight.append(_BatchInFlight([key for key, _ in pending], copies))
         pending.clear()
+        while len(in_flight) > 1:
+            in_flight.pop(0).write(writer)
 
     started = time.perf_counter()
     with tqdm(total=count, desc="extracting features", unit="clip", disable=None, leave=False) as bar, writer:
@@ -206,12 +278,14 @@ def extract(spec: StoreSpec, cfg: TrainConfig, encoding: Encoding, samples: list
                 unreadable[sample.id] = "could not be decoded during feature extraction"
                 bar.update(len(item_views))
                 continue
-            for view, tensor in zip(item_views, tensors, strict=True):
-                pending.append((entry_key(sample, view, cfg), tensor))
+            for key, tensor in zip(entry_keys(sample, item_views, cfg), tensors, strict=True):
+                pending.append((key, tensor))
                 if len(pending) >= cfg.cache.batch_size:
                     flush()
                 bar.update(1)
         flush()
+        while in_flight:
+            in_flight.pop(0).write(writer)
     model.train(was_training)
     elapsed = time.perf_counter() - started
     per_process = distributed.gather(count + derived)
@@ -229,7 +303,7 @@ def extract(spec: StoreSpec, cfg: TrainConfig, encoding: Encoding, samples: list
 def _pool_stored(spec: StoreSpec, backbone_spec: StoreSpec, cfg: TrainConfig, encoding: Encoding,
                  samples: list[Sample], todo: list[tuple[int, list[View]]]) -> int:
     """Pool the wanted entries whose backbone features are already stored; returns how many."""
-    keys = [entry_key(samples[i], v, cfg) for i, views in todo for v in views]
+    keys = [key for i, views in todo for key in entry_keys(samples[i], views, cfg)]
     keys = [k for k in keys if backbone_spec.entry_path(k).exists()]
     for start in range(0, len(keys), cfg.cache.batch_size):
         chunk = keys[start : start + cfg.cache.batch_size]

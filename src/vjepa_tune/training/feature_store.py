@@ -27,9 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from vjepa_tune.config import StoreDtype, TrainConfig
 from vjepa_tune.data.dataset import Example, SkippedClip
 from vjepa_tune.data.samples import Sample
-from vjepa_tune.files import write_atomic, write_text_atomic
+from vjepa_tune.files import BackgroundWrites, write_atomic, write_text_atomic
 from vjepa_tune.models.adapters import unwrap
 from vjepa_tune.training.precision import precision_label
 from vjepa_tune.training.store import default_store_dir
@@ -113,21 +113,26 @@ def store_spec(cfg: TrainConfig, model: torch.nn.Module, output: StoredOutput, d
     return StoreSpec(root=root, model_key=_hash(key), output=output, dtype=cfg.cache.dtype, shape=shape)
 
 
-def entry_key(sample: Sample, view: View, cfg: TrainConfig) -> str:
-    """Everything about one clip that shapes its feature."""
+def entry_keys(sample: Sample, views: Sequence[View], cfg: TrainConfig) -> list[str]:
+    """The entry key of each of `views` of one sample: everything about a clip that shapes its feature. The file is
+    looked up once for all the views (extraction asks for every view of a video at once)."""
     st = sample.path.stat()
     d = cfg.data
-    transform = (
-        {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
-         "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)}
-        if view != EVAL_VIEW else {"crop": d.crop_size, "train": False}
-    )
-    return _hash({
+    clip = {
         "path": str(sample.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "id": sample.id,
         "frames": d.frames_per_clip, "sampling": d.sampling,
-        "frame_step": d.frame_step if d.sampling == "random_window" else None,
-        "transform": transform, "view": view, "seed": cfg.seed,
-    })
+        "frame_step": d.frame_step if d.sampling == "random_window" else None, "seed": cfg.seed,
+    }
+    train = {"crop": d.crop_size, "train": True, "hflip": d.hflip, "color_jitter": d.color_jitter,
+             "random_erasing": d.random_erasing, "crop_scale": list(d.crop_scale)}
+    evaluation = {"crop": d.crop_size, "train": False}
+    # Keys are hashed with sorted keys, so they do not depend on the order the parts are put together in.
+    return [_hash({**clip, "transform": evaluation if view == EVAL_VIEW else train, "view": view}) for view in views]
+
+
+def entry_key(sample: Sample, view: View, cfg: TrainConfig) -> str:
+    """The entry key of one view of one sample (`entry_keys`)."""
+    return entry_keys(sample, [view], cfg)[0]
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -153,38 +158,15 @@ def load_entry(path: Path, dtype: StoreDtype, *, as_stored: bool = False) -> tor
     return t if as_stored else t.float()
 
 
-class EntryWriter:
-    """Writes entries on background threads, so the disk works while clips decode and the backbone runs.
-
-    At most `limit` entries wait in memory (one clip's features each); a failed write is raised in the caller's
-    thread at the next `put` or at `close`, and `close` returns only once every entry is on disk.
-    """
+class EntryWriter(BackgroundWrites):
+    """Writes entries on background threads (`files.BackgroundWrites`), so the disk works while clips decode and the
+    backbone runs: at most `limit` entries (one clip's features each) wait in memory."""
 
     def __init__(self, threads: int = 4, limit: int = 64):
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feature-store-writer")
-        self.waiting: deque[Future] = deque()
-        self.limit = limit
+        super().__init__(threads, limit, name="feature-store-writer")
 
     def put(self, path: Path, feature: torch.Tensor, dtype: StoreDtype) -> None:
-        while len(self.waiting) >= self.limit or (self.waiting and self.waiting[0].done()):
-            self.waiting.popleft().result()
-        self.waiting.append(self.pool.submit(save_entry, path, feature, dtype))
-
-    def close(self) -> None:
-        try:
-            while self.waiting:
-                self.waiting.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> EntryWriter:
-        return self
-
-    def __exit__(self, error_type: type[BaseException] | None, *rest: object) -> None:
-        if error_type is None:
-            self.close()
-        else:  # the error that stopped extraction is the one to report: drop what waits, raise no write error
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.submit(partial(save_entry, path, feature, dtype))
 
 
 def write_manifest(spec: StoreSpec, cfg: TrainConfig) -> None:

@@ -33,8 +33,8 @@ from vjepa_tune.randomness import keyed_generator
 from vjepa_tune.training import distributed
 from vjepa_tune.training.inputs import Batch, Pipeline, collate
 
-if TYPE_CHECKING:  # only a type here; the recipe makes the writer
-    from torch.utils.tensorboard import SummaryWriter
+if TYPE_CHECKING:  # only a type here; the recipe opens the trackers
+    from vjepa_tune.tracking.trackers import Trackers
 
 Collate = Callable[[list[Example | SkippedClip]], Batch]
 
@@ -179,7 +179,8 @@ class StepContext:
     """The training split, to name the videos that could not be read."""
     checkpoint: Path
     """Where the last good state is kept, for the message when the loss stops being finite."""
-    writer: SummaryWriter | None = None
+    trackers: Trackers | None = None
+    """Where the scalars of each step go (TensorBoard, MLflow, W&B: `--report_to`)."""
 
 
 def _non_finite(ctx: StepContext, loss: float, epoch: int) -> NonFiniteLoss:
@@ -231,15 +232,15 @@ def train_epoch(ctx: StepContext, epoch: int, steps: list[list[int]]) -> float:
         state.global_step += 1
         step_loss, step_seen = distributed.sum_values([step_loss, step_seen], accelerator.device)
         total_loss, total_seen = total_loss + step_loss, total_seen + int(step_seen)
-        if ctx.writer is not None and step_seen:
-            ctx.writer.add_scalar("train/loss", step_loss / step_seen, state.global_step)
-            ctx.writer.add_scalar("train/lr", ctx.scheduler.get_last_lr()[0], state.global_step)
+        if ctx.trackers is not None and step_seen:
+            ctx.trackers.log_scalars(state.global_step, {"train/loss": step_loss / step_seen,
+                                                         "train/lr": ctx.scheduler.get_last_lr()[0]})
         bar.update(len(step))
         bar.set_postfix(loss=f"{total_loss / max(1, total_seen):.4f}")
     bar.close()
     elapsed = time.perf_counter() - started
-    if ctx.writer is not None:
-        ctx.writer.add_scalar("train/clips_per_s", total_seen / max(elapsed, 1e-9), state.global_step)
+    if ctx.trackers is not None:
+        ctx.trackers.log_scalars(state.global_step, {"train/clips_per_s": total_seen / max(elapsed, 1e-9)})
     return total_loss / max(1, total_seen)
 
 
@@ -258,6 +259,12 @@ class DatasetPredictions:
         if not self.labels:
             return 0.0
         return float((self.probs.argmax(dim=-1) == torch.tensor(self.labels)).float().mean())
+
+    def num_correct(self) -> int:
+        """How many samples the top-1 prediction gets right (what the accuracy's interval is made from)."""
+        if not self.labels:
+            return 0
+        return int((self.probs.argmax(dim=-1) == torch.tensor(self.labels)).sum())
 
 
 @torch.no_grad()

@@ -27,6 +27,20 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def choose_device(device: str | torch.device | None) -> torch.device:
+    """`--device` as a torch device: None or auto is `default_device()`; a device that is not one, or CUDA where there
+    is no GPU, is refused naming the flag."""
+    if device is None or device == "auto":
+        return default_device()
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as exc:
+        raise BadInput(f"--device {device!r} is not a device (try cpu, cuda or cuda:1): {exc}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
+    return chosen
+
+
 def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """The dtype autocast computes in for `--precision` on `device`, or None for full precision."""
     if precision not in ("auto", "fp32", "bf16", "fp16"):
