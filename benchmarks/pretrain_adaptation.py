@@ -58,7 +58,7 @@ CONDITIONS = {
     ),
     "scratch": Condition(
         "scratch", "random:tiny",
-        ["--learning_rate", "1e-3", "--ema.start", "0.99", "--ema.end", "0.999", "--batch_size", "8",
+        ["--learning_rate", "3e-4", "--ema.start", "0.998", "--ema.end", "0.9995", "--batch_size", "8",
          "--predictor.reinit", "--predictor.width", "64", "--predictor.depth", "2", "--predictor.heads", "4"],
         goal_points=10.0,
     ),

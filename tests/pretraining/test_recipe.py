@@ -375,3 +375,27 @@ def test_pretrain_will_not_resume_a_training_run(trained_run: Callable[[str], Pa
     run = trained_run("head_only")
     assert main(["pretrain", "--resume", str(run)]) == 2
     assert "is a `vjepa-tune train` run; `vjepa-tune pretrain` cannot continue it" in capsys.readouterr().err
+
+
+def test_report_to_mlflow_and_wandb_gets_the_configuration_every_monitor_and_the_final_metrics(
+        footage_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trackers_read) -> None:
+    trackers_read.isolate(monkeypatch, tmp_path / "home")
+    out = tmp_path / "runs"
+    assert main(["pretrain", "--data.root", str(footage_root), "--out", str(out), "--model", "tiny",
+                 "--batch_size", "4", "--max_steps", "2", "--log_every", "1", "--run_name", "adapted",
+                 "--report_to", "tensorboard,mlflow,wandb"]) == 0
+    run_dir = out / "adapted"
+    metrics = _metrics(run_dir)
+    client = trackers_read.mlflow(out)
+    (run,) = client.search_runs([client.get_experiment_by_name("vjepa-tune").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "adapted"
+    assert run.data.params["model"] == "tiny" and run.data.params["ema.start"] == "0.99925"
+    losses = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "pretrain/loss")]
+    assert losses == [(h["step"], pytest.approx(h["loss"])) for h in metrics["history"]] and len(losses) == 2
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "collapse/target_rank")} == {1, 2}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"report.md"}
+
+    (wandb_run,) = trackers_read.wandb_runs(run_dir)
+    assert wandb_run.exit_code == 0 and wandb_run.config["model"] == "tiny"
+    assert [row["_step"] for row in wandb_run.history if "pretrain/loss" in row] == [1, 2]
+    assert wandb_run.summary["steps"] == metrics["steps"] == 2
