@@ -32,7 +32,6 @@ import itertools
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,12 +107,11 @@ def backbone_lora_step_flops(config: Any, frames: int) -> float:
 # ------------------------------------------------------------------------------------------------ steps
 def new_backbone_lora(spec: str, device: torch.device, checkpointing: bool) -> torch.nn.Module:
     from vjepa_tune.models.adapters import apply_strategy
+    from vjepa_tune.models.build import enable_activation_checkpointing
 
     model = new_model(spec, device)
-    if checkpointing:  # the call build_model makes; newer transformers renamed it, with a FutureWarning
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if checkpointing:  # the call build_model makes
+        enable_activation_checkpointing(model)
     return apply_strategy(model, "backbone_lora")
 
 
@@ -122,20 +120,13 @@ def new_objective(spec: str, device: torch.device, checkpointing: bool) -> torch
     from vjepa_tune.pretraining.objective import JepaObjective
 
     backbone = new_model(spec, device).vjepa2  # the classifier's pooler and head are dropped with it
-    try:
-        objective = JepaObjective(backbone, gradient_checkpointing=checkpointing)
-    except AttributeError:  # a transformers without activation_checkpointing_enable (older than the venv's)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        objective = JepaObjective(backbone)
-    return objective.train()
+    return JepaObjective(backbone, gradient_checkpointing=checkpointing).train()
 
 
 def mask_draws(config: Any, frames: int, batch: int, count: int = 2) -> list[list[Any]]:
     """`count` steps' masks for a batch, drawn as a recipe draws them (official settings, keyed by step)."""
+    from vjepa_tune.config import MaskSettings
     from vjepa_tune.pretraining.masks import TokenGrid, draw_masks
-    from vjepa_tune.pretraining.settings import MaskSettings
 
     grid = TokenGrid.of(config, frames)
     ids = [f"clip-{i}" for i in range(batch)]

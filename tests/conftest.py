@@ -107,6 +107,35 @@ def tiny_run(synth_root: Path, store_dir: Path, tmp_path_factory: pytest.TempPat
     return out / "lora-tiny"
 
 
+@pytest.fixture(scope="session")
+def footage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight unlabelled videos (64 px, 32 frames, disjoint from synth_root's) as footage is kept: three loose in the
+    root, five in nested folders that name no class (day2/cam1, day2/cam2)."""
+    from vjepa_tune.synth import synthesize
+
+    made = tmp_path_factory.mktemp("footage-made") / "actions"
+    synthesize(made, videos_per_class=2, size=(64, 64), frames=32, fps=25, seed=1, workers=2, progress=False)
+    root = tmp_path_factory.mktemp("footage")
+    for k, video in enumerate(sorted(made.rglob("*.mp4"))):
+        folder = root if k < 3 else root / "day2" / ("cam1" if k < 6 else "cam2")
+        folder.mkdir(parents=True, exist_ok=True)
+        video.rename(folder / f"clip{k}.mp4")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(footage_root: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished `pretrain` run on the bundled `tiny` over footage_root: 4 steps of 4 clips, monitors at steps 1, 2
+    and 4, a one-epoch probe on synth_root at steps 0, 2 and 4; made once per session for the tests of its records,
+    its model folder and its export."""
+    from vjepa_tune.cli import main
+
+    out = tmp_path_factory.mktemp("pretrain-runs")
+    argv = ["pretrain", "--model", "tiny", "--data.root", str(footage_root), "--out", str(out), "--run_name", "tiny",
+            "--max_steps", "4", "--batch_size", "4", "--log_every", "2", "--learning_rate", "1e-3",
+            "--probe.data.root", str(synth_root), "--probe.num_epochs", "1", "--probe.every", "2"]
+    assert main(argv) == 0, "the pretraining fixture run failed"
+    return out / "tiny"
 # ------------------------------------------------------------------------------------------ what trackers wrote
 def _isolate_trackers(mp: pytest.MonkeyPatch, home: Path) -> None:
     """No user credentials, settings or stores leak into a test that tracks; W&B stays quiet and offline."""

@@ -11,7 +11,7 @@ from vjepa_tune.cli import COMMANDS, _normalize_argv, _parser, main
 from vjepa_tune.models.info import format_pct
 
 CONTRACT_COMMANDS = ["synth", "data check", "data prepare", "info", "train", "compare", "evaluate", "predict",
-                     "export", "features", "cache", "demo"]
+                     "export", "features", "cache", "demo", "pretrain"]
 
 
 @pytest.mark.parametrize("command", CONTRACT_COMMANDS)
@@ -156,6 +156,20 @@ def test_each_commands_help_lists_only_the_flags_it_uses(capsys: pytest.CaptureF
     assert not evaluate & {*TRAINING_ONLY, "--data.frames_per_clip", "--data.split_ratios", "--data.group_pattern"}, (
         "clips are cut as the run cut them, its videos grouped as the run grouped them")
     assert set(TRAINING_ONLY) <= _flags("train", capsys)
+    pretrain = _flags("pretrain", capsys)
+    assert {*TRAINING_ONLY, "--data.frames_per_clip", "--max_steps", "--masks.short_range.num_blocks",
+            "--predictor.reinit", "--ema.start", "--probe.data.root", "--probe.data.split_ratios", "--probe.every",
+            "--probe.strategy", "--log_every", "--stop_on_collapse", "--report_to", "--resume"} <= pretrain
+    assert not pretrain & {"--strategy", "--data.split", "--data.videos_per_class", "--data.split_ratios",
+                           "--cache.enabled", "--cache.dir", "--lora.rank"}, "unlabelled videos are not split"
+
+
+def test_pretrain_crops_as_v_jepa_does_and_its_probe_as_train_does(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    text = " ".join(_help("pretrain", capsys).split())
+    defaults = dict(re.findall(r"(--[\w.]+crop_scale)\+ \[ITEM,\.\.\.\] Area range.*?default: (\[[^\]]*\])\)", text))
+    assert defaults == {"--data.crop_scale": "[0.3, 1.0]", "--probe.data.crop_scale": "[0.08, 1.0]"}
 
 
 STRATEGY_CHOICES = "{head_only,pooler_and_head,lora,pooler_head_and_lora,backbone_lora}"
@@ -173,6 +187,7 @@ STRATEGY_CHOICES = "{head_only,pooler_and_head,lora,pooler_head_and_lora,backbon
         ("evaluate", "--split {test,val,train}"),
         ("synth", "--layout {folder,ntu,ucf101,list}"),
         ("cache", "{list,clear}"),
+        ("pretrain", "--probe.strategy {head_only,pooler_and_head}"),
     ],
 )
 def test_closed_sets_are_shown_as_choices(command: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -252,3 +252,33 @@ def test_the_model_cards_examples_run_and_print_the_runs_class_for_the_video(
         label, score = capsys.readouterr().out.split()
         assert label == expected.label and label in CLASSES, "the run's class name, not LABEL_n"
         assert float(score) == pytest.approx(expected.score, abs=2e-3)
+
+
+def test_a_pretraining_run_exports_its_best_encoder_as_it_is_with_a_model_card(
+    pretrained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "encoder"
+    code, stdout, stderr = _export(capsys, str(pretrained_run), str(out), "--merge")
+    assert code == 0 and f"exported a Hugging Face model to {out}" in stdout and "nothing to merge" in stderr
+    metrics = json.loads((pretrained_run / "metrics.json").read_text())
+    kept = pretrained_run / metrics["best_model_dir"]
+    for name in ("config.json", "model.safetensors", "video_preprocessor_config.json"):
+        assert (out / name).read_bytes() == (kept / name).read_bytes(), name
+    card = (out / "README.md").read_text()
+    assert "**target encoder**" in card and "the best probe by validation accuracy" in card
+    assert f"vjepa-tune pretrain --config {pretrained_run.resolve() / 'config.yaml'}" in card
+    assert metrics["verdict"] in card and "| 4 |" in card and "vjepa-tune train --model OUT_DIR" in card
+
+    code, _, stderr = _export(capsys, str(pretrained_run), str(tmp_path / "again"))
+    assert code == 0
+    for command in (["evaluate", str(pretrained_run)], ["predict", str(pretrained_run), str(out / "README.md")]):
+        assert main(command) == 2
+        assert "is a pretraining run (vjepa-tune pretrain): it holds an encoder" in capsys.readouterr().err
+
+
+def test_data_check_counts_the_videos_a_pretraining_run_saw(pretrained_run: Path, footage_root: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "check", "--data.root", str(footage_root), "--data.format", "videos", "--against",
+                 str(pretrained_run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overlap"]["seen"] == 8, report["overlap"]

@@ -15,6 +15,7 @@ import yaml
 from safetensors.torch import save_file
 
 from vjepa_tune.files import (
+    replace_folder,
     staged_folder,
     write_atomic,
     write_bytes_atomic,
@@ -148,6 +149,19 @@ def test_yaml_keeps_key_order_and_header(tmp_path: Path) -> None:
     assert yaml.safe_load(text) == {"b": 1, "a": [1, 2]}
 
 
+def test_replace_folder_swaps_a_finished_folder_in_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "weights").write_text("new")
+    assert replace_folder(tmp_path / "new", tmp_path / "best") == tmp_path / "best"
+    (tmp_path / "newer").mkdir()
+    (tmp_path / "newer" / "weights").write_text("newer")
+    replace_folder(tmp_path / "newer", tmp_path / "best")
+    assert (tmp_path / "best" / "weights").read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    with pytest.raises(FileNotFoundError):
+        replace_folder(tmp_path / "missing", tmp_path / "best")
+    assert (tmp_path / "best" / "weights").read_text() == "newer", "a failed move puts the old folder back"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 def test_background_writes_all_finish_before_close_returns_and_a_failed_one_is_raised_in_the_caller() -> None:
     from vjepa_tune.files import BackgroundWrites
 

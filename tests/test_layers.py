@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tracking",),  # 7 records, console_log, report, plots, trackers
     ("runs",),  # 8 the run folder: its only owner
     ("training", "pretraining"),  # 9 parts that run models (their recipe modules excepted)
-    ("training.recipe", "compare", "inference", "export", "features", "pretraining.recipe", "demo"),  # 10 recipes
+    ("training.recipe", "compare", "inference", "export", "features", "pretraining.recipe", "pretraining.probe",
+     "pretraining.command", "demo"),  # 10 recipes (the probe runs train; the command calls the recipe)
     ("cli", "__main__", ""),  # 11 the command line and the package itself ("" is vjepa_tune/__init__.py)
 )
 

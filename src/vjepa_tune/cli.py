@@ -51,6 +51,7 @@ from vjepa_tune.config import (
 from vjepa_tune.errors import BadInput
 from vjepa_tune.features import command as features_command
 from vjepa_tune.inference import commands as inference_commands
+from vjepa_tune.pretraining import command as pretrain_command
 from vjepa_tune.runs.folder import training_videos
 from vjepa_tune.tracking.console_log import ConsoleLog
 from vjepa_tune.training.store import cache_clear, cache_list, format_bytes, format_cache_list
@@ -307,6 +308,8 @@ COMMANDS: dict[str, Command] = {
         Command("train", "Fine-tune a model with one strategy.", _build_train, _run_train),
         Command("compare", "Train a grid of strategies, sizes and hyperparameters; write a report.",
                 compare_command.build, compare_command.run),
+        Command("pretrain", "Continue a model's V-JEPA self-supervised pretraining on unlabelled videos.",
+                pretrain_command.build, pretrain_command.run),
         Command("evaluate", "Score a trained run on its validation or test split, another data set, or as a detector.",
                 inference_commands.build_evaluate, inference_commands.run_evaluate),
         Command("predict", "Label videos with a trained run, whole or window by window.",

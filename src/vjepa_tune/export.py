@@ -10,6 +10,9 @@ Adapter (lora and backbone_lora without `--merge`): peft's adapter files, the tr
 kept in `base_model/config.json` and the card says which base it needs. `pooler_head_and_lora` also trains the
 pooler's base weights, which an adapter cannot carry: it is exported merged, and the command says so.
 
+A pretraining run (`vjepa-tune pretrain`) exports its target encoder as it is, already a plain transformers model:
+the best by the probe's validation accuracy when the run probed, else the last.
+
 Every export gets a model card (README.md): strategy, data, metrics and the commands that made it. The folder
 is written aside and moved into place, so a failed export never leaves half a directory behind.
 """
@@ -17,6 +20,7 @@ is written aside and moved into place, so a failed export never leaves half a di
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +30,20 @@ from jsonargparse import ArgumentParser, Namespace
 
 from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.errors import BadInput
+from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import staged_folder
 from vjepa_tune.models.specs import RANDOM_PREFIX, TINY, hub_id
 from vjepa_tune.models.strategies import get_strategy
-from vjepa_tune.runs.folder import CONFIG_FILE, read_finished_metrics, read_model_meta
+from vjepa_tune.runs.folder import (
+    BEST_MODEL_DIR,
+    CONFIG_FILE,
+    HF_CONFIG_FILE,
+    MODEL_DIR,
+    is_pretraining_run,
+    read_finished_metrics,
+    read_model_meta,
+    read_pretrain_config,
+)
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.records import versions
 
@@ -44,11 +58,12 @@ CARD_FILE = "README.md"
 class ExportResult:
     out_dir: Path
     kind: str
-    """merged (a plain transformers model) or adapter (a peft adapter on the base model)."""
+    """merged (a plain transformers model), adapter (a peft adapter on the base model) or pretrained (a
+    pretraining run's target encoder, a plain transformers model)."""
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        what = "a Hugging Face model" if self.kind == "merged" else "a peft adapter"
+        what = "a peft adapter" if self.kind == "adapter" else "a Hugging Face model"
         files = ", ".join(sorted(p.name for p in self.out_dir.iterdir()))
         return f"exported {what} to {self.out_dir} ({files})"
 
@@ -100,6 +115,8 @@ def export_run(
     from vjepa_tune.runs.checkpoint import load_run_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if is_pretraining_run(run_dir):
+        return export_pretraining_run(run_dir, out_dir, merge=merge, overwrite=overwrite, command=command)
     meta = read_model_meta(run_dir)
     _check_out_dir(run_dir, out_dir, overwrite)
     strategy = get_strategy(meta["strategy"])
@@ -320,9 +337,105 @@ def model_card(
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------------------ pretraining
+def export_pretraining_run(run_dir: Path, out_dir: Path, *, merge: bool = False, overwrite: bool = False,
+                           command: str | None = None) -> ExportResult:
+    """Write a pretraining run's model, the target encoder, as a plain Hugging Face folder with a model card: the
+    best by the probe's validation accuracy when the run probed (best_model/), else the last (model/)."""
+    _check_out_dir(run_dir, out_dir, overwrite)
+    best, last = run_dir / BEST_MODEL_DIR, run_dir / MODEL_DIR
+    metrics = read_finished_metrics(run_dir) or {}
+    source = best if (best / HF_CONFIG_FILE).is_file() else last
+    if not (source / HF_CONFIG_FILE).is_file():
+        raise BadInput(f"{run_dir} holds no model yet: a pretraining run writes {MODEL_DIR}/ when it ends, and "
+                       f"{BEST_MODEL_DIR}/ at its first probe; resume it with `vjepa-tune pretrain --resume "
+                       f"{run_dir}`.")
+    notes = ["a pretraining run's model is its target encoder, a plain transformers model: there is nothing to "
+             "merge."] if merge else []
+    cfg = read_pretrain_config(run_dir)
+    with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        card = pretraining_model_card(run_dir, source, cfg.model, str(cfg.data.root), metrics, command)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+    return ExportResult(out_dir, "pretrained", notes)
+
+
+def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, metrics: dict[str, Any],
+                           command: str | None) -> str:
+    """README.md for a pretraining run's export: what was pretrained on what, which encoder this is, what the probe
+    measured, and how to load it."""
+    config = json.loads((source / HF_CONFIG_FILE).read_text(encoding="utf-8"))
+    classifier = "VJEPA2ForVideoClassification" in (config.get("architectures") or [])
+    hub = hub_id(model)
+    probes = metrics.get("probes") or []
+    chosen = next((p for p in probes if p["step"] == metrics.get("best_probe_step")), None)
+    if source.name == BEST_MODEL_DIR.name and chosen and chosen["step"] == 0:
+        which = ("the best probe by validation accuracy, which was the encoder the run started from: no later "
+                 "step probed better")
+    elif source.name == BEST_MODEL_DIR.name and chosen:
+        which = f"the best probe by validation accuracy, after {counted(chosen['step'], 'step')}"
+    else:
+        which = "after the run's last step"
+    front = ["---", "library_name: transformers",
+             f"pipeline_tag: {'video-classification' if classifier else 'feature-extraction'}", "tags:",
+             "  - vjepa2", "  - vjepa-tune", "  - self-supervised", "  - continued-pretraining"]
+    if hub is not None:
+        front.append(f"base_model: {hub}")
+    front.append("---")
+    lines = [
+        *front,
+        "",
+        f"# V-JEPA 2 encoder: `{model}` pretrained further on `{data}`",
+        "",
+        f"Continued V-JEPA self-supervised pretraining with vjepa-tune from `{model}` on "
+        + (f"{counted(metrics['num_videos'], 'unlabelled video')}, {counted(metrics['steps'], 'optimizer step')} of "
+           f"{metrics['effective_batch']} clips" if metrics else "unlabelled videos (the run had not finished)")
+        + ". The weights are the **target encoder** (V-JEPA's moving average of the trained encoder, the one V-JEPA "
+        f"evaluates), {which}, with its predictor"
+        + (" and the source's pooler and classifier, which pretraining does not train (fine-tune them for your "
+           "classes)." if classifier else "."),
+        "",
+        "## Probe",
+        "",
+    ]
+    if probes:
+        lines += ["| step | validation acc (95% CI) | test acc (95% CI) |", "|---|---|---|"]
+        lines += [f"| {p['step']} | {format_interval(p['val_acc'], p['val_ci'])} | "
+                  f"{format_interval(p['test_acc'], p['test_ci'])} |" for p in probes]
+        lines += ["", metrics.get("verdict", "")]
+    else:
+        lines.append("The run did not probe its encoder on labelled videos.")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "`OUT_DIR` stands for this folder.",
+        "",
+        "```python",
+        "from transformers import VJEPA2Model",
+        "",
+        'encoder = VJEPA2Model.from_pretrained("OUT_DIR").eval()  # features: encoder(pixel_values_videos=...)',
+        "```",
+        "",
+        "Fine-tune it for your classes: `vjepa-tune train --model OUT_DIR --strategy pooler_and_head "
+        "--data.root YOUR_LABELLED_VIDEOS`.",
+        "",
+        "## How it was made",
+        "",
+        "```",
+        f"vjepa-tune pretrain --config {Path(run_dir).resolve() / CONFIG_FILE}",
+        command or f"vjepa-tune export {run_dir} OUT_DIR",
+        "```",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ command
 def build(p: ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="A finished run folder (made by train or compare).")
+    p.add_argument("run_dir", type=Path, help="A finished run folder (made by train, compare or pretrain).")
     p.add_argument("out_dir", type=Path, help="Folder to write the exported model into.")
     p.add_argument(
         "--merge",

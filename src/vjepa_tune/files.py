@@ -157,6 +157,23 @@ def staged_folder(target: str | Path, *, replace: bool = False) -> Iterator[Path
             shutil.rmtree(staging)
 
 
+def replace_folder(source: str | Path, target: str | Path) -> Path:
+    """Move the finished folder `source` to `target` (same file system), replacing what `target` held: the old
+    folder is renamed aside first and removed last, so `target` never holds a mix of the two (for a moment it is
+    absent, and a failed move puts the old one back)."""
+    source, target = Path(source), Path(target)
+    aside = _aside_name(target, ".old") if target.exists() else None
+    if aside is not None:
+        target.rename(aside)
+    try:
+        source.rename(target)
+    except BaseException:
+        if aside is not None:
+            aside.rename(target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+    return target
 class BackgroundWrites:
     """Runs writes on background threads, so the disk works while the caller computes what comes next.
 

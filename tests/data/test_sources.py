@@ -41,6 +41,47 @@ def by_class(index: DatasetIndex) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# videos (unlabelled)
+
+
+def test_videos_reads_every_video_at_any_depth_without_labels(tmp_path):
+    touch(tmp_path / "a.mp4")
+    touch(tmp_path / "2024-06" / "cam1" / "b.MOV")
+    touch(tmp_path / "2024-06" / "notes.txt")
+    touch(tmp_path / ".trash" / "c.mp4")  # hidden folder
+    index = read_dataset(DataConfig(root=tmp_path, format="videos"))
+    assert index.format == "videos" and index.classes == ["unlabelled"]
+    assert [s.id for s in index.samples] == ["2024-06/cam1/b.MOV", "a.mp4"]
+    assert {s.label for s in index.samples} == {0}
+
+
+def test_pretraining_reads_a_folder_no_labelled_layout_fits_whole_and_a_labelled_one_as_it_is(tmp_path):
+    touch(tmp_path / "loose.mp4")
+    touch(tmp_path / "walk" / "a.mp4")
+    assert read_dataset(DataConfig(root=tmp_path), unlabelled=True).format == "videos"
+    assert len(read_dataset(DataConfig(root=tmp_path), unlabelled=True).samples) == 2, "the loose one too"
+    assert len(read_dataset(DataConfig(root=tmp_path)).samples) == 1, "train's folder layout: class folders only"
+    assert read_dataset(DataConfig(root=tmp_path, format="folder"), unlabelled=True).format == "folder"
+    write(tmp_path / "list" / "train.txt", "walk/a.mp4 walk\n")
+    listed = read_dataset(DataConfig(root=tmp_path, format="list", list_file=tmp_path / "list" / "train.txt"),
+                          unlabelled=True)
+    assert listed.format == "list" and [s.id for s in listed.samples] == ["walk/a.mp4"]
+
+
+def test_a_folder_without_videos_is_refused_naming_it(tmp_path):
+    touch(tmp_path / "notes.txt")
+    with pytest.raises(BadInput, match=f"no videos found for --data.format videos under {tmp_path}"):
+        read_dataset(DataConfig(root=tmp_path, format="videos"))
+
+
+def test_train_refuses_unlabelled_videos():
+    from vjepa_tune.config import TrainConfig, validate
+
+    with pytest.raises(BadInput, match="--data.format videos reads videos without labels"):
+        validate(TrainConfig(data=DataConfig(format="videos")))
+
+
+# ------------------------------------------------------------------------------------------------------------
 # folder
 
 

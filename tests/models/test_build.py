@@ -3,10 +3,17 @@ fresh build gives, LoRA's draws included; the base model alone is what the strat
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from vjepa_tune.config import TrainConfig
-from vjepa_tune.models.build import build_base_model, build_model, reusing_random_builds
+from vjepa_tune.models.build import (
+    build_base_model,
+    build_model,
+    enable_activation_checkpointing,
+    reusing_random_builds,
+)
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -57,3 +64,22 @@ def test_the_base_model_is_the_model_the_strategy_was_applied_to_frozen() -> Non
     plain = {k: v for k, v in applied.state_dict().items() if "lora_" not in k and "modules_to_save" not in k}
     names = {k.replace(".base_layer", "").replace(".original_module", ""): v for k, v in plain.items()}
     assert _same(_weights(base), names)
+
+
+def test_gradient_checkpointing_is_enabled_by_the_current_call_without_a_deprecation_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # transformers 5 warns on the old name
+        model = build_model("random:tiny", "backbone_lora", TrainConfig().lora, ["a", "b"], 0,
+                            gradient_checkpointing=True)
+    layers = [m for m in model.modules() if hasattr(m, "gradient_checkpointing")]
+    assert layers and all(m.gradient_checkpointing for m in layers)
+
+
+def test_a_transformers_with_only_the_old_call_still_gets_checkpointing() -> None:
+    class OldModel(torch.nn.Module):  # transformers before the rename: only gradient_checkpointing_enable
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict) -> None:
+            self.asked = gradient_checkpointing_kwargs
+
+    model = OldModel()
+    enable_activation_checkpointing(model)
+    assert model.asked == {"use_reentrant": False}

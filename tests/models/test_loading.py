@@ -295,3 +295,21 @@ def test_crop_size_is_the_models_and_nothing_else():
     assert model_crop_size(wrapped) == 64
     with pytest.raises(BadInput, match="--data.crop_size 224 differs from the model's crop size 64"):
         check_crop_size(wrapped, 224)
+
+
+def test_a_model_loaded_as_it_is_keeps_its_labels_and_says_which_parts_its_checkpoint_lacked(tmp_path):
+    from vjepa_tune.models.loading import load_model_as_is
+
+    torch.manual_seed(0)
+    VJEPA2Model(build_config("tiny", 2)).save_pretrained(tmp_path / "backbone")
+    model, lacking = load_model_as_is(str(tmp_path / "backbone"), log=lambda _: None)
+    assert lacking == {"pooler", "classifier"}
+    classifier = tiny(LABELS3)
+    state = {k: v for k, v in classifier.state_dict().items() if not k.startswith("vjepa2.predictor.")}
+    classifier.save_pretrained(tmp_path / "classifier", state_dict=state)
+    model, lacking = load_model_as_is(str(tmp_path / "classifier"), log=lambda _: None)
+    assert lacking == {"predictor"} and model.config.id2label == classifier.config.id2label
+    assert torch.equal(model.classifier.weight, classifier.classifier.weight)
+    whole, lacking = load_model_as_is("tiny", log=lambda _: None)
+    assert lacking == frozenset() and len(whole.config.id2label) == 24, "tiny's own pretext classes"
+    assert load_model_as_is("random:tiny", log=lambda _: None)[1] == frozenset()

@@ -8,6 +8,13 @@ import random
 import pytest
 import torch
 
+from vjepa_tune.config import (
+    EmaSettings,
+    MaskSetSettings,
+    MaskSettings,
+    PredictorSettings,
+    check_pretraining_settings,
+)
 from vjepa_tune.errors import BadInput
 from vjepa_tune.models.loading import build_config
 from vjepa_tune.pretraining.masks import (
@@ -17,13 +24,6 @@ from vjepa_tune.pretraining.masks import (
     check_masks,
     draw_masks,
     reachable_shapes,
-)
-from vjepa_tune.pretraining.settings import (
-    EmaSettings,
-    MaskSetSettings,
-    MaskSettings,
-    PredictorSettings,
-    check_settings,
 )
 
 TINY = TokenGrid(frames=8, height=4, width=4)
@@ -183,7 +183,7 @@ def test_a_block_that_can_cover_the_whole_frame_is_refused_and_the_largest_that_
 
 def test_settings_no_grid_could_use_are_refused_naming_the_flag() -> None:
     def check(masks: MaskSettings = None, predictor: PredictorSettings = None, ema: EmaSettings = None) -> None:
-        check_settings(masks or MaskSettings(), predictor or PredictorSettings(), ema or EmaSettings())
+        check_pretraining_settings(masks or MaskSettings(), predictor or PredictorSettings(), ema or EmaSettings())
 
     check()
     with pytest.raises(BadInput, match=r"--masks\.short_range\.num_blocks"):

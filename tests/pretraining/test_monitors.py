@@ -129,3 +129,16 @@ def test_a_resumed_monitor_finds_what_the_uninterrupted_one_finds() -> None:
     resumed = CollapseMonitor()
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))  # plain data for a checkpoint
     assert [f for step, signals in run[150:] for f in resumed.check(step, signals)] == expected
+
+
+def test_the_prediction_spread_is_measured_against_its_value_after_the_warm_up_not_its_first() -> None:
+    signals = {"target_std": 0.7, "target_rank": 30.0}
+    monitor = CollapseMonitor(settle_steps=60)
+    assert monitor.check(1, {**signals, "pred_std": 0.07}) == []
+    assert monitor.check(50, {**signals, "pred_std": 0.01}) == [], "a predictor learning the mean is no collapse"
+    assert monitor.check(100, {**signals, "pred_std": 0.02}) == []
+    (finding,) = monitor.check(200, {**signals, "pred_std": 0.003})
+    assert finding.startswith("collapse: pred_std fell to 0.003 at step 200") and "0.02 at step 100" in finding
+    unsettled = CollapseMonitor()
+    unsettled.check(1, {**signals, "pred_std": 0.07})
+    assert unsettled.check(50, {**signals, "pred_std": 0.01})[0].startswith("collapse: pred_std fell")

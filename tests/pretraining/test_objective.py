@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import VJEPA2ForVideoClassification
 
+from vjepa_tune.config import MaskSettings, PredictorSettings
 from vjepa_tune.errors import BadInput
 from vjepa_tune.models.loading import load_model
 from vjepa_tune.pretraining.masks import MaskDraw, TokenGrid, draw_masks
@@ -21,7 +22,6 @@ from vjepa_tune.pretraining.objective import (
     prepare_predictor,
     scatter_tokens,
 )
-from vjepa_tune.pretraining.settings import MaskSettings, PredictorSettings
 
 GRID = TokenGrid(frames=8, height=4, width=4)
 CLIP_IDS = ["clip-0", "clip-1", "clip-2", "clip-3"]

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from vjepa_tune.config import DataConfig, LoraConfig, TrainConfig
+from vjepa_tune.config import DataConfig, LoraConfig, PretrainConfig, ProbeConfig, TrainConfig
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.runs.folder import (
@@ -18,15 +19,19 @@ from vjepa_tune.runs.folder import (
     STATE_FILE,
     check_run_name,
     find_resumable,
+    is_pretraining_run,
     new_run_dir,
     read_config,
     read_config_yaml,
     read_metrics,
+    read_pretrain_config,
     read_splits,
     run_folder,
     run_to_resume,
     write_config,
     write_metrics,
+    write_pretrain_config,
+    write_pretrain_metrics,
     write_splits,
 )
 
@@ -297,3 +302,54 @@ def test_a_trained_run_records_the_size_and_fingerprint_of_every_video_it_lists(
     for entry in entries:
         identity = file_identity(root / entry["id"])
         assert (entry["size"], entry["fingerprint"]) == (identity.size, identity.fingerprint), entry["id"]
+
+
+def test_a_pretraining_config_round_trips_without_the_settings_pretrain_has_no_flag_for(tmp_path) -> None:
+    cfg = PretrainConfig(model="tiny", max_steps=7, data=DataConfig(root=tmp_path / "footage", crop_scale=[0.5, 1.0]),
+                         probe=ProbeConfig(data=DataConfig(root=tmp_path / "labelled", videos_per_class=5), every=3))
+    cfg.masks.long_range.num_blocks = 3
+    cfg.ema.end = 0.9999
+    write_pretrain_config(tmp_path, cfg)
+    text = (tmp_path / "config.yaml").read_text()
+    assert text.startswith(f"# vjepa-tune pretrain --config {tmp_path / 'config.yaml'}")
+    assert read_pretrain_config(tmp_path) == cfg
+    assert is_pretraining_run(tmp_path)
+    values = yaml.safe_load(text)
+    assert "split_ratios" not in values["data"] and values["probe"]["data"]["videos_per_class"] == 5
+
+
+def _unfinished_pretraining(out: Path, name: str, age_s: float) -> Path:
+    run = _unfinished(out, name, age_s)
+    write_pretrain_config(run, PretrainConfig())
+    return run
+
+
+def test_resume_finds_only_runs_of_its_own_kind_and_refuses_the_other_kind_by_name(tmp_path) -> None:
+    said: list[str] = []
+    training = _unfinished(tmp_path, "training", 10)
+    pretraining = _unfinished_pretraining(tmp_path, "pretraining", 100)
+    assert not is_pretraining_run(training) and is_pretraining_run(pretraining)
+    assert find_resumable(tmp_path) == training and find_resumable(tmp_path, pretraining=True) == pretraining
+    assert run_to_resume("auto", tmp_path, has_data=False, log=said.append, pretraining=True) == pretraining
+    with pytest.raises(BadInput, match="is a `vjepa-tune pretrain` run; `vjepa-tune train` cannot continue it"):
+        run_to_resume(str(pretraining), tmp_path, has_data=False, log=said.append)
+    with pytest.raises(BadInput, match="is a `vjepa-tune train` run; `vjepa-tune pretrain` cannot continue it"):
+        run_to_resume(str(training), tmp_path, has_data=False, log=said.append, pretraining=True)
+    with pytest.raises(BadInput, match="no pretraining run folder there"):
+        run_to_resume("auto", tmp_path / "empty", has_data=False, log=said.append, pretraining=True)
+
+
+def test_pretraining_metrics_hold_a_monitor_entry_per_step_and_fractions_for_the_probes(tmp_path) -> None:
+    entry = {"step": 1, "loss": 0.8, "lr": 1e-4, "ema_momentum": 0.999, "grad_norm": 1.0, "target_std": 0.7,
+             "target_rank": 30.0, "pred_std": 0.1}
+    metrics = {"approach": "pretrain", "model": "tiny", "steps": 1, "num_videos": 8, "skipped_videos": 0,
+               "history": [entry], "probes": [{"val_acc": 0.5, "test_acc": 0.25}], "train_time_s": 1.0,
+               "versions": {}}
+    write_pretrain_metrics(tmp_path, metrics)
+    assert read_metrics(tmp_path)["history"] == [entry]
+    with pytest.raises(ValueError, match="history'\\]\\[0\\] lacks pred_std"):
+        write_pretrain_metrics(tmp_path, {**metrics, "history": [{k: v for k, v in entry.items() if k != "pred_std"}]})
+    with pytest.raises(ValueError, match="probes\\[0\\]\\['test_acc'\\] must be a fraction"):
+        write_pretrain_metrics(tmp_path, {**metrics, "probes": [{"val_acc": 0.5, "test_acc": 25.0}]})
+    with pytest.raises(ValueError, match="would miss required keys: probes"):
+        write_pretrain_metrics(tmp_path, {k: v for k, v in metrics.items() if k != "probes"})

@@ -7,10 +7,13 @@ import struct
 import pytest
 
 from vjepa_tune.tracking.plots import (
+    collapse_signals_figure,
     params_vs_accuracy_figure,
     plot_params_vs_accuracy,
     plot_scaling,
     plot_training_curves,
+    pretraining_loss_figure,
+    probe_accuracy_figure,
     scaling_figure,
     training_curves_figure,
 )
@@ -163,3 +166,40 @@ def test_every_accuracy_axis_leaves_room_for_0_and_100_percent() -> None:
     assert params_ax.get_ylim()[0] < 0.0 < 1.0 < params_ax.get_ylim()[1]
     drawn = sorted(float(y) for c in params_ax.collections for _, y in c.get_offsets())
     assert drawn == [0.0, 1.0]
+
+
+HISTORY = [{"step": s, "loss": 1.0 - 0.1 * k, "lr": 1e-4 * (k + 1), "ema_momentum": 0.99 + 0.001 * k,
+            "grad_norm": 1.0, "target_std": 0.7, "target_rank": 30.0 - 10 * k, "pred_std": 0.1 + 0.1 * k}
+           for k, s in enumerate((1, 50, 100))]
+FINDINGS = [{"step": 100, "message": "collapse: target_rank fell"}]
+
+
+def test_the_pretraining_loss_plot_draws_the_loss_the_schedules_and_marks_the_findings() -> None:
+    loss_ax, lr_ax, ema_ax = pretraining_loss_figure(HISTORY, FINDINGS).axes
+    lines = _lines(loss_ax)
+    assert lines["loss (mean since the last monitor)"] == ([1.0, 50.0, 100.0], pytest.approx([1.0, 0.9, 0.8]))
+    assert lines["collapse: finding"][0] == [100.0, 100.0], "a vertical line at the finding's step"
+    assert _lines(lr_ax)["learning rate"][1] == pytest.approx([1e-4, 2e-4, 3e-4])
+    assert _lines(ema_ax)["EMA momentum"][1] == pytest.approx([0.99, 0.991, 0.992])
+
+
+def test_the_collapse_plot_draws_each_signal_with_the_level_a_fall_is_reported_at() -> None:
+    axes = collapse_signals_figure(HISTORY, FINDINGS, fall_fraction=0.2).axes
+    assert [ax.get_ylabel() for ax in axes] == ["target_std", "target_rank", "pred_std"]
+    rank = _lines(axes[1])
+    assert rank["target_rank"] == ([1.0, 50.0, 100.0], [30.0, 20.0, 10.0])
+    assert rank["20% of the first value"][1] == pytest.approx([6.0, 6.0])
+    assert "collapse: finding" in rank
+
+
+def test_the_probe_plot_draws_validation_and_test_accuracy_with_their_intervals(tmp_path) -> None:
+    probes = [{"step": s, "val_acc": v, "val_ci": [v - 0.1, v + 0.1], "num_val": 24, "test_acc": t,
+               "test_ci": [t - 0.2, t + 0.1], "num_test": 24} for s, v, t in ((0, 0.5, 0.4), (100, 0.6, 0.7))]
+    (ax,) = probe_accuracy_figure(probes).axes
+    assert _legend(ax) == ["validation accuracy (24 videos, 95% interval)", "test accuracy (24 videos, 95% interval)"]
+    bars = [c for c in ax.collections]
+    assert len(bars) == 2, "one set of error bars per split"
+    (_, test_low), (_, test_high) = bars[1].get_segments()[0]
+    assert (test_low, test_high) == pytest.approx((0.2, 0.5)), "the test interval at step 0"
+    with pytest.raises(ValueError, match="at least one probe"):
+        probe_accuracy_figure([])

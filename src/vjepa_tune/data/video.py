@@ -232,6 +232,13 @@ def sample_frame_indices(
     raise BadInput(f"--data.sampling {sampling!r} is not a sampling; choose one of {', '.join(SAMPLINGS)}.")
 
 
+def frames_needed(n: int, sampling: str = "uniform", frame_step: int = 1) -> int:
+    """Frames a video needs for a clip of `n` frames that repeats none: `n` with uniform sampling, the whole window
+    `(n - 1) x frame_step + 1` with random_window (a shorter video repeats frames, `sample_frame_indices`)."""
+    _check_counts(n, frame_step)
+    return n if sampling == "uniform" else (n - 1) * frame_step + 1
+
+
 def clip_span_s(info: VideoInfo, n: int, sampling: str = "uniform", frame_step: int = 1) -> float:
     """Seconds of the video that one clip of `n` frames spans: all of it with uniform sampling; with random_window
     `(n - 1) x frame_step + 1` frames at the video's frame rate, or all of a video shorter than that."""

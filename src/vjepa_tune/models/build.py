@@ -21,7 +21,7 @@ from transformers import VJEPA2ForVideoClassification
 
 from vjepa_tune.config import LoraConfig
 from vjepa_tune.models.adapters import apply_strategy
-from vjepa_tune.models.loading import load_model
+from vjepa_tune.models.loading import load_model, load_model_as_is
 from vjepa_tune.models.specs import RANDOM_PREFIX
 from vjepa_tune.models.strategies import Strategy
 from vjepa_tune.randomness import key_seed
@@ -90,6 +90,16 @@ def _base(spec: str, classes: list[str], seed: int, log: Log) -> VJEPA2ForVideoC
     return model
 
 
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (non-reentrant). transformers
+    renamed the call (`gradient_checkpointing_enable` warns from 5.x); older releases, which our floor allows, have
+    only the old name."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_model(spec: str, strategy: Strategy | str, lora: LoraConfig | None, classes: list[str], seed: int,
                 log: Log = _silent, gradient_checkpointing: bool = False) -> torch.nn.Module:
     """The base model with the strategy applied; weights it must initialise itself are drawn from the run seed
@@ -97,7 +107,7 @@ def build_model(spec: str, strategy: Strategy | str, lora: LoraConfig | None, cl
     with torch.random.fork_rng(devices=[]):
         model = _base(spec, classes, seed, log)
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         return apply_strategy(model, strategy, lora)
 
 
@@ -107,3 +117,13 @@ def build_base_model(spec: str, classes: list[str], seed: int, log: Log = _silen
     with torch.random.fork_rng(devices=[]):
         model = _base(spec, classes, seed, log)
     return model.requires_grad_(False).eval()
+
+
+def build_pretraining_model(spec: str, seed: int, log: Log = _silent
+                            ) -> tuple[VJEPA2ForVideoClassification, frozenset[str]]:
+    """The model continued pretraining starts from, as its checkpoint has it (`loading.load_model_as_is`), with the
+    parts the checkpoint lacked (all of a `random:*` model) drawn from the run seed, as `build_model` draws them:
+    a resumed run rebuilds the same weights. Returns the model and the parts its checkpoint lacked."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(key_seed(seed, "init"))
+        return load_model_as_is(spec, log=log)

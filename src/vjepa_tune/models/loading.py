@@ -74,6 +74,19 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' reports and its progress bars (saving a small model draws one per shard)."""
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with _quiet_transformers():
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _resolve_source(spec: str) -> tuple[str, str]:
     """(what from_pretrained gets, a short name for messages) for a non-random spec."""
     if spec == TINY:
@@ -230,6 +243,45 @@ def load_model(
         raise hub_failure(spec, error) from error
     _report_loading(model, info, checkpoint_labels, labels, name, log)
     return model.to(device).eval()
+
+
+CHECKPOINT_PARTS = ("predictor", "pooler", "classifier")
+"""The parts of a V-JEPA 2 checkpoint besides its encoder, which a checkpoint may lack (a classifier checkpoint has
+no predictor; a backbone checkpoint has neither pooler nor classifier)."""
+
+
+def load_model_as_is(spec: str, *, log: Callable[[str], None] = print
+                     ) -> tuple[VJEPA2ForVideoClassification, frozenset[str]]:
+    """The model `spec` names as its checkpoint has it (its own labels, its predictor), in float32 and eval mode, and
+    which of `CHECKPOINT_PARTS` the checkpoint lacked (transformers drew them from the global generator: the caller
+    seeds it). A `random:ARCH` model has every part (all random, one label). What continued pretraining starts from.
+    """
+    if spec.startswith(RANDOM_PREFIX):
+        return VJEPA2ForVideoClassification(build_config(spec[len(RANDOM_PREFIX) :], 1)).eval(), frozenset()
+    source, name = _resolve_source(spec)
+    local_only = is_hub_id(source) and cache_only(spec, log)
+    config = _read_checkpoint_config(source, spec, local_only)
+    config._attn_implementation = ATTN_IMPLEMENTATION
+    try:
+        with _quiet_transformers():
+            model, info = VJEPA2ForVideoClassification.from_pretrained(
+                source, config=config, output_loading_info=True, attn_implementation=ATTN_IMPLEMENTATION,
+                dtype=torch.float32, local_files_only=local_only,
+            )
+    except OSError as error:
+        if Path(source).is_dir():
+            raise BadInput(f"--model {spec}: could not read the weights in {source}: {error}") from error
+        raise hub_failure(spec, error) from error
+    missing = set(info.get("missing_keys", ()))
+    missing_backbone = sorted(k for k in missing if k.startswith("vjepa2.encoder."))
+    if missing_backbone:
+        raise BadInput(
+            f"--model {name}: the checkpoint lacks {len(missing_backbone)} encoder weights (e.g. "
+            f"{missing_backbone[0]}); it is not a V-JEPA 2 checkpoint this architecture can load."
+        )
+    prefixes = {"predictor": "vjepa2.predictor.", "pooler": "pooler.", "classifier": "classifier."}
+    lacking = frozenset(part for part, prefix in prefixes.items() if any(k.startswith(prefix) for k in missing))
+    return model.eval(), lacking
 
 
 def _config_of(model_or_config: torch.nn.Module | VJEPA2Config) -> VJEPA2Config:

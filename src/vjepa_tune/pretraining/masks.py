@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import torch
 from transformers import VJEPA2Config
 
+from vjepa_tune.config import MaskSetSettings, MaskSettings
 from vjepa_tune.errors import BadInput
-from vjepa_tune.pretraining.settings import MaskSetSettings, MaskSettings
 from vjepa_tune.randomness import keyed_random
 
 MAX_REDRAWS = 100

@@ -44,6 +44,8 @@ def effective_rank(features: torch.Tensor, max_rows: int = 4096) -> float:
     """exp(entropy of the singular values normalised to sum 1) of the (rows, features) matrix; at most `max_rows`
     evenly spaced rows are used (every clip of a batch is represented), which bounds the cost of the SVD."""
     rows = _rows(features)
+    if not bool(torch.isfinite(rows).all()):
+        return math.nan  # no spectrum to speak of; the caller stops the run on non-finite signals
     if rows.size(0) > max_rows:
         rows = rows[torch.linspace(0, rows.size(0) - 1, max_rows, device=rows.device).long()]
     singular = torch.linalg.svdvals(rows).double()
@@ -89,10 +91,16 @@ class CollapseMonitor:
 
     Call `check` with the loss at every step (cheap) and with the feature signals at every monitor step; a signal's
     first value is its reference. A finding is reported when it starts, not again while it lasts.
+
+    `settle_steps`: pred_std takes its reference at the first check at or after this step (the recipe passes the
+    learning-rate warm-up). A predictor that is new, or was never trained (the bundled `tiny`'s), first learns to
+    predict the targets' mean, so its spread falls steeply during the warm-up whatever happens to the encoder; its
+    value before then is no reference for "far below its start".
     """
 
-    def __init__(self, rules: CollapseRules | None = None) -> None:
+    def __init__(self, rules: CollapseRules | None = None, settle_steps: int = 0) -> None:
         self.rules = rules or CollapseRules()
+        self.settle_steps = settle_steps
         self.first: dict[str, tuple[int, float]] = {}
         self.losses: list[float] = []
         self.active: set[str] = set()
@@ -134,15 +142,20 @@ class CollapseMonitor:
 
     def _fall(self, step: int, name: str, value: float) -> list[str]:
         if name not in self.first:
+            if name == "pred_std" and step < self.settle_steps:
+                return []
             self.first[name] = (step, value)
             return []
         first_step, first = self.first[name]
         fallen = first > 0 and value < self.rules.fall_fraction * first
         if not self._raise(f"fall:{name}", fallen):
             return []
+        meaning = ("the features are collapsing onto fewer directions" if name == "target_rank" else
+                   "the predictions are losing their spread" if name == "pred_std" else
+                   "the features are losing their spread")
         return [
             f"collapse: {name} fell to {value:.4g} at step {step}, below {self.rules.fall_fraction:.0%} of its "
-            f"{first:.4g} at step {first_step}: the features are losing their spread; {ADVICE}."
+            f"{first:.4g} at step {first_step}: {meaning}; {ADVICE}."
         ]
 
     def _spike(self, step: int, loss: float) -> list[str]:

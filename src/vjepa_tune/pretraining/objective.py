@@ -22,9 +22,10 @@ from torch import nn
 from transformers import VJEPA2Config, VJEPA2Model
 from transformers.models.vjepa2.modeling_vjepa2 import VJEPA2Encoder, VJEPA2Predictor
 
+from vjepa_tune.config import PredictorSettings
 from vjepa_tune.errors import BadInput
+from vjepa_tune.models.build import enable_activation_checkpointing
 from vjepa_tune.pretraining.masks import MaskDraw
-from vjepa_tune.pretraining.settings import PredictorSettings
 from vjepa_tune.randomness import seeded_torch_rng
 
 MIN_HEAD_SIZE = 6
@@ -111,7 +112,7 @@ class JepaObjective(nn.Module):
     def __init__(self, backbone: VJEPA2Model, *, gradient_checkpointing: bool = False) -> None:
         super().__init__()
         if gradient_checkpointing:
-            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(backbone)
         self.context_encoder: VJEPA2Encoder = backbone.encoder
         self.predictor: VJEPA2Predictor = backbone.predictor
         self.target_encoder: VJEPA2Encoder = copy.deepcopy(backbone.encoder)

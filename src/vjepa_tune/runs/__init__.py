@@ -14,6 +14,15 @@
     wandb/               W&B's run folder, offline unless logged in (`--report_to wandb`)
     confusion.csv/png    the test confusion matrix (`evaluation.metrics`)
 
+A pretraining run (`vjepa-tune pretrain`) keeps config.yaml, splits.json (every video under `train`),
+checkpoint/state.pt, metrics.json (its own keys) and tensorboard/, and instead of the classifier's records:
+
+    pretrain.log         its console
+    model/               the target encoder after the last step, a Hugging Face folder (`train --model RUN/model`)
+    best_model/          with probing: the target encoder of the probe with the best validation accuracy
+    probes/step-N/       each probe's `train` run folder (records only); probes/experiments.csv
+    report.md, plots/    the verdict, probes, monitors and collapse findings; loss, collapse and probe plots
+
 `runs.folder` (no torch: `data check --against` and the command line read runs without it) names the files, makes,
 finds and resumes folders and reads and writes the records; `runs.checkpoint` saves and loads the training state and
 the best model, and rebuilds a run's model. Training, inference, export and compare call these two modules for

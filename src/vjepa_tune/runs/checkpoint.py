@@ -22,14 +22,23 @@ import numpy as np
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
-from transformers import VJEPA2ForVideoClassification
+from transformers import VJEPA2ForVideoClassification, VJEPA2VideoProcessor
 
 from vjepa_tune.config import StrategyName, TrainConfig
 from vjepa_tune.errors import BadInput
-from vjepa_tune.files import write_atomic, write_text_atomic
+from vjepa_tune.files import staged_folder, write_atomic, write_text_atomic
 from vjepa_tune.models.adapters import load_trainable_state_dict, trainable_state_dict, unwrap
 from vjepa_tune.models.build import build_model
-from vjepa_tune.runs.folder import MODEL_DIR, MODEL_META_FILE, STATE_FILE, WEIGHTS_FILE, read_config
+from vjepa_tune.models.loading import quiet_transformers
+from vjepa_tune.runs.folder import (
+    MODEL_DIR,
+    MODEL_META_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    is_pretraining_run,
+    pretraining_run_note,
+    read_config,
+)
 
 Log = Callable[[str], None]
 
@@ -191,6 +200,8 @@ def load_model_files(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     """The best model's trained weights and its model.json."""
     out = Path(run_dir) / MODEL_DIR
     weights, meta = out / WEIGHTS_FILE, out / MODEL_META_FILE
+    if is_pretraining_run(run_dir):
+        raise BadInput(pretraining_run_note(run_dir))
     if not weights.exists() or not meta.exists():
         raise BadInput(
             f"{run_dir} holds no trained model ({MODEL_DIR / WEIGHTS_FILE} is missing): "
@@ -231,6 +242,27 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
 
 
+# ------------------------------------------------------------------------------------------------ pretraining
+ENCODER_PREFIX = "vjepa2.encoder."
+
+
+def save_encoder_model(folder: Path, model: VJEPA2ForVideoClassification, encoder: torch.nn.Module, *,
+                       with_head: bool) -> Path:
+    """Write `model` with `encoder`'s weights in place of its own encoder as a Hugging Face folder (replacing
+    `folder` all at once): a pretraining run's model/ and best_model/, which `train --model FOLDER` and plain
+    transformers load. `with_head`: as `VJEPA2ForVideoClassification` (the source had a pooler and a classifier),
+    else as `VJEPA2Model` (encoder and predictor). A video processor config for the model's crop comes with it."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(ENCODER_PREFIX)}
+    state.update({ENCODER_PREFIX + k: v for k, v in encoder.state_dict().items()})
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    with staged_folder(folder, replace=True) as staging, quiet_transformers():
+        if with_head:
+            model.save_pretrained(staging, state_dict=state, safe_serialization=True)
+        else:
+            base = {k.removeprefix("vjepa2."): v for k, v in state.items() if k.startswith("vjepa2.")}
+            model.vjepa2.save_pretrained(staging, state_dict=base, safe_serialization=True)
+        VJEPA2VideoProcessor(crop_size=model.config.crop_size).save_pretrained(staging)
+    return Path(folder)
 def load_merged_run_model(run_dir: Path, log: Log = lambda _: None
                           ) -> tuple[VJEPA2ForVideoClassification, TrainConfig, list[str]]:
     """A run's best model as one plain transformers model, LoRA folded into the weights (as `export --merge` writes

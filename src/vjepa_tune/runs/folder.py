@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from vjepa_tune.config import TrainConfig, from_plain, to_plain
+from vjepa_tune.config import PRETRAIN_LEFT_OFF, PretrainConfig, TrainConfig, from_plain, to_plain
 from vjepa_tune.data.fingerprints import file_identities
 from vjepa_tune.data.overlap import TrainingVideos
 from vjepa_tune.data.samples import Sample, Splits
@@ -49,6 +49,19 @@ TEST_PREDICTIONS_FILE = "test_predictions.csv"
 (`compare`'s report) read it."""
 TRACKERS_FILE = "trackers.json"
 """The MLflow and W&B run ids of the run (`tracking.trackers.Trackers.ids`): a resumed run continues those runs."""
+
+# A pretraining run (`vjepa-tune pretrain`) shares config.yaml, splits.json (every video under `train`),
+# checkpoint/state.pt, metrics.json and tensorboard/ with a training run, and holds instead of its model/:
+PRETRAIN_LOG_FILE = "pretrain.log"
+"""The console of a pretraining run."""
+BEST_MODEL_DIR = Path("best_model")
+"""With probing: the target encoder of the probe with the best validation accuracy, as a Hugging Face folder."""
+PROBES_DIR = Path("probes")
+"""One `train` run folder per probe (`step-000500`: the probe after 500 optimizer steps); their models are not kept."""
+REPORT_FILE = "report.md"
+PLOTS_DIR = Path("plots")
+HF_CONFIG_FILE = "config.json"
+"""What makes a folder a Hugging Face model folder (a pretraining run's model/ and best_model/)."""
 
 METRICS_REQUIRED_KEYS: tuple[str, ...] = (
     "approach",
@@ -102,24 +115,37 @@ def new_run_dir(out: Path, strategy: str, run_name: str | None) -> Path:
     return run_dir
 
 
-def find_resumable(out: Path) -> Path | None:
-    """The newest run folder in `out` that has a checkpoint but no metrics.json."""
+def is_pretraining_run(run_dir: Path) -> bool:
+    """Whether the folder is a `vjepa-tune pretrain` run: its config.yaml holds the pretraining settings."""
+    try:
+        values = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(encoding="utf-8"), Loader=_ConfigLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(values, dict) and {"masks", "ema", "predictor"} <= values.keys()
+
+
+def find_resumable(out: Path, pretraining: bool = False) -> Path | None:
+    """The newest run folder in `out` that has a checkpoint but no metrics.json: a training run's, or with
+    `pretraining` a pretraining run's."""
     out = Path(out)
     if not out.is_dir():
         return None
-    candidates = [d for d in out.iterdir() if d.is_dir() and has_checkpoint(d) and not is_finished(d)]
+    candidates = [d for d in out.iterdir() if d.is_dir() and has_checkpoint(d) and not is_finished(d)
+                  and is_pretraining_run(d) == pretraining]
     return max(candidates, key=lambda d: (d / STATE_FILE).stat().st_mtime) if candidates else None
 
 
-def run_to_resume(resume: str, out: Path, *, has_data: bool, log: Log) -> Path | None:
-    """The folder `--resume` names: `auto` is the newest unfinished run in `out` (None, said in `log`, when there is
-    none and the data of a new run is given), anything else a run folder's path."""
+def run_to_resume(resume: str, out: Path, *, has_data: bool, log: Log, pretraining: bool = False) -> Path | None:
+    """The folder `--resume` names: `auto` is the newest unfinished run of the kind (training, or `pretraining`) in
+    `out` (None, said in `log`, when there is none and the data of a new run is given), anything else a run
+    folder's path."""
     if resume == "auto":
-        run_dir = find_resumable(out)
+        run_dir = find_resumable(out, pretraining)
         if run_dir is None:
             if not has_data:
+                what = "pretraining run" if pretraining else "run"
                 raise BadInput(
-                    f"--resume auto: nothing to resume in {out} (no run folder there has a checkpoint without "
+                    f"--resume auto: nothing to resume in {out} (no {what} folder there has a checkpoint without "
                     "metrics.json). To start a new run, give its data: --data.root DIR (and its other settings)."
                 )
             log(f"--resume auto: nothing to resume in {out}; starting a new run")
@@ -127,6 +153,10 @@ def run_to_resume(resume: str, out: Path, *, has_data: bool, log: Log) -> Path |
     run_dir = Path(resume)
     if not (run_dir / CONFIG_FILE).exists():
         raise BadInput(f"--resume {resume}: not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    if is_pretraining_run(run_dir) != pretraining:
+        ours, theirs = ("pretrain", "train") if is_pretraining_run(run_dir) else ("train", "pretrain")
+        raise BadInput(f"--resume {resume}: that folder is a `vjepa-tune {ours}` run; `vjepa-tune {theirs}` cannot "
+                       f"continue it.")
     if is_finished(run_dir):
         raise BadInput(f"--resume {resume}: that run already finished ({METRICS_FILE} exists).")
     return run_dir
@@ -170,12 +200,50 @@ def read_config(run_dir: Path) -> TrainConfig:
         raise BadInput(f"run folder {run_dir} does not exist.")
     if not (run_dir / CONFIG_FILE).exists():
         raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    if is_pretraining_run(run_dir):
+        raise BadInput(pretraining_run_note(run_dir))
     return read_config_yaml(run_dir / CONFIG_FILE)
+
+
+def write_pretrain_config(run_dir: Path, cfg: PretrainConfig) -> Path:
+    """Write a pretraining run's full resolved configuration (`vjepa-tune pretrain --config RUN_DIR/config.yaml`
+    repeats it); the settings pretraining has no flag for (`config.PRETRAIN_LEFT_OFF`) are left out."""
+    path = Path(run_dir) / CONFIG_FILE
+    values = to_plain(cfg)
+    for group, names in PRETRAIN_LEFT_OFF.items():
+        values[group] = {key: value for key, value in values[group].items() if key not in names}
+    header = f"vjepa-tune pretrain --config {path}\nThe full resolved configuration of this pretraining run."
+    return write_yaml_atomic(path, values, header=header)
+
+
+def read_pretrain_config(run_dir: Path) -> PretrainConfig:
+    """A pretraining run folder's configuration; BadInput when the folder is none."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).exists():
+        raise BadInput(f"{run_dir} is not a vjepa-tune run folder (no {CONFIG_FILE} in it).")
+    values = _read_yaml_mapping(run_dir / CONFIG_FILE, _PRETRAIN_GROUPS)
+    try:
+        return from_plain(PretrainConfig, values)
+    except BadInput as exc:
+        raise BadInput(f"configuration file {run_dir / CONFIG_FILE}: {exc}") from None
 
 
 def read_config_yaml(path: Path) -> TrainConfig:
     """Read a config.yaml back, refusing unknown keys; values are checked by `config.validate`, not here."""
     path = Path(path)
+    values = _read_yaml_mapping(path, _GROUPS)
+    for (group, name), value in ADDED_SINCE.items():
+        settings = values.get(group) or {}
+        if name not in settings:
+            values[group] = {**settings, name: value}
+    try:
+        return from_plain(TrainConfig, values)
+    except BadInput as exc:
+        raise BadInput(f"configuration file {path}: {exc}") from None
+
+
+def _read_yaml_mapping(path: Path, groups: tuple[str, ...]) -> dict[str, Any]:
+    """A configuration file's mapping of settings, its `groups` checked to be mappings too."""
     try:
         values = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
     except FileNotFoundError:
@@ -191,20 +259,13 @@ def read_config_yaml(path: Path) -> TrainConfig:
             f"configuration file {path} must hold a mapping of settings (such as 'strategy: lora'), "
             f"found a {type(values).__name__}."
         )
-    for group in _GROUPS:
+    for group in groups:
         if values.get(group) is not None and not isinstance(values[group], dict):
             raise BadInput(
                 f"configuration file {path}: '{group}' must be a mapping of its settings "
                 f"(such as '{group}:' then indented keys), found {values[group]!r}."
             )
-    for (group, name), value in ADDED_SINCE.items():
-        settings = values.get(group) or {}
-        if name not in settings:
-            values[group] = {**settings, name: value}
-    try:
-        return from_plain(TrainConfig, values)
-    except BadInput as exc:
-        raise BadInput(f"configuration file {path}: {exc}") from None
+    return values
 
 
 ADDED_SINCE: dict[tuple[str, str], Any] = {("cache", "train_batch_size"): 1}
@@ -213,6 +274,9 @@ reloaded older run goes on exactly as it started (its stored-feature steps one `
 
 _GROUPS = tuple(
     f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(getattr(TrainConfig(), f.name))
+)
+_PRETRAIN_GROUPS = tuple(
+    f.name for f in dataclasses.fields(PretrainConfig) if dataclasses.is_dataclass(getattr(PretrainConfig(), f.name))
 )
 
 
@@ -228,8 +292,9 @@ _ConfigLoader.add_implicit_resolver(
 
 
 def run_data_root(run_dir: Path) -> Path | None:
-    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder)."""
-    data = read_config(run_dir).data
+    """Where the run's listed videos were (its config.yaml's data.root, else its list file's folder); a pretraining
+    run's are its pretraining videos."""
+    data = (read_pretrain_config if is_pretraining_run(run_dir) else read_config)(run_dir).data
     if data.root is not None:
         return Path(data.root).expanduser()
     return Path(data.list_file).expanduser().parent if data.list_file is not None else None
@@ -323,6 +388,35 @@ def check_metrics(metrics: Mapping[str, Any]) -> None:
         raise ValueError(f"trainable_pct must be a percentage in [0, 100], got {pct!r}.")
 
 
+PRETRAIN_METRICS_REQUIRED_KEYS: tuple[str, ...] = (
+    "approach", "model", "steps", "num_videos", "skipped_videos", "history", "probes", "train_time_s", "versions",
+)
+PRETRAIN_HISTORY_REQUIRED_KEYS: tuple[str, ...] = (
+    "step", "loss", "lr", "ema_momentum", "grad_norm", "target_std", "target_rank", "pred_std",
+)
+
+
+def write_pretrain_metrics(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    """Write a pretraining run's metrics.json (last: it marks the run finished) after checking its keys: one
+    `history` entry per monitor step, one `probes` entry per probe with accuracies as fractions."""
+    missing = [key for key in PRETRAIN_METRICS_REQUIRED_KEYS if key not in metrics]
+    if missing:
+        raise ValueError(f"metrics.json would miss required keys: {', '.join(missing)}.")
+    for i, entry in enumerate(metrics["history"]):
+        lacking = [key for key in PRETRAIN_HISTORY_REQUIRED_KEYS if key not in entry]
+        if lacking:
+            raise ValueError(f"metrics['history'][{i}] lacks {', '.join(lacking)}: {entry!r}.")
+    for i, probe in enumerate(metrics["probes"]):
+        for key in ("val_acc", "test_acc"):
+            _check_fraction(f"probes[{i}]['{key}']", probe[key])
+    return write_json_atomic(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def probe_dir(run_dir: Path, step: int) -> Path:
+    """The folder of the probe after `step` optimizer steps."""
+    return Path(run_dir) / PROBES_DIR / f"step-{step:06d}"
+
+
 def _check_fraction(name: str, value: Any) -> None:
     """Accuracies are fractions: 85.0 here means someone wrote a percentage."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -402,6 +496,8 @@ def read_model_meta(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MODEL_DIR / MODEL_META_FILE
     if not run_dir.is_dir():
         raise BadInput(f"run folder {run_dir} does not exist.")
+    if is_pretraining_run(run_dir):
+        raise BadInput(pretraining_run_note(run_dir))
     if not path.is_file():
         raise BadInput(
             f"{run_dir} holds no trained model ({MODEL_DIR / MODEL_META_FILE} is missing): is it a vjepa-tune run "
@@ -410,6 +506,11 @@ def read_model_meta(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def pretraining_run_note(run_dir: Path) -> str:
+    """What to do with a pretraining run where a classifier run was expected."""
+    return (f"{run_dir} is a pretraining run (vjepa-tune pretrain): it holds an encoder, not a classifier. Its model "
+            f"is {Path(run_dir) / MODEL_DIR}, a Hugging Face folder: fine-tune it with `vjepa-tune train --model "
+            f"{Path(run_dir) / MODEL_DIR}`, or write it out with `vjepa-tune export {run_dir} OUT_DIR`.")
 def run_hf_model_dir(run_dir: Path) -> Path | None:
     """RUN/model when it is a Hugging Face model folder (a config.json beside the weights, as `pretrain` writes the
     adapted backbone), else None: such a run is a model source like any local folder (`features`, `train --model`)."""

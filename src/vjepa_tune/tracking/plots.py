@@ -214,3 +214,111 @@ def _save(fig: Figure, out_png: Path) -> Path:
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=_DPI)
     return out_png
+
+
+# ------------------------------------------------------------------------------------------------ pretraining
+def plot_pretraining_loss(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
+                          out_png: Path) -> Path:
+    """A pretraining run's loss at each monitor step (left) and its learning rate and EMA momentum (right), with
+    a dashed line at each step where a `collapse:` finding was made."""
+    return _save(pretraining_loss_figure(history, findings), out_png)
+
+
+def pretraining_loss_figure(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]]) -> Figure:
+    """The figure `plot_pretraining_loss` saves."""
+    if not history:
+        raise ValueError("plot_pretraining_loss needs at least one monitor entry; got none.")
+    fig = Figure(figsize=(11, 4.2))
+    loss_ax, lr_ax = fig.subplots(1, 2)
+    steps, loss = _by_step(history, "loss")
+    loss_ax.plot(steps, loss, marker="o", markersize=3, color="C0", label="loss (mean since the last monitor)")
+    _mark_findings(loss_ax, findings)
+    loss_ax.set(title="V-JEPA loss", xlabel="optimizer step", ylabel="L1 loss")
+    steps, lr = _by_step(history, "lr")
+    lr_ax.plot(steps, lr, color="C1", label="learning rate")
+    lr_ax.set(title="schedules", xlabel="optimizer step", ylabel="learning rate")
+    ema_ax = lr_ax.twinx()
+    steps, ema = _by_step(history, "ema_momentum")
+    ema_ax.plot(steps, ema, color="C2", linestyle="--", label="EMA momentum")
+    ema_ax.set_ylabel("EMA momentum")
+    lines = lr_ax.get_lines() + ema_ax.get_lines()
+    lr_ax.legend(lines, [line.get_label() for line in lines], fontsize="small")
+    loss_ax.legend(fontsize="small")
+    for ax in (loss_ax, lr_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+COLLAPSE_SIGNALS = ("target_std", "target_rank", "pred_std")
+
+
+def plot_collapse_signals(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
+                          fall_fraction: float, out_png: Path) -> Path:
+    """target_std, target_rank and pred_std at each monitor step, one panel each, with the level below which a
+    fall is reported (`fall_fraction` of the signal's first value) dotted and each finding's step dashed."""
+    return _save(collapse_signals_figure(history, findings, fall_fraction), out_png)
+
+
+def collapse_signals_figure(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
+                            fall_fraction: float) -> Figure:
+    """The figure `plot_collapse_signals` saves."""
+    if not history:
+        raise ValueError("plot_collapse_signals needs at least one monitor entry; got none.")
+    fig = Figure(figsize=(13, 3.8))
+    titles = {"target_std": "target features' spread", "target_rank": "target features' effective rank",
+              "pred_std": "predictions' spread"}
+    for ax, name in zip(fig.subplots(1, len(COLLAPSE_SIGNALS)), COLLAPSE_SIGNALS, strict=True):
+        steps, values = _by_step(history, name)
+        ax.plot(steps, values, marker="o", markersize=3, color="C0", label=name)
+        if values:
+            ax.axhline(fall_fraction * values[0], color="C3", linestyle=":",
+                       label=f"{fall_fraction:.0%} of the first value")
+        _mark_findings(ax, findings)
+        ax.set(title=titles[name], xlabel="optimizer step", ylabel=name)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_probe_accuracy(probes: Sequence[Mapping[str, Any]], out_png: Path) -> Path:
+    """The probe's validation and test accuracy at each probe step, with their 95% intervals as error bars."""
+    return _save(probe_accuracy_figure(probes), out_png)
+
+
+def probe_accuracy_figure(probes: Sequence[Mapping[str, Any]]) -> Figure:
+    """The figure `plot_probe_accuracy` saves. Each probe has `step`, `val_acc`, `val_ci`, `test_acc`, `test_ci`."""
+    if not probes:
+        raise ValueError("plot_probe_accuracy needs at least one probe; got none.")
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    ordered = sorted(probes, key=lambda p: p["step"])
+    steps = [p["step"] for p in ordered]
+    shift = (max(steps) - min(steps)) * 0.008 or 0.05  # the two bars of a step side by side, not on top
+    for offset, (split, colour) in zip((-shift, shift), (("val", "C0"), ("test", "C1")), strict=True):
+        values = [p[f"{split}_acc"] for p in ordered]
+        low = [p[f"{split}_acc"] - p[f"{split}_ci"][0] for p in ordered]
+        high = [p[f"{split}_ci"][1] - p[f"{split}_acc"] for p in ordered]
+        name = "validation" if split == "val" else "test"
+        ax.errorbar([s + offset for s in steps], values, yerr=[low, high], marker="o", capsize=4, color=colour,
+                    label=f"{name} accuracy ({ordered[-1][f'num_{split}']} videos, 95% interval)")
+    ax.set(title="downstream probe on the target encoder", xlabel="optimizer step", ylabel="accuracy",
+           ylim=ACCURACY_LIMITS)
+    ax.set_xticks(steps)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _by_step(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(entry["step"], entry[key]) for entry in history if entry.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _mark_findings(ax: Any, findings: Sequence[Mapping[str, Any]]) -> None:
+    for k, step in enumerate(sorted({f["step"] for f in findings})):
+        ax.axvline(step, color="C3", linestyle="--", alpha=0.6, label="collapse: finding" if k == 0 else None)

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch.utils.data import Dataset
 
-from vjepa_tune.config import TrainConfig
+from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.data.dataset import ClipDataset, Example, SkippedClip
 from vjepa_tune.data.samples import Sample, Splits
 from vjepa_tune.data.transforms import ClipTransform, normalize_clips
@@ -102,11 +102,6 @@ class ClipDatasets:
 def clip_datasets(cfg: TrainConfig, splits: Splits, infos: dict[str, VideoInfo]) -> ClipDatasets:
     """The training dataset and the eval dataset of each split, on decoded clips."""
     d = cfg.data
-    train_tf = ClipTransform(d.crop_size, train=True, hflip=d.hflip, color_jitter=d.color_jitter,
-                             random_erasing=d.random_erasing, crop_scale=tuple(d.crop_scale))
-    # Workers hand over uint8 clips, normalised on the device by `forward_clips` (a quarter of the bytes; see
-    # ClipTransform); random erasing works on normalised values, so its clips stay float32.
-    train_tf = train_tf.unnormalized() or train_tf
     eval_tf = ClipTransform(d.crop_size, train=False, normalize=False)
 
     def make(samples: list[Sample], transform: ClipTransform) -> ClipDataset:
@@ -116,7 +111,20 @@ def clip_datasets(cfg: TrainConfig, splits: Splits, infos: dict[str, VideoInfo])
     eval_sets = {name: make(samples, eval_tf) for name, samples in splits.items()}
     for dataset in eval_sets.values():
         dataset.set_view(None)
-    return ClipDatasets(train=make(splits.train, train_tf), eval=eval_sets)
+    return ClipDatasets(train=training_clips(d, cfg.seed, splits.train, infos), eval=eval_sets)
+
+
+def training_clips(data: DataConfig, seed: int, samples: Sequence[Sample], infos: dict[str, VideoInfo]
+                   ) -> ClipDataset:
+    """The training clips of `samples` as `train` cuts and augments them (`--data.*`; set the view per epoch);
+    `pretrain` uses the same. Clips stay uint8 for `normalize_clips` on the device, unless random erasing is on."""
+    train_tf = ClipTransform(data.crop_size, train=True, hflip=data.hflip, color_jitter=data.color_jitter,
+                             random_erasing=data.random_erasing, crop_scale=tuple(data.crop_scale))
+    # Workers hand over uint8 clips, normalised on the device by `forward_clips` (a quarter of the bytes; see
+    # ClipTransform); random erasing works on normalised values, so its clips stay float32.
+    return ClipDataset(samples, frames_per_clip=data.frames_per_clip, sampling=data.sampling,
+                       frame_step=data.frame_step, transform=train_tf.unnormalized() or train_tf, seed=seed,
+                       infos=infos)
 
 
 def forward_clips(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from vjepa_tune.config import TrainConfig
+from vjepa_tune.config import PretrainConfig, TrainConfig
 from vjepa_tune.data.dataset import Example, SkippedClip
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.errors import NonFiniteLoss
@@ -64,15 +64,24 @@ def plan_epoch(num_train: int, epoch: int, cfg: TrainConfig, labels: Sequence[in
     and N processes see exactly what one process with the same effective batch would.
     `class_balance=sampler` draws each class equally often (with replacement) instead of a permutation.
     """
-    gen = keyed_generator(cfg.seed, "order", epoch)
     if cfg.class_balance == "sampler":
+        gen = keyed_generator(cfg.seed, "order", epoch)
         counts = torch.bincount(torch.tensor(list(labels)), minlength=max(labels) + 1).double()
         weights = torch.tensor([1.0 / counts[y] for y in labels], dtype=torch.double)
         order = torch.multinomial(weights, num_train, replacement=True, generator=gen).tolist()
     else:
-        order = torch.randperm(num_train, generator=gen).tolist()
-    step = cfg.batch_size * cfg.accumulation_steps * processes
-    return [order[start : start + step] for start in range(0, len(order), step)]
+        order = epoch_order(num_train, epoch, cfg.seed)
+    return cut_steps(order, cfg.batch_size * cfg.accumulation_steps * processes)
+
+
+def epoch_order(num_samples: int, epoch: int, seed: int) -> list[int]:
+    """A permutation of the sample indices keyed by (seed, 'order', epoch): the order of one epoch."""
+    return torch.randperm(num_samples, generator=keyed_generator(seed, "order", epoch)).tolist()
+
+
+def cut_steps(order: Sequence[int], step_size: int) -> list[list[int]]:
+    """`order` cut into optimizer steps of `step_size` samples (all processes together), the last one shorter."""
+    return [list(order[start : start + step_size]) for start in range(0, len(order), step_size)]
 
 
 def micro_batches(samples: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -122,9 +131,9 @@ def read_ahead_batches(dataset: Dataset, planned: list[list[int]], collate_fn: C
 
 
 # ------------------------------------------------------------------------------------------------ schedules, loss
-def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig | PretrainConfig, total_steps: int) -> Callable[[int], float]:
     """The learning rate's factor at each optimizer step: linear warm-up over `warmup_ratio` of the steps, then
-    constant or a cosine decay to 0."""
+    constant or a cosine decay to 0 (`train` and `pretrain` share it)."""
     warmup = int(round(cfg.warmup_ratio * total_steps))
 
     def factor(step: int) -> float:

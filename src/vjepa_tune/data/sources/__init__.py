@@ -1,10 +1,10 @@
 """Read a data set on disk into a `DatasetIndex`: which videos exist, their labels, groups, official splits.
 
-One reader per layout (`folder`, `list_file`, `ntu`, `ucf101`, `ssv2`, `kinetics`), chosen from a table (`READERS`,
-`dispatch`); `auto` looks at the files to pick one. Readers only list files: nothing is decoded here, so reading
-even a 100k-video data set is a walk of its folders. Every trap the layouts hide (CRLF list lines, UCF-101's
-`HandstandPushups` folder of `v_HandStandPushups_*` files, classInd.txt's case-insensitive order, NTU performers
-filmed by three cameras at once) is met in its reader.
+One reader per layout (`folder`, `list_file`, `ntu`, `ucf101`, `ssv2`, `kinetics`, and `videos` without labels),
+chosen from a table (`READERS`, `dispatch`); `auto` looks at the files to pick one. Readers only list files: nothing
+is decoded here, so reading even a 100k-video data set is a walk of its folders. Every trap the layouts hide (CRLF
+list lines, UCF-101's `HandstandPushups` folder of `v_HandStandPushups_*` files, classInd.txt's case-insensitive
+order, NTU performers filmed by three cameras at once) is met in its reader.
 """
 
 from vjepa_tune.data.sources.common import MAX_LISTED, VIDEO_EXTENSIONS
@@ -26,6 +26,7 @@ from vjepa_tune.data.sources.ntu import (
 )
 from vjepa_tune.data.sources.ssv2 import SSV2_ANNOTATION_DIRS, SSV2_SPLIT_FILES, SSV2_VIDEO_DIRS, read_ssv2
 from vjepa_tune.data.sources.ucf101 import UCF_GROUP, UCF_LISTS, UCF_VIDEOS, read_ucf101
+from vjepa_tune.data.sources.videos import UNLABELLED, read_videos
 
 __all__ = [
     "KINETICS_COLUMNS",
@@ -46,6 +47,7 @@ __all__ = [
     "UCF_GROUP",
     "UCF_LISTS",
     "UCF_VIDEOS",
+    "UNLABELLED",
     "VIDEO_EXTENSIONS",
     "detect_format",
     "group_of",
@@ -57,4 +59,5 @@ __all__ = [
     "read_ntu",
     "read_ssv2",
     "read_ucf101",
+    "read_videos",
 ]

@@ -19,6 +19,7 @@ from vjepa_tune.data.sources.list_file import read_list, root_list_file
 from vjepa_tune.data.sources.ntu import looks_like_ntu, read_ntu
 from vjepa_tune.data.sources.ssv2 import read_ssv2, ssv2_annotations
 from vjepa_tune.data.sources.ucf101 import UCF_LISTS, UCF_VIDEOS, read_ucf101
+from vjepa_tune.data.sources.videos import read_videos
 from vjepa_tune.errors import BadInput
 from vjepa_tune.text import counted, verb
 
@@ -29,6 +30,7 @@ READERS: dict[str, Callable[[DataConfig, Path, int], DatasetIndex]] = {
     "ucf101": read_ucf101,
     "ssv2": read_ssv2,
     "kinetics": read_kinetics,
+    "videos": read_videos,
 }
 
 
@@ -99,8 +101,13 @@ def _check_root(data: DataConfig) -> Path:
     return root
 
 
-def read_dataset(data: DataConfig, seed: int = 42) -> DatasetIndex:
-    """Read the data set that `data` describes; `seed` keys the only random draw (NTU action4's `other`)."""
+def read_dataset(data: DataConfig, seed: int = 42, *, unlabelled: bool = False) -> DatasetIndex:
+    """Read the data set that `data` describes; `seed` keys the only random draw (NTU action4's `other`).
+
+    `unlabelled` (pretraining, which ignores labels): with `auto`, a folder that no labelled layout fits is read as
+    `videos` (every video at any depth) instead of `folder` (one class per subfolder, loose videos ignored), so a
+    flat or nested folder of footage reads whole.
+    """
     if data.format != "auto" and data.format not in READERS:
         raise BadInput(
             f"--data.format {data.format!r} is not a format; choose auto or one of {', '.join(READERS)}."
@@ -108,6 +115,8 @@ def read_dataset(data: DataConfig, seed: int = 42) -> DatasetIndex:
     pattern = group_regex(data)
     root = _check_root(data)
     fmt = detect_format(root, data.list_file, data.list_groups) if data.format == "auto" else data.format
+    if unlabelled and data.format == "auto" and fmt == "folder":
+        fmt = "videos"
     index = READERS[fmt](data, root, seed)
     if pattern is not None:
         _apply_group_pattern(index, pattern)
