@@ -136,6 +136,45 @@ def pretrained_run(footage_root: Path, synth_root: Path, tmp_path_factory: pytes
             "--probe.data.root", str(synth_root), "--probe.num_epochs", "1", "--probe.every", "2"]
     assert main(argv) == 0, "the pretraining fixture run failed"
     return out / "tiny"
+# ------------------------------------------------------------------------------------------ a run's records
+def _finished_run_metrics(**overrides: object) -> dict:
+    """A metrics.json record of a finished training run as `runs.folder.write_metrics` accepts it; `overrides`
+    replace its keys (None drops one)."""
+    metrics = {
+        "approach": "lora",
+        "model": "random:tiny",
+        "test_acc": 0.75,
+        "best_val_acc": 0.8,
+        "trainable_params": 495_620,
+        "total_params": 375_803_268,
+        "trainable_pct": 0.13,
+        "train_time_s": 12.5,
+        "num_train": 28,
+        "num_val": 6,
+        "num_test": 6,
+        "skipped_videos": 1,
+        "history": [
+            {"epoch": 1, "train_loss": 1.2, "val_acc": 0.5},
+            {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8},
+        ],
+        "versions": {
+            "python": "3.11.0",
+            "torch": "2.4.0",
+            "transformers": "4.53.0",
+            "peft": "0.13.0",
+            "vjepa_tune": "0.1.0",
+        },
+    }
+    metrics.update(overrides)
+    return {k: v for k, v in metrics.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def run_metrics() -> Callable[..., dict]:
+    """`run_metrics(**overrides)`: a finished run's metrics.json record (tests of the run folder and the records)."""
+    return _finished_run_metrics
+
+
 # ------------------------------------------------------------------------------------------ what trackers wrote
 def _isolate_trackers(mp: pytest.MonkeyPatch, home: Path) -> None:
     """No user credentials, settings or stores leak into a test that tracks; W&B stays quiet and offline."""

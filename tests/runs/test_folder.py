@@ -36,36 +36,6 @@ from vjepa_tune.runs.folder import (
 )
 
 
-def _metrics(**overrides) -> dict:
-    metrics = {
-        "approach": "lora",
-        "model": "random:tiny",
-        "test_acc": 0.75,
-        "best_val_acc": 0.8,
-        "trainable_params": 495_620,
-        "total_params": 375_803_268,
-        "trainable_pct": 0.13,
-        "train_time_s": 12.5,
-        "num_train": 28,
-        "num_val": 6,
-        "num_test": 6,
-        "skipped_videos": 1,
-        "history": [
-            {"epoch": 1, "train_loss": 1.2, "val_acc": 0.5},
-            {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8},
-        ],
-        "versions": {
-            "python": "3.11.0",
-            "torch": "2.4.0",
-            "transformers": "4.53.0",
-            "peft": "0.13.0",
-            "vjepa_tune": "0.1.0",
-        },
-    }
-    metrics.update(overrides)
-    return metrics
-
-
 def test_config_yaml_round_trips_every_field(tmp_path) -> None:
     cfg = TrainConfig(
         strategy="pooler_and_head",
@@ -117,8 +87,8 @@ def test_missing_config_file_is_bad_input(tmp_path) -> None:
         read_config_yaml(tmp_path / "nope.yaml")
 
 
-def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
-    path = write_metrics(tmp_path, {**_metrics(), "extra": {"top5": None}})
+def test_metrics_json_holds_the_contract_keys(run_metrics, tmp_path) -> None:
+    path = write_metrics(tmp_path, {**run_metrics(), "extra": {"top5": None}})
     written = json.loads(path.read_text())
     assert path.name == "metrics.json"
     assert set(METRICS_REQUIRED_KEYS) <= set(written)
@@ -126,27 +96,24 @@ def test_metrics_json_holds_the_contract_keys(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("metrics", "message"),
+    ("overrides", "message"),
     [
-        ({k: v for k, v in _metrics().items() if k != "skipped_videos"}, "skipped_videos"),
-        (_metrics(history=[{"epoch": 1, "train_loss": 1.0}]), r"history'\]\[0\] lacks val_acc"),
-        (_metrics(test_acc=75.0), "test_acc must be a fraction"),
-        (
-            _metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 80}]),
-            "val_acc'\\] must be a fraction",
-        ),
-        (_metrics(trainable_pct=130.0), "trainable_pct"),
-        (_metrics(test_acc_ci=[75.0, 90.0]), r"test_acc_ci must be a fraction"),
-        (_metrics(best_val_acc_ci=[0.9, 0.5]), r"best_val_acc_ci must be \[low, high\] with low <= high"),
-        (_metrics(macro_f1_ci=[0.5]), r"macro_f1_ci must be a \[low, high\] pair"),
-        (_metrics(history=[{"epoch": 1, "train_loss": 1.0, "val_acc": 0.5, "val_acc_ci": 0.5}]),
+        ({"skipped_videos": None}, "skipped_videos"),
+        ({"history": [{"epoch": 1, "train_loss": 1.0}]}, r"history'\]\[0\] lacks val_acc"),
+        ({"test_acc": 75.0}, "test_acc must be a fraction"),
+        ({"history": [{"epoch": 1, "train_loss": 1.0, "val_acc": 80}]}, "val_acc'\\] must be a fraction"),
+        ({"trainable_pct": 130.0}, "trainable_pct"),
+        ({"test_acc_ci": [75.0, 90.0]}, r"test_acc_ci must be a fraction"),
+        ({"best_val_acc_ci": [0.9, 0.5]}, r"best_val_acc_ci must be \[low, high\] with low <= high"),
+        ({"macro_f1_ci": [0.5]}, r"macro_f1_ci must be a \[low, high\] pair"),
+        ({"history": [{"epoch": 1, "train_loss": 1.0, "val_acc": 0.5, "val_acc_ci": 0.5}]},
          r"history\[0\]\['val_acc'\]_ci must be a \[low, high\] pair"),
-        (_metrics(versions={"python": "3.11"}), "versions'\\] lacks torch"),
+        ({"versions": {"python": "3.11"}}, "versions'\\] lacks torch"),
     ],
 )
-def test_metrics_json_refuses_a_broken_promise(tmp_path, metrics, message) -> None:
+def test_metrics_json_refuses_a_broken_promise(tmp_path, run_metrics, overrides, message) -> None:
     with pytest.raises(ValueError, match=message):
-        write_metrics(tmp_path, metrics)
+        write_metrics(tmp_path, run_metrics(**overrides))
     assert not (tmp_path / "metrics.json").exists()
 
 
@@ -197,11 +164,11 @@ def test_tracker_ids_are_kept_for_a_resumed_run(tmp_path) -> None:
     assert read_tracker_ids(tmp_path) == {}
 
 
-def test_old_metrics_saying_no_precision_read_as_fp32(tmp_path) -> None:
+def test_old_metrics_saying_no_precision_read_as_fp32(run_metrics, tmp_path) -> None:
     """metrics.json said accelerate's "no" for fp32 before; it reads as fp32 now."""
-    write_metrics(tmp_path, _metrics(precision="no"))
+    write_metrics(tmp_path, run_metrics(precision="no"))
     assert read_metrics(tmp_path)["precision"] == "fp32"
-    write_metrics(tmp_path, _metrics(precision="bf16"))
+    write_metrics(tmp_path, run_metrics(precision="bf16"))
     assert read_metrics(tmp_path)["precision"] == "bf16"
 
 
@@ -228,14 +195,14 @@ def test_a_folder_that_is_no_run_is_refused_by_name(tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the folder
-def test_a_new_run_gets_its_name_or_strategy_and_time_and_never_a_finished_runs_folder(tmp_path) -> None:
+def test_a_new_run_gets_its_name_or_strategy_and_time_and_never_a_finished_runs_folder(run_metrics, tmp_path) -> None:
     assert new_run_dir(tmp_path, "lora", "mine") == tmp_path / "mine"
     first = new_run_dir(tmp_path, "lora", None)
     assert first.parent == tmp_path and first.name.startswith("lora-")
     (first / "something").mkdir(parents=True)  # taken within the same second: the next one gets a suffix
     second = new_run_dir(tmp_path, "lora", None)
     assert second != first and second.name.startswith(first.name)
-    write_metrics(tmp_path / "done", _metrics())
+    write_metrics(tmp_path / "done", run_metrics())
     with pytest.raises(BadInput, match="already holds a finished run"):
         check_run_name(tmp_path, "done")
 
@@ -250,12 +217,13 @@ def _unfinished(out: Path, name: str, age_s: float) -> Path:
     return out / name
 
 
-def test_resume_auto_finds_the_newest_unfinished_run_and_a_path_must_be_an_unfinished_run(tmp_path) -> None:
+def test_resume_auto_finds_the_newest_unfinished_run_and_a_path_must_be_an_unfinished_run(
+        run_metrics, tmp_path) -> None:
     said: list[str] = []
     assert find_resumable(tmp_path / "nowhere") is None
     older, newer = _unfinished(tmp_path, "older", 100), _unfinished(tmp_path, "newer", 10)
     finished = _unfinished(tmp_path, "finished", 1)
-    write_metrics(finished, _metrics())
+    write_metrics(finished, run_metrics())
     assert find_resumable(tmp_path) == newer
     assert run_to_resume("auto", tmp_path, has_data=False, log=said.append) == newer
     assert run_to_resume(str(older), tmp_path, has_data=False, log=said.append) == older

@@ -29,36 +29,6 @@ CLI_MD_COLUMNS = (  # copied from CLI.md, "Outputs"
 ).split(", ")
 
 
-def _metrics(**overrides) -> dict:
-    metrics = {
-        "approach": "lora",
-        "model": "random:tiny",
-        "test_acc": 0.75,
-        "best_val_acc": 0.8,
-        "trainable_params": 495_620,
-        "total_params": 375_803_268,
-        "trainable_pct": 0.13,
-        "train_time_s": 12.5,
-        "num_train": 28,
-        "num_val": 6,
-        "num_test": 6,
-        "skipped_videos": 1,
-        "history": [
-            {"epoch": 1, "train_loss": 1.2, "val_acc": 0.5},
-            {"epoch": 2, "train_loss": 0.9, "val_acc": 0.8},
-        ],
-        "versions": {
-            "python": "3.11.0",
-            "torch": "2.4.0",
-            "transformers": "4.53.0",
-            "peft": "0.13.0",
-            "vjepa_tune": "0.1.0",
-        },
-    }
-    metrics.update(overrides)
-    return metrics
-
-
 def test_versions_names_every_library_that_shapes_a_result() -> None:
     found = versions()
     for key in ("python", "torch", "transformers", "peft", "vjepa_tune", "accelerate", "av"):
@@ -75,10 +45,10 @@ def test_experiment_columns_start_with_cli_md_list_in_order() -> None:
     assert len(set(EXPERIMENT_COLUMNS)) == len(EXPERIMENT_COLUMNS)
 
 
-def test_experiment_row_fills_every_contract_column(tmp_path) -> None:
+def test_experiment_row_fills_every_contract_column(run_metrics, tmp_path) -> None:
     cfg = TrainConfig(learning_rate=1e-3, data=DataConfig(videos_per_class=50))
     row = experiment_row(
-        cfg, _metrics(), tmp_path / "run", dataset="ntu", timestamp="2025-01-01T00:00:00+00:00"
+        cfg, run_metrics(), tmp_path / "run", dataset="ntu", timestamp="2025-01-01T00:00:00+00:00"
     )
     assert set(row) == set(EXPERIMENT_COLUMNS)
     assert all(row[c] is not None for c in CLI_MD_COLUMNS)
@@ -92,11 +62,11 @@ def test_precision_is_named_as_users_name_it(recorded: str, named: str) -> None:
     assert precision_name(recorded) == named
 
 
-def test_old_experiment_rows_saying_no_precision_read_as_fp32(tmp_path) -> None:
+def test_old_experiment_rows_saying_no_precision_read_as_fp32(run_metrics, tmp_path) -> None:
     """experiments.csv said accelerate's "no" for fp32 before; it reads as fp32 now."""
     path = tmp_path / "experiments.csv"
     append_experiment_row(path, {"approach": "lora", "precision": "no", "run_dir": "old"})
-    row = experiment_row(TrainConfig(), _metrics(precision="no"), tmp_path / "run", dataset="d")
+    row = experiment_row(TrainConfig(), run_metrics(precision="no"), tmp_path / "run", dataset="d")
     assert row["precision"] == "fp32"
     append_experiment_row(path, row)
     assert [r["precision"] for r in read_experiments(path)] == ["fp32", "fp32"]
@@ -140,8 +110,8 @@ def test_an_older_header_gets_the_new_columns_with_empty_values_for_its_old_rows
     assert path.stat().st_ino != before and read_experiments(path)[-1]["timestamp"] == "t3"
 
 
-def test_experiment_row_carries_each_scores_interval_and_the_test_videos_scored(tmp_path) -> None:
-    metrics = _metrics(test_acc_ci=[0.69, 0.96], best_val_acc_ci=[0.49, 0.94], mean_class_acc=0.7,
+def test_experiment_row_carries_each_scores_interval_and_the_test_videos_scored(run_metrics, tmp_path) -> None:
+    metrics = run_metrics(test_acc_ci=[0.69, 0.96], best_val_acc_ci=[0.49, 0.94], mean_class_acc=0.7,
                        mean_class_acc_ci=[0.5, 0.9], macro_f1=None, macro_f1_ci=None, test={"num_samples": 24})
     row = experiment_row(TrainConfig(), metrics, tmp_path / "run", dataset="d")
     assert (row["test_acc_ci_low"], row["test_acc_ci_high"]) == (0.69, 0.96)
