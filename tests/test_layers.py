@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("synth",),  # 4 synthetic action videos, motions, the pretext task
     ("models",),  # 5 loading, strategies, build, fast_encoder, info
     ("evaluation",),  # 6 metrics, statistics, views, detection
-    ("tracking",),  # 7 records, console_log, report, plots, trackers
+    ("tracking",),  # 7 records, console_log, grid_settings, report, significance, plots, trackers
     ("runs",),  # 8 the run folder: its only owner
     ("training", "pretraining"),  # 9 parts that run models (their recipe modules excepted)
     ("training.recipe", "compare", "inference", "export", "features", "pretraining.recipe", "pretraining.probe",
@@ -218,3 +218,14 @@ def test_the_checks_find_an_upward_import_and_a_cycle_in_code_made_to_have_them(
     assert [i.in_function for i in imports if i.importer == "runs.b"] == [True]
     assert _cycle(known, imports) == ["runs.b", "runs.c", "runs.d", "runs.b"]
     assert _cycle(known, [i for i in imports if i.importer != "runs.d"]) is None
+
+
+MAX_MODULE_LINES = 600
+"""Issue 16's binding limit (aim for 400): a module longer than this is split by what its parts are about."""
+
+
+def test_no_module_of_the_package_is_over_600_lines() -> None:
+    lengths = {name or PACKAGE: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    too_long = {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES}
+    assert not too_long, f"over {MAX_MODULE_LINES} lines: {too_long}"
+    assert len(lengths) > 100 and max(lengths.values()) > 400  # the files were read, and the check has teeth

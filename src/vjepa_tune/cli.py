@@ -3,7 +3,7 @@
 Spelling: underscores in flags, dots for groups (`--data.root`), comma-separated lists (`--strategies
 head_only,lora`) as well as YAML lists, boolean switches bare (`--json`) or with a value (`--cache.enabled false`),
 and `--config FILE` for any flag (the command line overrides it). jsonargparse turns the typed dataclasses of
-`config.py` into flags; `_normalize_argv` adds the two spellings it does not accept natively (bare booleans and comma
+`config/` into flags; `_normalize_argv` adds the two spellings it does not accept natively (bare booleans and comma
 lists), working from the parser's own type hints so no flag list is kept by hand.
 
 Every command is in one table, `COMMANDS`: its name, its one-line help, and the functions that build its flags and

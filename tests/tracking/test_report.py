@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vjepa_tune.tracking.report import (
-    format_duration,
-    format_share,
-    precision_text,
-    results_table,
-    write_report,
-)
+from vjepa_tune.tracking.grid_settings import format_duration, format_share
+from vjepa_tune.tracking.report import precision_text, results_table, write_report
 
 CLASSES = ["a", "b", "c", "d"]
 

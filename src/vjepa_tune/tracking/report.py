@@ -18,21 +18,39 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vjepa_tune.evaluation.metrics import write_confusion
-from vjepa_tune.evaluation.statistics import ALPHA, POWER, format_interval, format_mean_sd
+from vjepa_tune.evaluation.statistics import ALPHA, POWER, format_mean_sd
 from vjepa_tune.files import write_text_atomic
-from vjepa_tune.models.strategies import STRATEGIES
 from vjepa_tune.text import counted
+from vjepa_tune.tracking.grid_settings import (
+    HYPERPARAMETERS,
+    Setting,
+    best_per_strategy,
+    best_setting,
+    data_seeds_vary,
+    finished_runs,
+    format_duration,
+    format_share,
+    group_settings,
+    markdown_table,
+    repetition,
+    repetition_label,
+    repetition_word,
+    run_figure,
+    setting_figure,
+    setting_text,
+    several_repetitions,
+    strategies_in,
+    value_text,
+    varying_keys,
+)
 from vjepa_tune.tracking.plots import plot_params_vs_accuracy, plot_scaling, plot_training_curves
 from vjepa_tune.tracking.records import precision_name
 from vjepa_tune.tracking.significance import (
     PairedDifference,
-    Repetition,
-    ScoredRun,
     format_p,
     format_points,
     paired_difference,
@@ -45,168 +63,6 @@ SCALING_PNG = "scaling.png"
 PARAMS_PNG = "params_vs_accuracy.png"
 CONFUSION_STEM = "confusion_best"
 
-HYPERPARAMETERS: tuple[tuple[str, str], ...] = (
-    ("videos_per_class", "videos/class"),
-    ("learning_rate", "lr"),
-    ("lora_rank", "rank"),
-    ("lora_alpha", "alpha"),
-    ("lora_dropout", "dropout"),
-)
-"""Settings keys other than strategy and seed, with their short names in tables."""
-
-_LORA_KEYS = {"lora_rank", "lora_alpha", "lora_dropout"}
-
-
-def _uses_lora(strategy: str) -> bool:
-    return strategy in STRATEGIES and STRATEGIES[strategy].uses_lora
-
-
-@dataclass
-class Setting:
-    """One grid point without its seed, with the finished runs of each seed."""
-
-    strategy: str
-    key: tuple[Any, ...]
-    runs: list[Mapping[str, Any]]
-
-    @property
-    def settings(self) -> Mapping[str, Any]:
-        return self.runs[0]["settings"]
-
-    def values(self, metric: str) -> list[float]:
-        return [float(r["metrics"][metric]) for r in self.runs]
-
-    @property
-    def val(self) -> float:
-        return statistics.fmean(self.values("best_val_acc"))
-
-    @property
-    def test(self) -> float:
-        return statistics.fmean(self.values("test_acc"))
-
-    def best_run(self) -> Mapping[str, Any]:
-        return max(self.runs, key=lambda r: r["metrics"]["best_val_acc"])
-
-    def scored(self) -> dict[Repetition, ScoredRun]:
-        """Each run's test accuracy and per-video outcomes, by repetition (data seed, training seed)."""
-        return {repetition(r): ScoredRun(float(r["metrics"]["test_acc"]), r.get("test_outcomes")) for r in self.runs}
-
-
-def repetition(run: Mapping[str, Any]) -> Repetition:
-    """(data seed, training seed): what tells the runs of one setting apart."""
-    return run["settings"].get("data_seed"), run["settings"].get("seed")
-
-
-# ------------------------------------------------------------------------------------------ formatting
-def format_share(percent: float) -> str:
-    """A percentage of parameters: 13.15%, 0.13%, and small ones with two significant digits (0.0011%)."""
-    return f"{percent:.2f}%" if percent >= 0.01 or percent == 0 else f"{percent:.2g}%"
-
-
-def format_duration(seconds: float) -> str:
-    """42.1 s below a minute, 38.5 min below two hours, then hours."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def run_figure(metrics: Mapping[str, Any], key: str) -> str:
-    """One run's score with its 95% interval, `87.5% (69–96)` (the figure alone for a run recorded without one)."""
-    return format_interval(float(metrics[key]), metrics.get(f"{key}_ci"))
-
-
-def setting_figure(setting: Setting, key: str, runs: Sequence[Mapping[str, Any]]) -> str:
-    """A setting's score: its one run's with the interval, or `mean ± sample standard deviation (3 seeds)`."""
-    if len(setting.runs) == 1:
-        return run_figure(setting.runs[0]["metrics"], key)
-    return f"{format_mean_sd(setting.values(key))} ({counted(len(setting.runs), repetition_word(runs))})"
-
-
-def repetition_word(runs: Sequence[Mapping[str, Any]]) -> str:
-    """What the repetitions of a setting are called: seeds, data seeds, or runs when both vary."""
-    seeds, data_seeds = _seeds_vary(runs), _data_seeds_vary(runs)
-    return "run" if seeds and data_seeds else "data seed" if data_seeds else "seed"
-
-
-def repetition_label(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
-    """`seed 42`, `data seed 1`, or `data seed 1, seed 42`: the seeds that vary in the grid."""
-    data_seed, seed = repetition(run)
-    parts = [f"data seed {data_seed}"] if _data_seeds_vary(runs) else []
-    if _seeds_vary(runs) or not parts:
-        parts.append(f"seed {seed}")
-    return ", ".join(parts)
-
-
-def _value_text(key: str, value: Any) -> str:
-    if value is None:
-        return "all"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-# -------------------------------------------------------------------------------------------- grouping
-def _finished(runs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in runs if r.get("metrics") and not r.get("error")]
-
-
-def varying_keys(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The hyperparameter keys that take more than one value across the runs (what tells settings apart)."""
-    return [key for key, _ in HYPERPARAMETERS if len({repr(r["settings"].get(key)) for r in runs}) > 1]
-
-
-def _seeds_vary(runs: Sequence[Mapping[str, Any]]) -> bool:
-    return len({r["settings"].get("seed") for r in runs}) > 1
-
-
-def _data_seeds_vary(runs: Sequence[Mapping[str, Any]]) -> bool:
-    return len({r["settings"].get("data_seed") for r in runs}) > 1
-
-
-def _several_repetitions(runs: Sequence[Mapping[str, Any]]) -> bool:
-    return _seeds_vary(runs) or _data_seeds_vary(runs)
-
-
-def setting_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """`videos/class=50, lr=0.0001`: the given keys; LoRA keys only for strategies that have adapters."""
-    names = dict(HYPERPARAMETERS)
-    shown = [k for k in keys if k not in _LORA_KEYS or _uses_lora(settings.get("strategy", ""))]
-    return ", ".join(f"{names[k]}={_value_text(k, settings.get(k))}" for k in shown) or "-"
-
-
-def group_settings(runs: Sequence[Mapping[str, Any]]) -> list[Setting]:
-    """Finished runs grouped by setting (every key but the seeds), in the order they first appear."""
-    groups: dict[tuple[Any, ...], Setting] = {}
-    for run in _finished(runs):
-        s = run["settings"]
-        key = (s["strategy"], *(repr(s.get(k)) for k, _ in HYPERPARAMETERS))
-        groups.setdefault(key, Setting(s["strategy"], key, [])).runs.append(run)
-    return list(groups.values())
-
-
-def _strategies(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["settings"]["strategy"] for r in runs))
-
-
-def _best(settings: Sequence[Setting]) -> Setting:
-    """Best mean validation accuracy; a tie goes to the earlier setting in grid order, never to test."""
-    return max(settings, key=lambda s: s.val)
-
-
-def best_per_strategy(runs: Sequence[Mapping[str, Any]]) -> dict[str, Setting]:
-    groups = group_settings(runs)
-    return {
-        strategy: _best([g for g in groups if g.strategy == strategy])
-        for strategy in _strategies(_finished(runs))
-    }
-
-
 # ---------------------------------------------------------------------------------------------- tables
 RESULTS_ORDER = (
     "Ordered by validation accuracy, best first (ties in grid order): choose on validation, never on test."
@@ -216,11 +72,11 @@ RESULTS_ORDER = (
 
 def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """The guide's results table, one row per finished run, best validation accuracy first (`RESULTS_ORDER`)."""
-    finished = _finished(runs)
+    finished = finished_runs(runs)
     if not finished:
         return "No run finished."
     keys = varying_keys(finished)
-    seeds = _several_repetitions(finished)
+    seeds = several_repetitions(finished)
     extra = bool(keys) or seeds
     header = [
         "Approach",
@@ -248,22 +104,22 @@ def results_table(runs: Sequence[Mapping[str, Any]]) -> str:
                 format_duration(float(m["train_time_s"])),
             ]
         )
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def scaling_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """Test accuracy by videos per class (rows) and strategy (columns)."""
     groups = group_settings(runs)
-    strategies = _strategies(runs)
+    strategies = strategies_in(runs)
     sizes = sorted({g.settings["videos_per_class"] for g in groups}, key=lambda n: (n is None, n or 0))
     rows = []
     for n in sizes:
-        row = [_value_text("videos_per_class", n)]
+        row = [value_text("videos_per_class", n)]
         for strategy in strategies:
             cell = [g for g in groups if g.strategy == strategy and g.settings["videos_per_class"] == n]
-            row.append(setting_figure(_best(cell), "test_acc", runs) if cell else "failed")
+            row.append(setting_figure(best_setting(cell), "test_acc", runs) if cell else "failed")
         rows.append(row)
-    return _table(["Videos per class", *(f"`{s}`" for s in strategies)], rows)
+    return markdown_table(["Videos per class", *(f"`{s}`" for s in strategies)], rows)
 
 
 def best_table(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -280,13 +136,13 @@ def best_table(runs: Sequence[Mapping[str, Any]]) -> str:
                 ", ".join(f"`{r['name']}`" for r in best.runs),
             ]
         )
-    return _table(["Approach", "Best setting", "Val Acc", "Test Acc", "Runs"], rows)
+    return markdown_table(["Approach", "Best setting", "Val Acc", "Test Acc", "Runs"], rows)
 
 
 def seeds_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """Each strategy's best setting run by run (test accuracy with its 95% interval), then the mean ± sample
     standard deviation of test and validation accuracy over them; best mean validation accuracy first."""
-    finished = _finished(runs)
+    finished = finished_runs(runs)
     best = best_per_strategy(runs)
     repetitions = list(dict.fromkeys(repetition(r) for r in finished))
     labels = {repetition(r): repetition_label(r, finished) for r in finished}
@@ -298,7 +154,7 @@ def seeds_table(runs: Sequence[Mapping[str, Any]]) -> str:
         rows.append([f"`{strategy}`", *cells, format_mean_sd(setting.values("test_acc")),
                      format_mean_sd(setting.values("best_val_acc"))])
     header = ["Approach", *(labels[k] for k in repetitions), "Test Acc, mean ± SD", "Val Acc, mean ± SD"]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def reference_strategy(runs: Sequence[Mapping[str, Any]]) -> str | None:
@@ -329,7 +185,7 @@ def paired_table(runs: Sequence[Mapping[str, Any]]) -> str:
     there are several seeds) and, with several seeds, the paired t-test over them."""
     best = best_per_strategy(runs)
     reference = reference_strategy(runs)
-    several = _several_repetitions(_finished(runs))
+    several = several_repetitions(finished_runs(runs))
     pairs = paired_differences(runs)
     ref_name = f"`{reference}`"
     if several:
@@ -352,7 +208,7 @@ def paired_table(runs: Sequence[Mapping[str, Any]]) -> str:
             (test,) = pair.tests
             discordant = f"{test.only_first} / {test.only_second}" if test is not None else "-"
             rows.append([f"`{strategy}`", figure, format_points(pair.differences[0]), discordant, tests])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _signed(mean_sd: str) -> str:
@@ -371,7 +227,7 @@ def paired_words(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     untested = {s: p for s, p in pairs.items() if not any(t is not None for t in p.tests)}
     tested = {s: p for s, p in pairs.items() if s not in untested}
     words: list[str] = []
-    several = _several_repetitions(_finished(runs))
+    several = several_repetitions(finished_runs(runs))
     if not several:
         apart = [s for s, p in tested.items() if p.significant() == [True]]
         together = [s for s in tested if s not in apart]
@@ -440,7 +296,7 @@ def sensitivity_words(runs: Sequence[Mapping[str, Any]]) -> str | None:
     if num_videos < 1:
         return None
     found = sensitivity_at_level(setting.values("test_acc"), num_videos)
-    each = " in each data seed's test set" if _data_seeds_vary(runs) else ""
+    each = " in each data seed's test set" if data_seeds_vary(runs) else ""
     return (
         f"With {counted(num_videos, 'test video')}{each} and accuracies near {100 * found.accuracy:.1f}% "
         f"(`{reference}`'s), two strategies must differ by about {100 * found.detectable_difference:.1f} points for "
@@ -452,7 +308,7 @@ def sensitivity_words(runs: Sequence[Mapping[str, Any]]) -> str | None:
 
 def precision_text(runs: Sequence[Mapping[str, Any]]) -> str:
     """`Trained in fp32.`, or `Trained in bf16 (3 runs) and fp32 (1 run).`; records from before said "no" for fp32."""
-    names = [precision_name(r["metrics"].get("precision")) or "an unrecorded precision" for r in _finished(runs)]
+    names = [precision_name(r["metrics"].get("precision")) or "an unrecorded precision" for r in finished_runs(runs)]
     kinds = sorted(set(names))
     if len(kinds) == 1:
         return f"Trained in {kinds[0]}."
@@ -462,7 +318,7 @@ def precision_text(runs: Sequence[Mapping[str, Any]]) -> str:
 def failed_table(runs: Sequence[Mapping[str, Any]]) -> str:
     failed = [r for r in runs if r.get("error")]
     rows = [[f"`{r['name']}`", str(r["error"]).replace("|", "\\|").replace("\n", " ")] for r in failed]
-    return _table(["Run", "Error"], rows)
+    return markdown_table(["Run", "Error"], rows)
 
 
 # ----------------------------------------------------------------------------------------------- plots
@@ -493,7 +349,7 @@ def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[st
     if len(sizes) > 1 and None not in sizes:
         points: dict[str, list[tuple[float, ...]]] = {}
         for strategy in best:
-            cells = [(n, _best(cell)) for n in sorted(sizes)
+            cells = [(n, best_setting(cell)) for n in sorted(sizes)
                      if (cell := [g for g in groups if g.strategy == strategy and g.settings["videos_per_class"] == n])]
             points[strategy] = [_with_uncertainty(n, g) for n, g in cells]
             if len({len(p) for p in points[strategy]}) > 1:  # one run without an interval: no bars for any
@@ -508,7 +364,7 @@ def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[st
     if param_points:
         drawn["params"] = plot_params_vs_accuracy(param_points, compare_dir / PARAMS_PNG)
 
-    top = max(_finished(runs), key=lambda r: r["metrics"]["best_val_acc"])
+    top = max(finished_runs(runs), key=lambda r: r["metrics"]["best_val_acc"])
     confusion = (top["metrics"].get("test") or {}).get("confusion")
     classes = _classes(top)
     if confusion and classes and len(confusion) == len(classes):
@@ -539,10 +395,10 @@ def report_files(compare_dir: Path) -> list[Path]:
 def write_report(compare_dir: Path, runs: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> Path:
     """Write `report.md` and its plots into `compare_dir`; `notes` are markdown lines on data and split."""
     compare_dir = Path(compare_dir)
-    finished = _finished(runs)
+    finished = finished_runs(runs)
     failed = [r for r in runs if r.get("error")]
     drawn = write_plots(compare_dir, runs)
-    several_seeds = _several_repetitions(finished)
+    several_seeds = several_repetitions(finished)
     word = repetition_word(finished) if finished else "seed"
 
     parts = [f"# Comparison: {len(finished)} of {counted(len(runs), 'run')} finished", ""]
