@@ -157,3 +157,20 @@ def test_an_old_runs_records_name_its_precision_as_users_do(old_runs: Path) -> N
     assert json.loads((finished / "metrics.json").read_text())["precision"] == "no"  # as the old code wrote it
     assert read_metrics_json(finished)["precision"] == "fp32"
     assert {row["precision"] for row in read_experiments(old_runs / "runs" / "experiments.csv")} == {"fp32"}
+
+
+def test_an_old_interrupted_run_resumed_with_a_tracker_added_reports_to_it_and_names_the_flags_it_ignores(
+        old_runs: Path, monkeypatch: pytest.MonkeyPatch, trackers_read, capsys) -> None:
+    trackers_read.isolate(monkeypatch, old_runs / "home")
+    out = old_runs / "runs"
+    assert main(["train", "--resume", "auto", "--out", str(out), "--report_to", "tensorboard,mlflow",
+                 "--num_epochs", "9"]) == 0
+    said = capsys.readouterr().out
+    assert "--report_to tensorboard,mlflow applies from here on (the run began with tensorboard)" in said
+    assert "--num_epochs 9 (the run's: 2)" in said
+    run = out / "interrupted"
+    assert [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["history"]] == [1, 2]
+    assert "report_to: tensorboard,mlflow" in (run / "config.yaml").read_text()
+    client = trackers_read.mlflow(out)
+    (tracked,) = client.search_runs([client.get_experiment_by_name("vjepa-tune").experiment_id])
+    assert tracked.info.status == "FINISHED" and "test_acc" in tracked.data.metrics

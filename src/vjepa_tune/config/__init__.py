@@ -9,7 +9,7 @@ The package: `training` (train's and the data's settings, `features`'), `pretrai
 (to and from plain data). Import from `vjepa_tune.config`.
 """
 
-from vjepa_tune.config.plain import from_plain, to_plain
+from vjepa_tune.config.plain import from_plain, resumed_config, to_plain
 from vjepa_tune.config.pretraining import (
     PRETRAIN_LEFT_OFF,
     EmaSettings,
@@ -92,6 +92,7 @@ __all__ = [
     "check_strategy",
     "data_fields_except",
     "from_plain",
+    "resumed_config",
     "group_regex",
     "has_probe",
     "probe_train_config",

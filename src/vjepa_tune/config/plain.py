@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vjepa_tune.config.pretraining import (
     EmaSettings,
@@ -16,6 +16,8 @@ from vjepa_tune.config.pretraining import (
 )
 from vjepa_tune.config.training import CacheConfig, DataConfig, LoraConfig, TrainConfig
 from vjepa_tune.errors import BadInput
+
+C = TypeVar("C", TrainConfig, PretrainConfig)
 
 
 def to_plain(obj: Any) -> Any:
@@ -57,3 +59,35 @@ _NESTED = {
 }
 _PATH_FIELDS = {TrainConfig: ("out",), PretrainConfig: ("out",), DataConfig: ("root", "list_file"),
                 CacheConfig: ("dir",)}
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def resumed_config(given: C, saved: C, *, changeable: tuple[str, ...] = ("report_to",),
+                   locating: tuple[str, ...] = ("out",)) -> tuple[C, list[str]]:
+    """The configuration a resumed run goes on with, and what to tell the user about the flags given now.
+
+    A resumed run keeps its saved configuration, so that it ends as the uninterrupted run would have. Settings that
+    do not change the result (`changeable`: the experiment trackers) follow the command line when it sets them;
+    every other setting the command line sets (differs from its default) and the saved configuration does not share
+    is named as ignored, so a changed flag is never dropped silently. `locating` settings only find the run."""
+    default = to_plain(type(given)())
+    now, before = _flat(to_plain(given)), _flat(to_plain(saved))
+    set_now = {key: value for key, value in now.items() if _flat(default).get(key) != value and key not in locating}
+    updates = {key: now[key] for key in changeable if key in set_now and set_now[key] != before.get(key)}
+    notes = [f"--{key} {now[key]} applies from here on (the run began with {before.get(key)})"
+             for key in updates]
+    ignored = [f"--{key} {value} (the run's: {before.get(key)})" for key, value in set_now.items()
+               if key not in changeable and before.get(key) != value]
+    if ignored:
+        notes.append("ignored: the resumed run goes on with its saved configuration, not "
+                     + ", ".join(ignored) + "; start a new run (another --out or --run_name) to change them")
+    return (dataclasses.replace(saved, **updates) if updates else saved), notes

@@ -26,7 +26,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from vjepa_tune.config import PretrainConfig, has_probe, to_plain, validate_pretrain
+from vjepa_tune.config import PretrainConfig, has_probe, resumed_config, to_plain, validate_pretrain
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import format_interval
@@ -146,8 +146,11 @@ def _configuration(cfg: PretrainConfig, resume: str | None, log: Log) -> tuple[P
     if resume_dir is None:
         check_run_name(cfg.out, cfg.run_name)  # before any work: a finished run of that name is not replaced
         return cfg, None
+    resumed, notes = resumed_config(cfg, read_pretrain_config(resume_dir))
     log(f"resuming {resume_dir} with its saved configuration")
-    return validate_pretrain(read_pretrain_config(resume_dir)), resume_dir
+    for note in notes:
+        log(note)
+    return validate_pretrain(resumed), resume_dir
 
 
 def _say_probe_overlap(run: PretrainingRun, log: Log) -> None:
