@@ -19,6 +19,7 @@ from vjepa_tune.evaluation.detection import (
     ScoredSegment,
     Segment,
     TimeLabelling,
+    bootstrap_detection_intervals,
     evaluate_detection,
     interpolated_average_precision,
     score_time_labels,
@@ -366,3 +367,26 @@ def test_time_labelling_of_several_videos_adds_up_to_the_share_over_all_their_ti
     assert TimeLabelling().share_right is None
     assert score_time_labels([0.5], [None], []).share_right_in_actions is None
     assert total.as_dict()["num_times"] == 6
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+def test_the_map_interval_is_the_bootstrap_over_videos_computed_by_hand() -> None:
+    """Video a: its one segment found exactly (AP 1 alone); video b: its segment missed (AP 0 alone); both: AP 0.5.
+    Drawn with replacement, {a, a} (1/4), {a, b} (1/2) and {b, b} (1/4): the 2.5% and 97.5% quantiles are 0 and 1."""
+    truth = {"a": [Segment("x", 0.0, 1.0)], "b": [Segment("x", 0.0, 1.0)]}
+    found = {"a": [ScoredSegment("x", 0.0, 1.0, 0.9)], "b": []}
+    labelling = {"a": TimeLabelling(4, 4, 4, 4), "b": TimeLabelling(4, 0, 4, 0)}
+    intervals = bootstrap_detection_intervals(truth, found, labelling, resamples=400, seed=3)
+    assert evaluate_detection(truth, found).average_map == 0.5
+    assert intervals.average_map == (0.0, 1.0) and intervals.map_per_threshold == ((0.0, 1.0),) * 5
+    assert intervals.share_right == (0.0, 1.0) and intervals.resamples == 400
+    again = bootstrap_detection_intervals(truth, found, labelling, resamples=400, seed=3)
+    assert again == intervals, "the same seed, the same intervals"
+
+
+def test_a_perfect_detector_has_a_point_interval_and_resamples_without_segments_are_left_out() -> None:
+    truth = {"a": [Segment("x", 0.0, 1.0)], "empty": []}
+    found = {"a": [ScoredSegment("x", 0.0, 1.0, 0.9)]}
+    intervals = bootstrap_detection_intervals(truth, found, resamples=200, seed=0)
+    assert intervals.average_map == (1.0, 1.0) and intervals.share_right is None
+    assert 130 < intervals.resamples < 170, "about a quarter of the draws are {empty, empty}: no AP"

@@ -44,6 +44,7 @@ import numpy as np
 
 from vjepa_tune.data.annotations import Segment
 from vjepa_tune.errors import BadInput
+from vjepa_tune.evaluation.statistics import CONFIDENCE
 
 THUMOS14_TIOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 """The THUMOS14 protocol: mAP at each of these and their mean. ActivityNet-1.3 uses 0.5, 0.55, ..., 0.95.
@@ -311,4 +312,69 @@ def score_time_labels(
         num_right=sum(right),
         num_action_times=sum(in_action),
         num_action_right=sum(r and a for r, a in zip(right, in_action, strict=True)),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+DETECTION_RESAMPLES = 1000
+"""Bootstrap resamples for the detection figures' intervals (each one a whole mAP evaluation)."""
+
+
+@dataclass(frozen=True)
+class DetectionIntervals:
+    """95% percentile-bootstrap intervals over videos: the same figures computed on videos drawn with replacement
+    (a video's segments and detections move together, so the dependence within a video is kept)."""
+
+    average_map: tuple[float, float]
+    map_per_threshold: tuple[tuple[float, float], ...]
+    share_right: tuple[float, float] | None
+    resamples: int
+    """Resamples that held at least one ground-truth segment (the others have no AP and are left out)."""
+    seed: int
+
+
+def bootstrap_detection_intervals(
+    ground_truth: Mapping[str, Sequence[Segment]],
+    detections: Mapping[str, Sequence[ScoredSegment]],
+    labelling: Mapping[str, TimeLabelling] | None = None,
+    tiou_thresholds: Sequence[float] = THUMOS14_TIOU_THRESHOLDS,
+    *,
+    resamples: int = DETECTION_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> DetectionIntervals:
+    """Intervals for `evaluate_detection`'s mAP (average and per threshold) and, given each video's
+    `TimeLabelling`, for the share of time labelled right. The same seed gives the same intervals."""
+    videos = list(ground_truth)
+    rng = np.random.default_rng(seed)
+    maps: list[tuple[float, ...]] = []
+    averages: list[float] = []
+    shares: list[float] = []
+    for _ in range(resamples):
+        drawn = [videos[i] for i in rng.integers(0, len(videos), size=len(videos))]
+        if labelling is not None:
+            total = sum((labelling[video] for video in drawn), TimeLabelling())
+            if total.share_right is not None:
+                shares.append(total.share_right)
+        truth = {f"{video}#{k}": ground_truth[video] for k, video in enumerate(drawn)}
+        if not any(truth.values()):
+            continue
+        found = {f"{video}#{k}": detections.get(video, ()) for k, video in enumerate(drawn)}
+        result = evaluate_detection(truth, found, tiou_thresholds)
+        maps.append(result.map_per_threshold)
+        averages.append(result.average_map)
+    if not averages:
+        raise BadInput("no resample of the videos holds a ground-truth segment: there is no mAP to bound.")
+    quantiles = [(1 - confidence) / 2, (1 + confidence) / 2]
+
+    def bounds(values: Sequence[float]) -> tuple[float, float]:
+        low, high = np.quantile(np.asarray(values), quantiles)
+        return float(low), float(high)
+
+    return DetectionIntervals(
+        average_map=bounds(averages),
+        map_per_threshold=tuple(bounds(column) for column in zip(*maps, strict=True)),
+        share_right=bounds(shares) if shares else None,
+        resamples=len(averages),
+        seed=seed,
     )

@@ -31,13 +31,16 @@ from vjepa_tune.data.overlap import seen_in_training
 from vjepa_tune.data.sources import VIDEO_EXTENSIONS
 from vjepa_tune.errors import BadInput
 from vjepa_tune.evaluation.detection import (
+    DetectionIntervals,
     DetectionResult,
     ScoredSegment,
     TimeLabelling,
+    bootstrap_detection_intervals,
     evaluate_detection,
     score_time_labels,
     time_grid,
 )
+from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import write_json_atomic
 from vjepa_tune.inference.evaluate import EVALUATE_LOG_FILE, EVALUATION_DIR
 from vjepa_tune.inference.predictor import Log, load_run
@@ -99,6 +102,8 @@ class DetectionEvaluation:
     metrics: dict[str, Any]
     result: DetectionResult
     time_labelling: TimeLabelling
+    intervals: DetectionIntervals
+    """95% bootstrap intervals over videos (mAP, the share of time labelled right)."""
     out_dir: Path
 
     def summary(self) -> str:
@@ -106,11 +111,17 @@ class DetectionEvaluation:
         shares = self.time_labelling
         in_actions = shares.share_right_in_actions
         skipped = f"; {counted(m['skipped_videos'], 'unreadable video')} left out" if m["skipped_videos"] else ""
+        result, intervals = self.result, self.intervals
+        at_half = result.tiou_thresholds.index(0.5) if 0.5 in result.tiou_thresholds else None
+        share = (format_interval(shares.share_right, intervals.share_right)
+                 if shares.share_right is not None else "n/a")
         head = (f"detection on {counted(m['num_videos'], 'video')} ({m['annotations']}): mAP "
-                f"{100 * self.result.average_map:.1f} (tIoU 0.3-0.7), "
-                f"{100 * self.result.map_at(0.5):.1f} at 0.5; time labelled right {_percent(shares.share_right)}, "
-                f"inside actions {_percent(in_actions)}; windows of {m['window_s']:g} s every {m['stride_s']:g} s"
-                f"{skipped}; records in {self.out_dir}")
+                f"{format_interval(result.average_map, intervals.average_map)} (average over tIoU 0.3-0.7)"
+                + (f", {format_interval(result.map_per_threshold[at_half], intervals.map_per_threshold[at_half])}"
+                   " at 0.5" if at_half is not None else "")
+                + f"; time labelled right {share}, inside actions {_percent(in_actions)} (95% intervals: bootstrap "
+                f"over videos); windows of {m['window_s']:g} s every {m['stride_s']:g} s{skipped}; records in "
+                f"{self.out_dir}")
         return head + "\n" + self.result.table()
 
 
@@ -208,8 +219,10 @@ def evaluate_detection_run(
 
     ground_truth = truth.ground_truth()
     result = evaluate_detection({k: ground_truth[k] for k in scored}, {k: results[k].proposals for k in scored})
-    labelling = sum((score_time_labels(results[k].times, results[k].labels, ground_truth[k]) for k in scored),
-                    TimeLabelling())
+    per_video = {k: score_time_labels(results[k].times, results[k].labels, ground_truth[k]) for k in scored}
+    labelling = sum(per_video.values(), TimeLabelling())
+    intervals = bootstrap_detection_intervals({k: ground_truth[k] for k in scored},
+                                              {k: results[k].proposals for k in scored}, per_video)
     name = f"detection-{annotations.stem}" + (f"-{subset}" if subset else "") + f"-w{window_s:g}-s{stride_s:g}"
     name += ("-flip" if flip else "") + (f"-{num_crops}crops" if num_crops > 1 else "")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR / name
@@ -228,8 +241,12 @@ def evaluate_detection_run(
         "num_videos": len(scored),
         "skipped_videos": len(failed),
         "skipped": [{"id": key, "path": str(paths[key]), "reason": reason} for key, reason in failed.items()],
-        "detection": result.as_dict(),
-        "time_labelling": labelling.as_dict(),
+        "detection": {**result.as_dict(), "average_map_ci": list(intervals.average_map),
+                      "map_ci": {f"{t:g}": list(b) for t, b in zip(result.tiou_thresholds,
+                                                                 intervals.map_per_threshold, strict=True)}},
+        "time_labelling": {**labelling.as_dict(), "share_right_ci": (list(intervals.share_right)
+                                                                     if intervals.share_right else None)},
+        "bootstrap": {"over": "videos", "resamples": intervals.resamples, "seed": intervals.seed},
         "overlap": overlap,
         "versions": versions(),
     }
@@ -239,7 +256,7 @@ def evaluate_detection_run(
         write_json_atomic(out_dir / DETECTIONS_FILE, _results_document(run_dir, {k: results[k] for k in scored}))
         keep_console_log(out_dir / EVALUATE_LOG_FILE)
     distributed.barrier()
-    return DetectionEvaluation(metrics, result, labelling, out_dir)
+    return DetectionEvaluation(metrics, result, labelling, intervals, out_dir)
 
 
 def _video_result(key: str, prediction: Prediction, fps: float) -> VideoResult:
