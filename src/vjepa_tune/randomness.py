@@ -47,5 +47,7 @@ def seeded_torch_rng(*keys: object) -> Iterator[None]:
     import torch  # here, not at the top: splits and synthesis use this module and start without torch
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(key_seed(*keys))
+        # the CPU generator only: torch.manual_seed would also reseed (and not restore) every GPU's generator, and
+        # on a machine whose GPU is not initialised it records a stack trace per call for its lazy seeding
+        torch.default_generator.manual_seed(key_seed(*keys))
         yield
