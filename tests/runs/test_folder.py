@@ -26,6 +26,7 @@ from vjepa_tune.runs.folder import (
     read_metrics,
     read_pretrain_config,
     read_splits,
+    run_classes,
     run_folder,
     run_to_resume,
     write_config,
@@ -321,3 +322,10 @@ def test_pretraining_metrics_hold_a_monitor_entry_per_step_and_fractions_for_the
         write_pretrain_metrics(tmp_path, {**metrics, "probes": [{"val_acc": 0.5, "test_acc": 25.0}]})
     with pytest.raises(ValueError, match="would miss required keys: probes"):
         write_pretrain_metrics(tmp_path, {k: v for k, v in metrics.items() if k != "probes"})
+
+
+def test_a_runs_class_names_come_from_its_splits_json_and_none_without_one(tmp_path) -> None:
+    a, b = (Sample(path=tmp_path / f"{n}.mp4", label=n, id=f"v{n}") for n in (0, 1))
+    write_splits(tmp_path / "run", Splits(train=[a], val=[b], test=[], method="random"), ["walk", "wave"])
+    assert run_classes(tmp_path / "run") == ["walk", "wave"]
+    assert run_classes(tmp_path / "nothing") is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ def _run(tmp_path: Path, name: str, strategy: str, test: float, val: float, *, n
     """A finished run as compare records it; `right` is its per-video outcomes ("11110000": videos v0-v7)."""
     run_dir = tmp_path / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "splits.json").write_text(json.dumps({"classes": CLASSES}))
     confusion = confusion or [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
     outcomes = None if right is None else {f"v{i}": c == "1" for i, c in enumerate(right)}
     return {
@@ -37,6 +35,7 @@ def _run(tmp_path: Path, name: str, strategy: str, test: float, val: float, *, n
                     "test": {"confusion": confusion, "num_samples": len(right or "1234")}},
         "error": None,
         "test_outcomes": outcomes,
+        "classes": CLASSES,
     }
 
 

@@ -57,6 +57,7 @@ from vjepa_tune.runs.folder import (
     read_metrics,
     read_test_outcomes,
     read_tracker_ids,
+    run_classes,
     write_tracker_ids,
 )
 from vjepa_tune.text import counted
@@ -102,6 +103,7 @@ class RunRecord:
             "metrics": self.metrics,
             "error": self.error,
             "test_outcomes": read_test_outcomes(self.run_dir) if self.metrics is not None else None,
+            "classes": run_classes(self.run_dir) if self.metrics is not None else None,
         }
 
 

@@ -324,6 +324,14 @@ def read_recorded_splits(run_dir: Path) -> dict[str, Any]:
     return recorded
 
 
+def run_classes(run_dir: Path) -> list[str] | None:
+    """The run's class names in label order (from splits.json); None when it has none to read."""
+    try:
+        return list(read_recorded_splits(run_dir)["classes"])
+    except (BadInput, KeyError, TypeError):
+        return None
+
+
 def read_splits(run_dir: Path, root: Path) -> Splits:
     """The run's splits with their videos' paths under `root` (where the data set is)."""
     return splits_from_json(read_recorded_splits(run_dir), Path(root), source=str(Path(run_dir) / SPLITS_FILE))

@@ -3,8 +3,9 @@
 Input is one entry per grid point, as `compare` records it: `name`, `run_dir`, `settings` (strategy,
 videos_per_class, learning_rate, lora_rank, lora_alpha, lora_dropout, seed, data_seed), `metrics` (metrics.json's
 content, or None), `error` (None unless the run failed) and `test_outcomes` ({test video id: right or wrong}, from
-the run's test_predictions.csv; None when it kept none). Everything here is a pure function of those entries and
-the run folders' splits.json, so a grid run again reports the same whatever it skipped.
+the run's test_predictions.csv; None when it kept none) and `classes` (its class names, from its splits.json).
+Everything here is a pure function of those entries (the caller reads the run folders through `runs`), so a grid
+run again reports the same whatever it skipped.
 
 Choices, stated in the report itself: a "setting" is a grid point without its seeds (training and data); its
 results are the mean over seeds with the sample standard deviation when there are several, else the one run's
@@ -15,7 +16,6 @@ tests each strategy's best setting against the best strategy's, run by run on th
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -323,12 +323,12 @@ def failed_table(runs: Sequence[Mapping[str, Any]]) -> str:
 
 # ----------------------------------------------------------------------------------------------- plots
 def _classes(run: Mapping[str, Any]) -> list[str] | None:
-    path = Path(run["run_dir"]) / "splits.json"
-    try:
-        return list(json.loads(path.read_text(encoding="utf-8"))["classes"])
-    except (OSError, ValueError, KeyError):
-        per_class = (run["metrics"].get("test") or {}).get("per_class")
-        return list(per_class) if per_class else None
+    """The run's class names (its entry's `classes`, read from the run folder by the caller), else its test
+    metrics' per-class keys."""
+    if run.get("classes"):
+        return list(run["classes"])
+    per_class = (run["metrics"].get("test") or {}).get("per_class")
+    return list(per_class) if per_class else None
 
 
 def write_plots(compare_dir: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
