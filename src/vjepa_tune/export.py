@@ -32,6 +32,7 @@ from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.errors import BadInput
 from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import staged_folder
+from vjepa_tune.models.loading import quiet_transformers
 from vjepa_tune.models.specs import RANDOM_PREFIX, TINY, hub_id
 from vjepa_tune.models.strategies import get_strategy
 from vjepa_tune.runs.folder import (
@@ -135,7 +136,7 @@ def export_run(
     else:
         kind = "merged" if merge else "adapter"
 
-    with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
+    with staged_folder(out_dir, replace=True) as staging, quiet_transformers():  # checked above: empty, or --overwrite
         crop = model_crop_size(model)
         if kind == "merged":
             plain = model.merge_and_unload() if isinstance(model, PeftModel) else unwrap(model)
