@@ -157,3 +157,23 @@ def test_none_seen_says_so_and_a_folder_that_is_no_run_is_refused(tmp_path: Path
     )
     with pytest.raises(BadInput, match="has no splits.json"):
         training_videos(tmp_path / "data")
+
+
+def test_the_sources_of_the_prepared_copy_a_run_trained_on_count_as_seen(tmp_path: Path) -> None:
+    """`data prepare` re-encodes (no byte in common) and keeps each video's place, with `.mp4`: the run trained on
+    the copy saw its sources, and scoring those sources says so."""
+    run, root, files = _run(tmp_path, fingerprinted=True)
+    sources = tmp_path / "raw"
+    (root / ".vjepa-tune-prepare.json").write_text(json.dumps({"version": 2, "source": str(sources)}))
+    train_source = _write(sources / "a" / "train_0.avi", _random_bytes(4000, 1))  # re-encoded: other bytes
+    val_source = _write(sources / "b" / "val_3.mkv", _random_bytes(4100, 2))
+    test_source = _write(sources / "a" / "test_6.avi", _random_bytes(4200, 3))
+    elsewhere = _write(tmp_path / "elsewhere" / "a" / "train_0.avi", _random_bytes(4300, 4))
+    found = seen_in_training([train_source, val_source, test_source, elsewhere], training_videos(run),
+                             progress=False)
+    assert [(s.split, s.id, s.by) if s else None for s in found.seen] == [
+        ("train", "a/train_0.mp4", "source"), ("val", "b/val_3.mp4", "source"), None, None]
+    assert found.as_dict()["by_source"] == 2
+    assert "2 are the sources of the prepared copies it trained on" in found.describe()
+    nothing = seen_in_training([test_source], training_videos(run), progress=False)
+    assert f"and with their sources in {sources}" in nothing.describe()

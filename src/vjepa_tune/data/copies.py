@@ -5,6 +5,7 @@ text files rewritten to the new ones.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,9 @@ from pathlib import Path
 
 from vjepa_tune.data.sources import VIDEO_EXTENSIONS
 
+MANIFEST = ".vjepa-tune-prepare.json"
+"""Hidden record in a prepared copy's folder: its settings (a rerun must match them), its source folder, and the
+sources that failed."""
 OUTPUT_EXTENSION = ".mp4"
 TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".lst", ".list", ".json", ".jsonl"})
 """Files that may name videos (list files, split lists, annotations): their video names are rewritten."""
@@ -103,3 +107,18 @@ def copy_file(
     finally:
         part.unlink(missing_ok=True)
     return "copied"
+
+
+def prepared_source(folder: Path | None) -> Path | None:
+    """The folder `data prepare` made `folder` from, when `folder` is such a copy (its record names it); else None.
+
+    A copy keeps each video's path under the folder, with the extension `.mp4`: the source of `copy/a/b.mp4` is the
+    video `a/b.*` of the returned folder."""
+    if folder is None:
+        return None
+    try:
+        record = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    source = record.get("source") if isinstance(record, dict) else None
+    return Path(source) if isinstance(source, str) else None

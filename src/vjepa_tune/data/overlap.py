@@ -3,7 +3,9 @@ videos (what `evaluate`, `predict` and `data check --against` report).
 
 A video counts as seen by a run when its resolved path is one that the run's splits.json lists under `train` or
 `val`, or when its size and content fingerprint (`data.fingerprints`) equal those of a listed video: a copy, a
-renamed or moved file. Test videos are not "seen": the run never trained or chose its epoch on them.
+renamed or moved file; or, when the run trained on a `data prepare` copy, when it is the source of a listed video
+(same place under the source folder that the copy's record names; a re-encoding shares no bytes with its source).
+Test videos are not "seen": the run never trained or chose its epoch on them.
 
 For runs recorded before splits.json held fingerprints, the identities of the listed files that still exist are
 computed when needed; listed files that are gone cannot be recognised in a copy, and the overlap says how many there
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vjepa_tune.data.copies import prepared_source
 from vjepa_tune.data.fingerprints import DEFAULT_WORKERS, FINGERPRINT_SCHEME, FileIdentity, file_identities
 from vjepa_tune.data.samples import Splits
 
@@ -34,7 +37,8 @@ class SeenVideo:
     id: str
     """The id (path under the run's data root) of the listed video it matches."""
     by: str
-    """path (the same file) or content (a copy: equal size and fingerprint)."""
+    """path (the same file), content (a copy: equal size and fingerprint) or source (the video a `data prepare`
+    copy the run trained on was made from)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Overlap:
     unrecognisable: int
     """Listed videos with no recorded identity whose file is gone: a copy of one of them would be missed."""
     data_root: Path | None
+    prepared_from: Path | None = None
+    """The sources' folder when the run's data root is a `data prepare` copy: its sources count as seen too."""
 
     @property
     def num_seen(self) -> int:
@@ -75,6 +81,7 @@ class Overlap:
             **counts,
             "by_path": sum(1 for s in self.seen if s is not None and s.by == "path"),
             "by_content": sum(1 for s in self.seen if s is not None and s.by == "content"),
+            "by_source": sum(1 for s in self.seen if s is not None and s.by == "source"),
             "excluded": self.num_seen if excluded else 0,
             "compared_with": list(self.sides),
             "listed": self.listed,
@@ -96,7 +103,9 @@ class Overlap:
             which = "the video was not" if n == 1 else f"none of the {_videos(n)} were"
             text = (
                 f"overlap: {which} seen in training (compared by path and content with the run's "
-                f"{_videos(self.listed, self._sides_text)})"
+                f"{_videos(self.listed, self._sides_text)}"
+                + (f", and with their sources in {self.prepared_from}" if self.prepared_from is not None else "")
+                + ")"
             )
         else:
             counts = self.counts()
@@ -104,6 +113,10 @@ class Overlap:
             copies = sum(1 for s in self.seen if s is not None and s.by == "content")
             if copies:
                 parts += f"; {copies} {'is a copy' if copies == 1 else 'are copies'} under another path"
+            sources = sum(1 for s in self.seen if s is not None and s.by == "source")
+            if sources:
+                parts += (f"; {sources} {'is the source' if sources == 1 else 'are the sources'} of the prepared "
+                          "copies it trained on")
             text = f"overlap: {k} of {_videos(n)} {'was' if k == 1 else 'were'} seen in training ({parts}){advice}"
         if u := self.unrecognisable:
             where = f"gone from {self.data_root}" if self.data_root is not None else "not found"
@@ -210,5 +223,20 @@ def seen_in_training(
         for i, identity in zip(to_compare, found[: len(to_compare)], strict=True):
             if identity is not None and (hit := first.get(identity)) is not None:
                 seen[i] = SeenVideo(hit[0], hit[1], "content")
+    # Sources: a run trained on a `data prepare` copy saw its sources too (re-encoded: same frames, other bytes).
+    source = prepared_source(root)
+    if source is not None and root is not None:
+        by_stem: dict[str, tuple[str, str]] = {}
+        for name, s in listed:
+            by_stem.setdefault(_stem_under(s.path, root), (name, s.id))
+        for i in (i for i in range(len(paths)) if seen[i] is None):
+            if (hit := by_stem.get(_stem_under(paths[i], source))) is not None:
+                seen[i] = SeenVideo(hit[0], hit[1], "source")
     return Overlap(run_dir=run_dir, paths=paths, seen=seen, sides=sides, listed=len(listed),
-                   unrecognisable=unrecognisable, data_root=root)
+                   unrecognisable=unrecognisable, data_root=root, prepared_from=source)
+
+
+def _stem_under(path: Path, folder: Path) -> str:
+    """`path`'s place under `folder` without its extension ('' when it lies elsewhere)."""
+    relative = os.path.relpath(_resolved(path), _resolved(folder))
+    return "" if relative.startswith("..") else os.path.splitext(relative)[0]

@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vjepa_tune.config import DataConfig
-from vjepa_tune.data.copies import ASIDE_NAME, TEXT_EXTENSIONS, copy_file, output_name, write_aside
+from vjepa_tune.data.copies import ASIDE_NAME, MANIFEST, TEXT_EXTENSIONS, copy_file, output_name, write_aside
 from vjepa_tune.data.samples import DatasetIndex, Sample
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.data.sources.common import is_video
@@ -42,8 +42,6 @@ from vjepa_tune.data.transcode import CRF, KEYFRAME_INTERVAL_S, PRESET, Transcod
 from vjepa_tune.data.video import decoder_threads, usable_cpus
 from vjepa_tune.errors import BadInput
 
-MANIFEST = ".vjepa-tune-prepare.json"
-"""Hidden record in the output folder: the settings (a rerun must match them) and the sources that failed."""
 MANIFEST_VERSION = 2
 """2: copies keep every frame's presentation time (version 1 gave frames consecutive times at the nominal rate, which
 shortened variable-frame-rate videos)."""
