@@ -52,7 +52,8 @@ def main() -> None:
                     ("windows of half a clip (0.64 s) every 0.32 s, one view", 0.64, False)]
         for title, window_s, flip in variants:
             print(f"\n{title}")
-            print(f"{'run':<22} {'mAP@0.3':>8} {'0.4':>6} {'0.5':>6} {'0.6':>6} {'0.7':>6} {'avg':>6}   "
+            print(f"{'run':<22} {'mAP@0.3':>8} {'0.4':>6} {'0.5':>6} {'0.6':>6} {'0.7':>6} {'avg':>6} "
+                  f"{'avg 95% CI':>11}  "
                   f"{'AP@0.5 other / sit / stand / wave':<36} {'time right':>10} {'in actions':>10} {'proposals':>9}")
             for run_dir in runs:
                 evaluation = evaluate_detection_run(run_dir, long.annotations, long.videos_dir, window_s=window_s,
@@ -63,7 +64,9 @@ def main() -> None:
                 per_class = " / ".join(f"{100 * result.ap_per_class[c][at_half]:.1f}"
                                        for c in ("other", "sitting_down", "standing_up", "waving"))
                 maps = " ".join(f"{100 * v:6.1f}" for v in result.map_per_threshold)
-                print(f"{run_dir.name:<22} {maps[0:6]:>8} {maps[7:]} {100 * result.average_map:6.1f}   "
+                low, high = evaluation.intervals.average_map
+                print(f"{run_dir.name:<22} {maps[0:6]:>8} {maps[7:]} {100 * result.average_map:6.1f} "
+                      f"{f'({100 * low:.0f}-{100 * high:.0f})':>11}  "
                       f"{per_class:<36} {100 * (shares.share_right or 0):9.1f}% "
                       f"{100 * (shares.share_right_in_actions or 0):9.1f}% "
                       f"{sum(result.num_detections.values()):>9}")

@@ -32,7 +32,6 @@ from vjepa_tune.config import DataConfig, TrainConfig
 from vjepa_tune.errors import BadInput
 from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import staged_folder
-from vjepa_tune.models.loading import quiet_transformers
 from vjepa_tune.models.specs import RANDOM_PREFIX, TINY, hub_id
 from vjepa_tune.models.strategies import get_strategy
 from vjepa_tune.runs.folder import (
@@ -112,7 +111,7 @@ def export_run(
     from transformers import VJEPA2VideoProcessor
 
     from vjepa_tune.models.adapters import unwrap
-    from vjepa_tune.models.loading import model_crop_size
+    from vjepa_tune.models.loading import model_crop_size, quiet_transformers
     from vjepa_tune.runs.checkpoint import load_run_model
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
