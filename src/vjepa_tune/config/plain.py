@@ -79,9 +79,8 @@ def resumed_config(given: C, saved: C, *, changeable: tuple[str, ...] = ("report
     do not change the result (`changeable`: the experiment trackers) follow the command line when it sets them;
     every other setting the command line sets (differs from its default) and the saved configuration does not share
     is named as ignored, so a changed flag is never dropped silently. `locating` settings only find the run."""
-    default = to_plain(type(given)())
-    now, before = _flat(to_plain(given)), _flat(to_plain(saved))
-    set_now = {key: value for key, value in now.items() if _flat(default).get(key) != value and key not in locating}
+    default, now, before = (_flat(to_plain(c)) for c in (type(given)(), given, saved))
+    set_now = {key: value for key, value in now.items() if default.get(key) != value and key not in locating}
     updates = {key: now[key] for key in changeable if key in set_now and set_now[key] != before.get(key)}
     notes = [f"--{key} {now[key]} applies from here on (the run began with {before.get(key)})"
              for key in updates]

@@ -26,7 +26,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from vjepa_tune.config import PretrainConfig, has_probe, resumed_config, to_plain, validate_pretrain
+from vjepa_tune.config import PretrainConfig, has_probe, to_plain, validate_pretrain
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import format_interval
@@ -59,7 +59,7 @@ from vjepa_tune.runs.folder import (
     check_run_name,
     new_run_dir,
     probe_dir,
-    read_pretrain_config,
+    resumed_run_config,
     run_folder,
     run_to_resume,
     write_pretrain_config,
@@ -146,11 +146,7 @@ def _configuration(cfg: PretrainConfig, resume: str | None, log: Log) -> tuple[P
     if resume_dir is None:
         check_run_name(cfg.out, cfg.run_name)  # before any work: a finished run of that name is not replaced
         return cfg, None
-    resumed, notes = resumed_config(cfg, read_pretrain_config(resume_dir))
-    log(f"resuming {resume_dir} with its saved configuration")
-    for note in notes:
-        log(note)
-    return validate_pretrain(resumed), resume_dir
+    return validate_pretrain(resumed_run_config(cfg, resume_dir, log)), resume_dir
 
 
 def _say_probe_overlap(run: PretrainingRun, log: Log) -> None:

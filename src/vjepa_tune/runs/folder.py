@@ -19,11 +19,18 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from vjepa_tune.config import PRETRAIN_LEFT_OFF, PretrainConfig, TrainConfig, from_plain, to_plain
+from vjepa_tune.config import (
+    PRETRAIN_LEFT_OFF,
+    PretrainConfig,
+    TrainConfig,
+    from_plain,
+    resumed_config,
+    to_plain,
+)
 from vjepa_tune.data.fingerprints import file_identities
 from vjepa_tune.data.overlap import TrainingVideos
 from vjepa_tune.data.samples import Sample, Splits
@@ -33,6 +40,7 @@ from vjepa_tune.files import write_json_atomic, write_text_atomic, write_yaml_at
 from vjepa_tune.tracking.records import precision_name
 
 Log = Callable[[str], None]
+C = TypeVar("C", TrainConfig, PretrainConfig)
 
 CONFIG_FILE = "config.yaml"
 SPLITS_FILE = "splits.json"
@@ -203,6 +211,17 @@ def read_config(run_dir: Path) -> TrainConfig:
     if is_pretraining_run(run_dir):
         raise BadInput(pretraining_run_note(run_dir))
     return read_config_yaml(run_dir / CONFIG_FILE)
+
+
+def resumed_run_config(given: C, resume_dir: Path, log: Log) -> C:
+    """The configuration a resumed run (training or pretraining, as `given` is) goes on with: its saved one, the
+    trackers excepted (`config.resumed_config`); the flags given now that it ignores are said."""
+    saved = read_pretrain_config(resume_dir) if isinstance(given, PretrainConfig) else read_config(resume_dir)
+    resumed, notes = resumed_config(given, saved)
+    log(f"resuming {resume_dir} with its saved configuration")
+    for note in notes:
+        log(note)
+    return resumed
 
 
 def write_pretrain_config(run_dir: Path, cfg: PretrainConfig) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from vjepa_tune.config import TrainConfig, resumed_config, to_plain, validate
+from vjepa_tune.config import TrainConfig, to_plain, validate
 from vjepa_tune.data.samples import Splits
 from vjepa_tune.evaluation.metrics import classification_metrics, write_confusion
 from vjepa_tune.evaluation.statistics import format_interval, wilson_interval
@@ -36,8 +36,8 @@ from vjepa_tune.runs.folder import (
     TRAIN_LOG_FILE,
     check_run_name,
     new_run_dir,
-    read_config,
     read_tracker_ids,
+    resumed_run_config,
     run_folder,
     run_to_resume,
     write_config,
@@ -173,11 +173,7 @@ def _configuration(cfg: TrainConfig, resume: str | None, run_dir: Path | None, l
         if run_dir is None:
             check_run_name(cfg.out, cfg.run_name)  # before any work: a finished run of that name is not replaced
         return cfg, None
-    resumed, notes = resumed_config(cfg, read_config(resume_dir))
-    log(f"resuming {resume_dir} with its saved configuration")
-    for note in notes:
-        log(note)
-    return validate(resumed), resume_dir
+    return validate(resumed_run_config(cfg, resume_dir, log)), resume_dir
 
 
 def _step_context(cfg: TrainConfig, run: Run, accelerator: Accelerator, run_dir: Path, *, resuming: bool,
