@@ -48,19 +48,21 @@ class Condition:
     pretrain: list[str]
     """Flags of `vjepa-tune pretrain` beyond the data, the output and the probe."""
     goal_points: float
+    steps: int
+    """Optimizer steps that fill most of the 20-minute budget on 2 idle cores, the run's own two probes included."""
 
 
 CONDITIONS = {
     "adaptation": Condition(
         "adaptation", "tiny",
         ["--learning_rate", "1e-4", "--ema.start", "0.99925", "--ema.end", "0.99925", "--batch_size", "8"],
-        goal_points=5.0,
+        goal_points=5.0, steps=3200,
     ),
     "scratch": Condition(
         "scratch", "random:tiny",
         ["--learning_rate", "3e-4", "--ema.start", "0.998", "--ema.end", "0.9995", "--batch_size", "8",
          "--predictor.reinit", "--predictor.width", "64", "--predictor.depth", "2", "--predictor.heads", "4"],
-        goal_points=10.0,
+        goal_points=10.0, steps=2400,
     ),
 }
 
@@ -118,6 +120,8 @@ def pretrain(condition: Condition, roots: dict[str, Path], work: Path, max_steps
     if not (run / "metrics.json").exists():
         assert main(["pretrain", "--model", condition.model, "--data.root", str(roots["unlabelled"]),
                      "--out", str(out), "--run_name", condition.name, "--max_steps", str(max_steps),
+                     "--num_epochs", "1000",  # --max_steps bounds the run
+                     "--num_workers", "1",  # decoding on the second core, beside the step
                      "--log_every", "100", "--checkpoint_every", "250", *condition.pretrain,
                      "--probe.data.root", str(roots["labelled"]), "--probe.data.format", "folder",
                      "--probe.data.crop_scale", "1,1", "--probe.num_epochs", "5"]) == 0
@@ -186,8 +190,9 @@ def main_(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--conditions", default="adaptation,scratch")
     parser.add_argument("--probe_seeds", default="0,1,2")
-    parser.add_argument("--max_steps", type=int, default=2000,
-                        help="Optimizer steps of each pretraining (2000 x 8 clips: about 20 min on 2 free cores).")
+    parser.add_argument("--max_steps", type=int, default=None,
+                        help="Optimizer steps of each pretraining (default: each condition's own, about 19 minutes "
+                             "on 2 idle cores).")
     parser.add_argument("--unlabelled_per_class", type=int, default=500)
     args = parser.parse_args(argv)
     work = args.work
@@ -196,7 +201,7 @@ def main_(argv: list[str] | None = None) -> None:
                    "load_start": os.getloadavg()[0], "versions": versions()}
     roots = make_data(work, args.unlabelled_per_class)
     seeds = [int(s) for s in args.probe_seeds.split(",")]
-    results = [run_condition(CONDITIONS[name], roots, work, seeds, args.max_steps)
+    results = [run_condition(CONDITIONS[name], roots, work, seeds, args.max_steps or CONDITIONS[name].steps)
                for name in args.conditions.split(",")]
     environment["load_end"] = os.getloadavg()[0]
     (work / "results.json").write_text(json.dumps({"environment": environment, "results": results}, indent=2,

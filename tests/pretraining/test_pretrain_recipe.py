@@ -4,8 +4,10 @@ ordinary data, exact resume after a real SIGKILL, two processes as one, and the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from vjepa_tune.evaluation.statistics import wilson_interval
 from vjepa_tune.models.specs import tiny_checkpoint_dir
 from vjepa_tune.pretraining.engine import make_optimizer, plan_steps
 from vjepa_tune.pretraining.objective import JepaObjective, ema_momentum
+from vjepa_tune.pretraining.probe import probe_overlap_warning
 from vjepa_tune.runs.folder import read_pretrain_config
 from vjepa_tune.synth.encoding import write_video
 
@@ -143,6 +146,22 @@ def test_train_starts_from_a_pretraining_runs_model_folder(pretrained_run: Path,
     assert main(["train", "--model", str(pretrained_run / "model"), "--strategy", "head_only", "--data.root",
                  str(synth_root), "--num_epochs", "1", "--out", str(tmp_path), "--cache.dir", str(store_dir)]) == 0
     assert _metrics(_only_run(tmp_path))["model"] == str(pretrained_run / "model")
+
+
+def test_probe_videos_that_are_pretraining_videos_by_path_or_as_copies_are_warned_about(
+        pretrained_run: Path, footage_root: Path, synth_root: Path, tmp_path: Path) -> None:
+    cfg = read_pretrain_config(pretrained_run)
+    assert probe_overlap_warning(cfg, pretrained_run) is None, "the fixture's probe videos are not pretraining ones"
+    footage = sorted(footage_root.rglob("*.mp4"))
+    shutil.copy(footage[1], tmp_path / "renamed.mp4")
+    own = sorted(synth_root.rglob("*.mp4"))[:4]
+    lines = [f"{footage[0]} wave", "renamed.mp4 sit", *(f"{v} {v.parent.name}" for v in own)]
+    (tmp_path / "probe.txt").write_text("\n".join(lines) + "\n")
+    probe = dataclasses.replace(cfg.probe, data=dataclasses.replace(
+        cfg.probe.data, root=tmp_path, format="list", list_file=tmp_path / "probe.txt"))
+    warning = probe_overlap_warning(dataclasses.replace(cfg, probe=probe), pretrained_run)
+    assert warning == ("warning: 2 of the probe's 6 videos are pretraining videos (1 by path, 1 copy under another "
+                       "path); the probe then scores videos the encoder was pretrained on. Keep the two sets apart.")
 
 
 def test_the_best_model_is_the_probe_with_the_best_validation_accuracy(pretrained_run: Path) -> None:
@@ -268,13 +287,17 @@ def _finish(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_pretraining_run(footage_root: Path, tmp_path: Path) -> None:
+def test_sigkill_then_resume_equals_an_uninterrupted_pretraining_run_and_continues_its_trackers_runs(
+        footage_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trackers_read) -> None:
+    """The killed run reports to MLflow and W&B; resumed, it goes on in the same MLflow run and W&B run id."""
+    trackers_read.isolate(monkeypatch, tmp_path / "home")  # the spawned runs inherit the environment
     common = ["pretrain", "--model", "tiny", "--data.root", str(footage_root), "--max_steps", "10",
               "--batch_size", "2", "--log_every", "1", "--checkpoint_every", "3", "--learning_rate", "1e-3",
               "--ema.start", "0.9", "--ema.end", "0.99"]
+    tracked = ["--report_to", "tensorboard,mlflow,wandb"]
     whole_out, killed_out = tmp_path / "whole", tmp_path / "killed"
-    whole = _spawn([*common, "--out", str(whole_out)])
-    victim = _spawn([*common, "--out", str(killed_out)])
+    whole = _spawn([*common, "--out", str(whole_out), "--report_to", "none"])
+    victim = _spawn([*common, "--out", str(killed_out), *tracked])
     deadline = time.monotonic() + 300
     while not list(killed_out.glob("*/checkpoint/state.pt")):
         assert victim.poll() is None, victim.stdout.read()
@@ -286,14 +309,26 @@ def test_sigkill_then_resume_equals_an_uninterrupted_pretraining_run(footage_roo
     assert not (run / "metrics.json").exists()
     kept = torch.load(run / "checkpoint" / "state.pt", weights_only=False)["state"]["step"]
     assert 3 <= kept < 10
+    ids = json.loads((run / "trackers.json").read_text())
+    assert set(ids) == {"mlflow", "wandb"}
 
-    resumed = _finish(_spawn([*common, "--out", str(killed_out), "--resume", "auto"]))
+    resumed = _finish(_spawn([*common, "--out", str(killed_out), "--resume", "auto", *tracked]))
     assert f"resumed after step {kept}" in resumed
     _finish(whole)
     a, b = _metrics(_only_run(whole_out)), _metrics(run)
     assert a["history"] and [h["step"] for h in b["history"]] == list(range(1, 11))
     for x, y in zip(a["history"], b["history"], strict=True):
         assert {k: v for k, v in x.items() if k != "clips_per_s"} == {k: v for k, v in y.items() if k != "clips_per_s"}
+
+    assert json.loads((run / "trackers.json").read_text()) == ids
+    client = trackers_read.mlflow(killed_out)
+    mlflow_run = client.get_run(ids["mlflow"])
+    assert len(client.search_runs([mlflow_run.info.experiment_id])) == 1, "no second MLflow run"
+    assert mlflow_run.info.status == "FINISHED" and mlflow_run.data.metrics["steps"] == 10
+    losses = {m.step: m.value for m in client.get_metric_history(ids["mlflow"], "pretrain/loss")}
+    assert losses == {h["step"]: pytest.approx(h["loss"]) for h in b["history"]}, "both attempts' steps, one run"
+    *_, last = trackers_read.wandb_runs(run)
+    assert last.run_id == ids["wandb"] and last.exit_code == 0 and last.summary["steps"] == 10
     assert load_file(str(run / "model" / "model.safetensors")).keys() == load_file(
         str(_only_run(whole_out) / "model" / "model.safetensors")).keys()
     for name, tensor in load_file(str(run / "model" / "model.safetensors")).items():
@@ -302,7 +337,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_pretraining_run(footage_roo
     assert steps == list(range(1, 11)), "the killed attempt's steps after the checkpoint are dropped"
     log = (run / "pretrain.log").read_text()
     headers = [line for line in log.splitlines() if line.startswith("# ") and "vjepa-tune pretrain" in line]
-    assert len(headers) == 2 and headers[1].endswith("--resume auto") and f"resumed after step {kept}" in log
+    assert len(headers) == 2 and "--resume auto" in headers[1] and f"resumed after step {kept}" in log
 
 
 def test_two_processes_pretrain_as_one_with_the_same_effective_batch(footage_root: Path, tmp_path: Path) -> None:

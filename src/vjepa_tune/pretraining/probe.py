@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from vjepa_tune.config import PretrainConfig, probe_train_config
+from vjepa_tune.data.overlap import seen_in_training
+from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import wilson_interval
-from vjepa_tune.runs.folder import MODEL_DIR, PROBES_DIR
+from vjepa_tune.runs.folder import MODEL_DIR, PROBES_DIR, training_videos
+from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import ConsoleLog
 from vjepa_tune.tracking.records import EXPERIMENTS_FILE
 from vjepa_tune.training import distributed
@@ -96,3 +99,29 @@ def run_probe(cfg: PretrainConfig, encoder_dir: Path, run_dir: Path, folder: Pat
         data=str(cfg.probe.data.root or cfg.probe.data.list_file),
         run=folder.relative_to(run_dir).as_posix(),
     )
+
+
+def probe_overlap_warning(cfg: PretrainConfig, run_dir: Path) -> str | None:
+    """A warning line when some of the probe's labelled videos are pretraining videos, else None: the probe would
+    then score videos the encoder was pretrained on.
+
+    Compared as `evaluate` compares with a run's training videos (`data.overlap`): by path, as a copy under another
+    path (size and fingerprint, against the fingerprints the run's splits.json recorded), or as the source of the
+    `data prepare` copy the run pretrains on.
+    """
+    probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
+    overlap = seen_in_training([s.path for s in probe_videos], training_videos(run_dir), sides=("train",),
+                               progress=False)
+    if not overlap.num_seen:
+        return None
+    found = overlap.as_dict()
+    how = [text for text in (
+        f"{found['by_path']} by path" if found["by_path"] else "",
+        f"{counted(found['by_content'], 'copy', 'copies')} under another path" if found["by_content"] else "",
+        (f"{found['by_source']} {'is the source' if found['by_source'] == 1 else 'are the sources'} of the "
+         "prepared copies pretrained on") if found["by_source"] else "",
+    ) if text]
+    return (f"warning: {overlap.num_seen} of the probe's {counted(len(probe_videos), 'video')} "
+            f"{'is a pretraining video' if overlap.num_seen == 1 else 'are pretraining videos'} "
+            f"({', '.join(how)}); the probe then scores videos the encoder was pretrained on. Keep the two sets "
+            "apart.")

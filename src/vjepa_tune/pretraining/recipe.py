@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 from vjepa_tune.config import PretrainConfig, has_probe, to_plain, validate_pretrain
 from vjepa_tune.data.samples import Splits
-from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import format_interval
 from vjepa_tune.files import replace_folder
 from vjepa_tune.pretraining.engine import (
@@ -45,7 +44,7 @@ from vjepa_tune.pretraining.engine import (
     step_batches,
 )
 from vjepa_tune.pretraining.monitors import CollapseMonitor, CollapseRules
-from vjepa_tune.pretraining.probe import run_probe
+from vjepa_tune.pretraining.probe import probe_overlap_warning, run_probe
 from vjepa_tune.pretraining.setup import PretrainingRun, build_pretraining
 from vjepa_tune.runs import checkpoint
 from vjepa_tune.runs.folder import (
@@ -59,12 +58,14 @@ from vjepa_tune.runs.folder import (
     check_run_name,
     new_run_dir,
     probe_dir,
+    read_tracker_ids,
     resumed_run_config,
     run_folder,
     run_to_resume,
     write_pretrain_config,
     write_pretrain_metrics,
     write_splits,
+    write_tracker_ids,
 )
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
@@ -111,8 +112,6 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
     log = log if main else _silent
     cfg, resume_dir = distributed.broadcast(_configuration(cfg, resume, log) if main else (cfg, None))
     run = build_pretraining(cfg, accelerator.device, log=log, resume_dir=resume_dir)
-    if main:
-        _say_probe_overlap(run, log)
     run_dir = (resume_dir or new_run_dir(cfg.out, "pretrain", cfg.run_name)) if main else None
     run_dir = distributed.broadcast(run_dir)
 
@@ -122,13 +121,20 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
             if resume_dir is None:
                 write_pretrain_config(run_dir, run.cfg)
                 write_splits(run_dir, Splits(run.videos, [], [], "pretraining: every readable video"), run.classes)
+            if has_probe(run.cfg) and (warning := probe_overlap_warning(run.cfg, run_dir)):
+                log(warning)
         ctx, monitor = _step_context(run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
+        # The trackers' run ids are kept in trackers.json before the first step, as `train` keeps them (and in the
+        # checkpoint, where runs recorded before trackers.json kept them only).
+        resumed_ids = (read_tracker_ids(run_dir) or ctx.state.trackers) if resume_dir is not None and main else None
         trackers = open_run_trackers(
             cfg.report_to, run_dir, out=cfg.out, name=run_dir.name, config=to_plain(run.cfg),
-            resume=ctx.state.trackers, resumed_at_step=ctx.state.step if resume_dir is not None else None,
+            resume=resumed_ids, resumed_at_step=ctx.state.step if resume_dir is not None else None,
             job_type="pretrain", log=log, main_process=main,
         )
         ctx.state.trackers = dict(trackers.ids)
+        if main and trackers.ids:
+            write_tracker_ids(run_dir, trackers.ids)
         with trackers:
             # Pretrain: step by step from where the checkpoint left off; monitors, probes and checkpoints on time.
             _pretrain_steps(ctx, run, run_dir, monitor, trackers, log)
@@ -147,20 +153,6 @@ def _configuration(cfg: PretrainConfig, resume: str | None, log: Log) -> tuple[P
         check_run_name(cfg.out, cfg.run_name)  # before any work: a finished run of that name is not replaced
         return cfg, None
     return validate_pretrain(resumed_run_config(cfg, resume_dir, log)), resume_dir
-
-
-def _say_probe_overlap(run: PretrainingRun, log: Log) -> None:
-    """Warn when the probe's labelled videos include pretraining videos: its score would then measure videos the
-    encoder was pretrained on."""
-    if not has_probe(run.cfg):
-        return
-    probe_videos = read_dataset(run.cfg.probe.data, seed=run.cfg.seed).samples
-    pretrained = {Path(s.path).resolve() for s in run.videos}
-    shared = sum(1 for s in probe_videos if Path(s.path).resolve() in pretrained)
-    if shared:
-        log(f"warning: {shared} of the probe's {counted(len(probe_videos), 'video')} are also pretraining videos; "
-            "the probe then scores videos the encoder was pretrained on. Keep the two sets apart (`vjepa-tune data "
-            "check --data.root PROBE_DATA --against RUN_DIR` also finds copies).")
 
 
 def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, *, resuming: bool, log: Log
