@@ -70,6 +70,10 @@ class Overlap:
         """Seen videos per side of the run's split."""
         return {name: sum(1 for s in self.seen if s is not None and s.split == name) for name in SEEN_SPLITS}
 
+    def seen_by(self, how: str) -> int:
+        """Seen videos recognised by `how`: path, content or source (`SeenVideo.by`)."""
+        return sum(1 for s in self.seen if s is not None and s.by == how)
+
     def as_dict(self, excluded: bool = False) -> dict[str, Any]:
         """The record kept in metrics.json and prediction documents; `excluded`: --exclude_seen left the seen
         videos out of what was scored."""
@@ -79,9 +83,9 @@ class Overlap:
             "videos": len(self.paths),
             "seen": self.num_seen,
             **counts,
-            "by_path": sum(1 for s in self.seen if s is not None and s.by == "path"),
-            "by_content": sum(1 for s in self.seen if s is not None and s.by == "content"),
-            "by_source": sum(1 for s in self.seen if s is not None and s.by == "source"),
+            "by_path": self.seen_by("path"),
+            "by_content": self.seen_by("content"),
+            "by_source": self.seen_by("source"),
             "excluded": self.num_seen if excluded else 0,
             "compared_with": list(self.sides),
             "listed": self.listed,
@@ -110,11 +114,9 @@ class Overlap:
         else:
             counts = self.counts()
             parts = ", ".join(f"{name} {counts[name]}" for name in self.sides if counts[name])
-            copies = sum(1 for s in self.seen if s is not None and s.by == "content")
-            if copies:
+            if copies := self.seen_by("content"):
                 parts += f"; {copies} {'is a copy' if copies == 1 else 'are copies'} under another path"
-            sources = sum(1 for s in self.seen if s is not None and s.by == "source")
-            if sources:
+            if sources := self.seen_by("source"):
                 parts += (f"; {sources} {'is the source' if sources == 1 else 'are the sources'} of the prepared "
                           "copies it trained on")
             text = f"overlap: {k} of {_videos(n)} {'was' if k == 1 else 'were'} seen in training ({parts}){advice}"

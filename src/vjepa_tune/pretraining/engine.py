@@ -115,7 +115,8 @@ class PretrainState:
     checkpoint_step: int | None = None
     """The step of the last checkpoint written."""
     trackers: dict[str, str] = field(default_factory=dict)
-    """The experiment trackers' run ids, to continue them when resuming."""
+    """The experiment trackers' run ids as runs recorded before trackers.json (`runs.folder.open_kept_trackers`)
+    kept them, to continue them when resuming; empty in newer runs."""
 
 
 # ------------------------------------------------------------------------------------------------ one step

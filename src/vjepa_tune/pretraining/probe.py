@@ -114,12 +114,12 @@ def probe_overlap_warning(cfg: PretrainConfig, run_dir: Path) -> str | None:
                                progress=False)
     if not overlap.num_seen:
         return None
-    found = overlap.as_dict()
+    paths, copies, sources = (overlap.seen_by(how) for how in ("path", "content", "source"))
     how = [text for text in (
-        f"{found['by_path']} by path" if found["by_path"] else "",
-        f"{counted(found['by_content'], 'copy', 'copies')} under another path" if found["by_content"] else "",
-        (f"{found['by_source']} {'is the source' if found['by_source'] == 1 else 'are the sources'} of the "
-         "prepared copies pretrained on") if found["by_source"] else "",
+        f"{paths} by path" if paths else "",
+        f"{counted(copies, 'copy', 'copies')} under another path" if copies else "",
+        (f"{sources} {'is the source' if sources == 1 else 'are the sources'} of the prepared copies pretrained on"
+         if sources else ""),
     ) if text]
     return (f"warning: {overlap.num_seen} of the probe's {counted(len(probe_videos), 'video')} "
             f"{'is a pretraining video' if overlap.num_seen == 1 else 'are pretraining videos'} "

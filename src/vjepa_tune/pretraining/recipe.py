@@ -57,22 +57,21 @@ from vjepa_tune.runs.folder import (
     STATE_FILE,
     check_run_name,
     new_run_dir,
+    open_kept_trackers,
     probe_dir,
-    read_tracker_ids,
     resumed_run_config,
     run_folder,
     run_to_resume,
     write_pretrain_config,
     write_pretrain_metrics,
     write_splits,
-    write_tracker_ids,
 )
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
 from vjepa_tune.tracking.pretraining_report import probe_verdict, write_plots, write_pretraining_report
 from vjepa_tune.tracking.records import precision_name, versions
 from vjepa_tune.tracking.tracker_settings import parse_report_to
-from vjepa_tune.tracking.trackers import Trackers, open_run_trackers
+from vjepa_tune.tracking.trackers import Trackers
 from vjepa_tune.training import distributed
 from vjepa_tune.training.loop import lr_lambda
 from vjepa_tune.training.precision import make_accelerator
@@ -124,17 +123,11 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
             if has_probe(run.cfg) and (warning := probe_overlap_warning(run.cfg, run_dir)):
                 log(warning)
         ctx, monitor = _step_context(run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
-        # The trackers' run ids are kept in trackers.json before the first step, as `train` keeps them (and in the
-        # checkpoint, where runs recorded before trackers.json kept them only).
-        resumed_ids = (read_tracker_ids(run_dir) or ctx.state.trackers) if resume_dir is not None and main else None
-        trackers = open_run_trackers(
-            cfg.report_to, run_dir, out=cfg.out, name=run_dir.name, config=to_plain(run.cfg),
-            resume=resumed_ids, resumed_at_step=ctx.state.step if resume_dir is not None else None,
-            job_type="pretrain", log=log, main_process=main,
+        trackers = open_kept_trackers(  # runs recorded before trackers.json kept the ids in the checkpoint only
+            cfg.report_to, run_dir, out=cfg.out, config=to_plain(run.cfg), job_type="pretrain",
+            resumed_at_step=ctx.state.step if resume_dir is not None else None, main_process=main, log=log,
+            earlier_ids=ctx.state.trackers,
         )
-        ctx.state.trackers = dict(trackers.ids)
-        if main and trackers.ids:
-            write_tracker_ids(run_dir, trackers.ids)
         with trackers:
             # Pretrain: step by step from where the checkpoint left off; monitors, probes and checkpoints on time.
             _pretrain_steps(ctx, run, run_dir, monitor, trackers, log)

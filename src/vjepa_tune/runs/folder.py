@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -38,6 +38,9 @@ from vjepa_tune.data.splits import recorded_identities, splits_from_json, splits
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import write_json_atomic, write_text_atomic, write_yaml_atomic
 from vjepa_tune.tracking.records import precision_name
+
+if TYPE_CHECKING:
+    from vjepa_tune.tracking.trackers import Trackers
 
 Log = Callable[[str], None]
 C = TypeVar("C", TrainConfig, PretrainConfig)
@@ -514,6 +517,34 @@ def read_tracker_ids(folder: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
+
+
+def open_kept_trackers(
+    report_to: str | Sequence[str],
+    run_dir: Path,
+    *,
+    out: Path,
+    config: Mapping[str, object],
+    resumed_at_step: int | None,
+    main_process: bool,
+    log: Log,
+    job_type: str = "train",
+    group: Trackers | None = None,
+    earlier_ids: Mapping[str, str] | None = None,
+) -> Trackers:
+    """The run's trackers (`tracking.trackers.open_run_trackers`) with their ids kept in trackers.json before the
+    first step; a resumed run (`resumed_at_step` given) continues the MLflow and W&B runs whose ids it kept there
+    (or `earlier_ids`, where a run recorded before trackers.json kept them)."""
+    from vjepa_tune.tracking.trackers import open_run_trackers  # here: accelerate and torch load with trackers only
+
+    resume = ((read_tracker_ids(run_dir) or dict(earlier_ids or {}))
+              if resumed_at_step is not None and main_process else None)
+    trackers = open_run_trackers(report_to, run_dir, out=out, name=Path(run_dir).name, config=config, group=group,
+                                 resume=resume, resumed_at_step=resumed_at_step, job_type=job_type, log=log,
+                                 main_process=main_process)
+    if main_process and trackers.ids:
+        write_tracker_ids(run_dir, trackers.ids)
+    return trackers
 
 
 # ------------------------------------------------------------------------------------------------ model/model.json

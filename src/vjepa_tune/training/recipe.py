@@ -36,7 +36,7 @@ from vjepa_tune.runs.folder import (
     TRAIN_LOG_FILE,
     check_run_name,
     new_run_dir,
-    read_tracker_ids,
+    open_kept_trackers,
     resumed_run_config,
     run_folder,
     run_to_resume,
@@ -44,7 +44,6 @@ from vjepa_tune.runs.folder import (
     write_metrics,
     write_splits,
     write_test_predictions,
-    write_tracker_ids,
 )
 from vjepa_tune.text import counted
 from vjepa_tune.tracking.console_log import keep_console_log
@@ -57,7 +56,7 @@ from vjepa_tune.tracking.records import (
     versions,
 )
 from vjepa_tune.tracking.tracker_settings import parse_report_to
-from vjepa_tune.tracking.trackers import Trackers, open_run_trackers
+from vjepa_tune.tracking.trackers import Trackers
 from vjepa_tune.training import distributed
 from vjepa_tune.training.loop import (
     StepContext,
@@ -134,7 +133,9 @@ def train(
             write_config(run_dir, cfg)
             write_splits(run_dir, run.splits, run.classes)
         ctx = _step_context(cfg, run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
-        with _open_trackers(cfg, run_dir, ctx, tracker_group, resuming=resume_dir is not None, log=log) as trackers:
+        with open_kept_trackers(cfg.report_to, run_dir, out=cfg.out, config=to_plain(cfg), group=tracker_group,
+                                resumed_at_step=ctx.state.global_step if resume_dir is not None else None,
+                                main_process=ctx.accelerator.is_main_process, log=log) as trackers:
             ctx.trackers = trackers
             # Train: epoch by epoch from where the checkpoint left off, keeping the best model and a checkpoint each.
             with checkpoint.StateWriter() as states:  # each epoch's state is written while the next one trains
@@ -146,21 +147,6 @@ def train(
                                                                    TEST_PREDICTIONS_FILE))
             trackers.finish(metrics)
     return RunResult(run_dir, metrics)
-
-
-def _open_trackers(cfg: TrainConfig, run_dir: Path, ctx: StepContext, group: Trackers | None, *, resuming: bool,
-                   log: Log) -> Trackers:
-    """The run's trackers (`--report_to`), continuing the MLflow and W&B runs of an earlier attempt; their ids are
-    kept in the run folder (trackers.json) before the first step."""
-    main = ctx.accelerator.is_main_process
-    trackers = open_run_trackers(
-        cfg.report_to, run_dir, out=cfg.out, name=run_dir.name, config=to_plain(cfg), group=group,
-        resume=read_tracker_ids(run_dir) if resuming and main else None,
-        resumed_at_step=ctx.state.global_step if resuming else None, log=log, main_process=main,
-    )
-    if main and trackers.ids:
-        write_tracker_ids(run_dir, trackers.ids)
-    return trackers
 
 
 def _configuration(cfg: TrainConfig, resume: str | None, run_dir: Path | None, log: Log
