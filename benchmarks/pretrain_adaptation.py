@@ -15,8 +15,11 @@ labelled set's own 24 test videos) as a user would see it.
 
     python benchmarks/pretrain_adaptation.py --work /tmp/pretrain-bench            # both conditions, as recorded
     python benchmarks/pretrain_adaptation.py --work DIR --conditions adaptation --max_steps 200   # a quick look
+    python benchmarks/pretrain_adaptation.py --work DIR --conditions adaptation --max_steps 800 \
+        --variant tk05 --flags "--masks.short_range.max_temporal_keep 0.5"   # other settings, the same before-probes
 
-Writes DIR/results.json and DIR/results.md (the tables BENCHMARKS.md quotes) and prints them.
+Writes DIR/results.json and DIR/results.md (DIR/results-VARIANT.*; the tables BENCHMARKS.md quotes) and prints
+them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +115,15 @@ def probe(model: str, name: str, seed: int, roots: dict[str, Path], work: Path) 
                   per_video=per_video)
 
 
-def pretrain(condition: Condition, roots: dict[str, Path], work: Path, max_steps: int) -> tuple[Path, float]:
+def pretrain(condition: Condition, roots: dict[str, Path], work: Path, max_steps: int,
+             name: str) -> tuple[Path, float]:
     """One pretraining run (its own probe included); returns its folder and its wall time in seconds."""
     out = work / "pretrain"
-    run = out / condition.name
+    run = out / name
     started = time.perf_counter()
     if not (run / "metrics.json").exists():
         assert main(["pretrain", "--model", condition.model, "--data.root", str(roots["unlabelled"]),
-                     "--out", str(out), "--run_name", condition.name, "--max_steps", str(max_steps),
+                     "--out", str(out), "--run_name", name, "--max_steps", str(max_steps),
                      "--num_epochs", "1000",  # --max_steps bounds the run
                      "--num_workers", "1",  # decoding on the second core, beside the step
                      "--log_every", "100", "--checkpoint_every", "250", *condition.pretrain,
@@ -133,11 +137,14 @@ def _row(label: str, s: Scores) -> str:
 
 
 def run_condition(condition: Condition, roots: dict[str, Path], work: Path, seeds: list[int],
-                  max_steps: int) -> dict[str, Any]:
+                  max_steps: int, variant: str) -> dict[str, Any]:
+    """Probe before, pretrain, probe after; a variant (other flags) has its own run and after-probes, the same
+    before-probes."""
+    name = f"{condition.name}-{variant}" if variant else condition.name
     before = {seed: probe(condition.model, f"{condition.name}-before", seed, roots, work) for seed in seeds}
-    run, wall_s = pretrain(condition, roots, work, max_steps)
+    run, wall_s = pretrain(condition, roots, work, max_steps, name)
     metrics = json.loads((run / "metrics.json").read_text())
-    after = {seed: probe(str(run / "model"), f"{condition.name}-after", seed, roots, work) for seed in seeds}
+    after = {seed: probe(str(run / "model"), f"{name}-after", seed, roots, work) for seed in seeds}
     per_seed = []
     for seed in seeds:
         ids = sorted(before[seed].per_video)
@@ -194,6 +201,12 @@ def main_(argv: list[str] | None = None) -> None:
                         help="Optimizer steps of each pretraining (default: each condition's own, about 19 minutes "
                              "on 2 idle cores).")
     parser.add_argument("--unlabelled_per_class", type=int, default=500)
+    parser.add_argument("--flags", default="",
+                        help="More `vjepa-tune pretrain` flags for every condition, e.g. "
+                             "'--masks.long_range.max_temporal_keep 0.5' (a later flag wins over the condition's).")
+    parser.add_argument("--variant", default="",
+                        help="Name of the run with --flags: its runs and after-probes are kept apart, the "
+                             "before-probes shared.")
     args = parser.parse_args(argv)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -201,13 +214,16 @@ def main_(argv: list[str] | None = None) -> None:
                    "load_start": os.getloadavg()[0], "versions": versions()}
     roots = make_data(work, args.unlabelled_per_class)
     seeds = [int(s) for s in args.probe_seeds.split(",")]
-    results = [run_condition(CONDITIONS[name], roots, work, seeds, args.max_steps or CONDITIONS[name].steps)
-               for name in args.conditions.split(",")]
+    extra = args.flags.split()
+    conditions = [replace(CONDITIONS[name], pretrain=[*CONDITIONS[name].pretrain, *extra])
+                  for name in args.conditions.split(",")]
+    results = [run_condition(c, roots, work, seeds, args.max_steps or c.steps, args.variant) for c in conditions]
     environment["load_end"] = os.getloadavg()[0]
-    (work / "results.json").write_text(json.dumps({"environment": environment, "results": results}, indent=2,
+    stem = f"results-{args.variant}" if args.variant else "results"
+    (work / f"{stem}.json").write_text(json.dumps({"environment": environment, "results": results}, indent=2,
                                                   default=str))
     text = report(results, environment)
-    (work / "results.md").write_text(text)
+    (work / f"{stem}.md").write_text(text)
     print(text)
 
 

@@ -99,6 +99,30 @@ def test_every_clip_of_a_step_gets_the_same_counts_cut_from_its_own_masks_and_st
                         assert sorted(times[cells == cell].tolist()) == list(range(TINY.frames))
 
 
+@pytest.mark.parametrize(("keep", "context_frames"), [(0.5, 4), (0.3, 2), (0.01, 1), (1.0, 8)])
+def test_max_temporal_keep_ends_the_context_early_and_makes_every_later_token_a_target(
+    keep: float, context_frames: int
+) -> None:
+    # V-JEPA's max_temporal_keep: context from the first max(1, int(8 x keep)) time steps outside the blocks; the
+    # blocks at those steps and every token after them are the target, so the set asks for the rest of the clip.
+    settings = _only(MaskSetSettings(num_blocks=8, max_temporal_keep=keep))
+    clip_ids = [f"clip-{i}" for i in range(6)]
+    assert TINY.context_frames(keep) == context_frames
+    for step in range(20):
+        (draw,) = draw_masks(settings, TINY, seed=0, step=step, clip_ids=clip_ids)
+        (spatial,) = draw_masks(_only(MaskSetSettings(num_blocks=8)), TINY, seed=0, step=step, clip_ids=clip_ids)
+        for index in range(len(clip_ids)):
+            context, target = draw.context[index].tolist(), draw.target[index].tolist()
+            assert context and not set(context) & set(target)
+            assert context == sorted(set(context)) and target == sorted(set(target))
+            assert max(context) < context_frames * TINY.cells
+            later = set(range(context_frames * TINY.cells, TINY.tokens))
+            assert later <= set(target)
+            # up to the context's end the blocks are those the same keys give without the setting
+            assert context == [t for t in spatial.context[index].tolist() if t < context_frames * TINY.cells]
+            assert set(target) - later == {t for t in spatial.target[index].tolist() if t < context_frames * TINY.cells}
+
+
 def test_some_step_cuts_a_clip_to_the_batch_minimum() -> None:
     clip_ids = [f"clip-{i}" for i in range(8)]
     cut = False
@@ -192,6 +216,9 @@ def test_settings_no_grid_could_use_are_refused_naming_the_flag() -> None:
         check(MaskSettings(long_range=MaskSetSettings(spatial_scale=[0.7, 0.5])))
     with pytest.raises(BadInput, match=r"--masks\.short_range\.aspect_ratio"):
         check(MaskSettings(short_range=MaskSetSettings(aspect_ratio=[0.0, 1.0])))
+    for keep in (0.0, 1.5, True):
+        with pytest.raises(BadInput, match=rf"--masks\.long_range\.max_temporal_keep .*got {keep}"):
+            check(MaskSettings(long_range=MaskSetSettings(max_temporal_keep=keep)))
     with pytest.raises(BadInput, match=r"both 0"):
         check(MaskSettings(short_range=MaskSetSettings(num_blocks=0), long_range=MaskSetSettings(num_blocks=0)))
     with pytest.raises(BadInput, match=r"--predictor\.depth"):

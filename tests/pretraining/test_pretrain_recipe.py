@@ -382,6 +382,7 @@ def test_unreadable_and_too_short_videos_are_reported_and_skipped(footage_root: 
         ("short", [], "1 shorter than a clip of 16 frames"),
         ("none", [], "--data.root {root} does not exist"),
         ("good", ["--masks.long_range.spatial_scale", "1,1"], "--masks.long_range.spatial_scale 1 gives blocks that"),
+        ("good", ["--masks.short_range.max_temporal_keep", "0"], "--masks.short_range.max_temporal_keep must be a"),
         ("good", ["--probe.every", "10"], "--probe.every needs the probe's labelled videos"),
         ("good", ["--probe.strategy", "lora"], "--probe.strategy 'lora' is not one of head_only, pooler_and_head"),
         ("good", ["--predictor.width", "64"], "--predictor.width only apply to a new predictor"),

@@ -33,7 +33,8 @@ from vjepa_tune.errors import BadInput
 # question, since only the grid can answer it; `validate_pretrain` refuses values no grid could use.
 @dataclass
 class MaskSetSettings:
-    """One mask set: several blocks, each spanning every time step; their union is the target, the rest context."""
+    """One mask set: several blocks, each spanning every time step; their union (and, with `max_temporal_keep` below
+    1, every token after the context's last time step) is the target, the rest context."""
 
     num_blocks: int = 8
     """Blocks per clip (0 turns the set off); their union is what the predictor must predict."""
@@ -41,6 +42,11 @@ class MaskSetSettings:
     """Range of one block's area as a fraction of the frame's token grid; one value is drawn per step."""
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])
     """Range of a block's height / width ratio; one value is drawn per step."""
+    max_temporal_keep: float = 1.0
+    """Fraction of the clip's time steps the context may come from (V-JEPA's `max_temporal_keep`): below 1 the
+    context is the first `max(1, int(T' x this))` time steps outside the blocks and every token after them is a
+    target, so the set asks the predictor for the rest of the clip from its beginning; 1 (the official value) keeps
+    context at every time step."""
 
 
 def _long_range() -> MaskSetSettings:
@@ -195,6 +201,10 @@ def check_pretraining_settings(masks: MaskSettings, predictor: PredictorSettings
             )
         if not _range_ok(list(s.aspect_ratio), 0.0, math.inf):
             raise BadInput(f"{flag}.aspect_ratio must be two ratios 0 < min <= max, got {s.aspect_ratio!r}.")
+        if isinstance(s.max_temporal_keep, bool) or not (isinstance(s.max_temporal_keep, int | float)
+                                                         and 0 < s.max_temporal_keep <= 1):
+            raise BadInput(f"{flag}.max_temporal_keep must be a fraction 0 < value <= 1 (1 keeps context at every "
+                           f"time step), got {s.max_temporal_keep!r}.")
     if not masks.active():
         raise BadInput(f"{prefix}masks.short_range.num_blocks and {prefix}masks.long_range.num_blocks are both 0: "
                        "at least one mask set must be on.")

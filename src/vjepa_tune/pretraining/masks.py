@@ -2,7 +2,10 @@
 
 A mask set places `num_blocks` blocks on the frame's token grid; every block spans all time steps, so a mask is a
 set of spatial cells repeated over the clip's T' = frames / tubelet steps. The union of the blocks is the target
-(what the predictor must predict), the rest is the context (what the context encoder sees).
+(what the predictor must predict), the rest is the context (what the context encoder sees). With
+`max_temporal_keep` below 1 (V-JEPA's setting of that name) the context stops after the first
+`max(1, int(T' x max_temporal_keep))` time steps and every later token joins the target: the set then asks for the
+rest of the clip from its beginning.
 
 As in V-JEPA's collator (`_MaskGenerator`): one block shape is drawn per step and mask set, shared by every clip of
 the step (area `int(cells x scale)` tokens, height `round(sqrt(area x aspect))`, width `round(sqrt(area / aspect))`);
@@ -63,6 +66,10 @@ class TokenGrid:
     @property
     def tokens(self) -> int:
         return self.frames * self.cells
+
+    def context_frames(self, max_temporal_keep: float) -> int:
+        """Time steps the context may come from, as V-JEPA's collator counts them (at least one)."""
+        return max(1, int(self.frames * max_temporal_keep))
 
     def __str__(self) -> str:
         return f"{self.frames}x{self.height}x{self.width}"
@@ -181,10 +188,16 @@ def _keep(cells: list[int], count: int, rng: random.Random) -> list[int]:
     return cells if len(cells) == count else sorted(rng.sample(cells, count))
 
 
-def _over_time(cells: list[list[int]], grid: TokenGrid) -> torch.Tensor:
+def _over_time(cells: list[list[int]], grid: TokenGrid, frames: int) -> torch.Tensor:
+    """Each clip's cells at each of the first `frames` time steps, as sorted token indices."""
     spatial = torch.tensor(cells, dtype=torch.int64).reshape(len(cells), 1, -1)
-    offsets = (torch.arange(grid.frames, dtype=torch.int64) * grid.cells).reshape(1, -1, 1)
+    offsets = (torch.arange(frames, dtype=torch.int64) * grid.cells).reshape(1, -1, 1)
     return (spatial + offsets).reshape(len(cells), -1)
+
+
+def _after(grid: TokenGrid, frames: int, clips: int) -> torch.Tensor:
+    """Every token after the first `frames` time steps, for each clip: the target's part beyond the context."""
+    return torch.arange(frames * grid.cells, grid.tokens, dtype=torch.int64).expand(clips, -1)
 
 
 def draw_masks(
@@ -215,5 +228,7 @@ def draw_masks(
         n_context = min(len(c) for c in contexts)
         targets = [_keep(t, n_target, rng) for t, rng in zip(targets, rngs, strict=True)]
         contexts = [_keep(c, n_context, rng) for c, rng in zip(contexts, rngs, strict=True)]
-        draws.append(MaskDraw(name, context=_over_time(contexts, grid), target=_over_time(targets, grid)))
+        kept = grid.context_frames(mask_set.max_temporal_keep)
+        target = torch.cat([_over_time(targets, grid, kept), _after(grid, kept, len(clip_ids))], dim=1)
+        draws.append(MaskDraw(name, context=_over_time(contexts, grid, kept), target=target))
     return draws
