@@ -123,6 +123,17 @@ def test_max_temporal_keep_ends_the_context_early_and_makes_every_later_token_a_
             assert set(target) - later == {t for t in spatial.target[index].tolist() if t < context_frames * TINY.cells}
 
 
+def test_the_official_masks_draw_as_they_always_have_so_older_runs_resume_exactly() -> None:
+    # Pinned: a resumed run redraws its masks from the keys, so a change to what the defaults draw breaks resuming
+    # runs made before it (these are the draws from before max_temporal_keep existed).
+    short, long = draw_masks(MaskSettings(), TINY, seed=0, step=0, clip_ids=["a"])
+    assert short.context[0, :6].tolist() == [3, 7, 8, 9, 12, 15]
+    assert short.target[0, :10].tolist() == [0, 1, 2, 4, 5, 6, 10, 11, 13, 14]
+    assert long.context[0, :4].tolist() == [3, 7, 11, 15]
+    assert long.target[0, :12].tolist() == [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14]
+    assert (short.context.size(1), short.target.size(1), long.context.size(1)) == (48, 80, 32)
+
+
 def test_some_step_cuts_a_clip_to_the_batch_minimum() -> None:
     clip_ids = [f"clip-{i}" for i in range(8)]
     cut = False

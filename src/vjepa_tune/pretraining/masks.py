@@ -16,8 +16,8 @@ one (clips, tokens) index tensor per call. Two things differ, on purpose:
 - Draws are keyed (seed, mask set, step, clip id) instead of streamed from each DataLoader worker's generator, so
   a clip's masks do not depend on workers, processes or batch order, and a resumed run draws the same masks.
 - Cutting to the step's smallest count drops whole spatial cells (a keyed random choice), so what is left still
-  spans every time step. The official collator keeps the first indices, which are time-major: it drops the last
-  time steps' tokens, so a clip's context could stop short of the clip's end.
+  spans every time step of the context. The official collator keeps the first indices, which are time-major: it
+  drops the last time steps' tokens, so a clip's context could stop short of where the setting ends it.
 
 Counts are the minimum over the clips passed in: draw once for a whole optimizer step (every process knows the
 step's clip ids) and slice with `MaskDraw.rows`, and the masks do not depend on how the step is cut into
