@@ -136,11 +136,16 @@ def _row(label: str, s: Scores) -> str:
     return f"| {label} | {format_interval(s.accuracy, s.interval)} | {100 * s.macro_f1:.1f}% | {s.videos} |"
 
 
+def _with_variant(name: str, variant: str) -> str:
+    """The name of a run or results file of a variant (the condition's own without one)."""
+    return f"{name}-{variant}" if variant else name
+
+
 def run_condition(condition: Condition, roots: dict[str, Path], work: Path, seeds: list[int],
                   max_steps: int, variant: str) -> dict[str, Any]:
     """Probe before, pretrain, probe after; a variant (other flags) has its own run and after-probes, the same
     before-probes."""
-    name = f"{condition.name}-{variant}" if variant else condition.name
+    name = _with_variant(condition.name, variant)
     before = {seed: probe(condition.model, f"{condition.name}-before", seed, roots, work) for seed in seeds}
     run, wall_s = pretrain(condition, roots, work, max_steps, name)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -219,7 +224,7 @@ def main_(argv: list[str] | None = None) -> None:
                   for name in args.conditions.split(",")]
     results = [run_condition(c, roots, work, seeds, args.max_steps or c.steps, args.variant) for c in conditions]
     environment["load_end"] = os.getloadavg()[0]
-    stem = f"results-{args.variant}" if args.variant else "results"
+    stem = _with_variant("results", args.variant)
     (work / f"{stem}.json").write_text(json.dumps({"environment": environment, "results": results}, indent=2,
                                                   default=str))
     text = report(results, environment)

@@ -201,8 +201,8 @@ def check_pretraining_settings(masks: MaskSettings, predictor: PredictorSettings
             )
         if not _range_ok(list(s.aspect_ratio), 0.0, math.inf):
             raise BadInput(f"{flag}.aspect_ratio must be two ratios 0 < min <= max, got {s.aspect_ratio!r}.")
-        if isinstance(s.max_temporal_keep, bool) or not (isinstance(s.max_temporal_keep, int | float)
-                                                         and 0 < s.max_temporal_keep <= 1):
+        keep = s.max_temporal_keep
+        if isinstance(keep, bool) or not _range_ok([keep, keep], 0.0, 1.0):
             raise BadInput(f"{flag}.max_temporal_keep must be a fraction 0 < value <= 1 (1 keeps context at every "
                            f"time step), got {s.max_temporal_keep!r}.")
     if not masks.active():
