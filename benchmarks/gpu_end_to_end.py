@@ -61,7 +61,9 @@ FIXED_GOAL_S = 15.0
 TOP_STAGES = ("probe", "model_build", "extraction", "training", "evaluation", "checkpoints", "report")
 """Disjoint stages: none is called inside another, so their sum never exceeds the wall time."""
 FIXED_STAGES = ("probe", "model_build", "checkpoints", "report", "other")
-EXTRACTION_PARTS = ("encode_host", "pooling", "gpu_wait", "store_wait")
+EXTRACTION_PARTS = ("encode_host", "copies_out", "pooling", "gpu_wait", "store_wait")
+ENCODE_PARTS = ("stage_in", "forward_host")
+"""Parts of `encode_host` (inside it, so not counted again)."""
 """Stages of extraction's own thread; what extraction spends outside them is the wait for decoded clips. The store's
 writes run on background threads ("store_writes", thread-seconds that overlap the rest); "store_wait" is the time
 extraction waited for them (a full queue, or the last writes at the end). "backbone_gpu" is GPU time, which
@@ -115,6 +117,27 @@ class StageClock:
 
         self._restore.append((owner, attr, original))
         setattr(owner, attr, timed)
+
+    def wrap_made(self, owner: Any, attr: str, stage: str) -> None:
+        """Replace owner.attr, a function that makes a callable, by one whose callables are timed under `stage`."""
+        original = getattr(owner, attr)
+        clock = self
+
+        @functools.wraps(original)
+        def making(*args: Any, **kwargs: Any) -> Any:
+            made = original(*args, **kwargs)
+
+            def timed(*inner: Any, **inner_kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return made(*inner, **inner_kwargs)
+                finally:
+                    clock.add(stage, time.perf_counter() - started)
+
+            return timed
+
+        self._restore.append((owner, attr, original))
+        setattr(owner, attr, making)
 
     def resolve_gpu(self) -> None:
         """Add the GPU time between each pair of recorded events to its stage (waits for the GPU once)."""
@@ -170,6 +193,9 @@ def instrument(clock: StageClock) -> None:
     # Each function is wrapped where its caller looks it up (the module that imported it, or its class).
     clock.wrap(extraction, "extract", "extraction")
     clock.wrap(extraction.Encoding, "encode", "encode_host", gpu_stage="backbone_gpu")
+    clock.wrap(extraction.Staging, "to_device", "stage_in")
+    clock.wrap_made(extraction, "encoder_forward", "forward_host")
+    clock.wrap(extraction.Staging, "to_host", "copies_out")
     clock.wrap(extraction.HostCopy, "wait", "gpu_wait")
     clock.wrap(feature_store, "save_entry", "store_writes")
     clock.wrap(feature_store.EntryWriter, "put", "store_wait")
@@ -189,7 +215,8 @@ def instrument(clock: StageClock) -> None:
 
 def stage_table(stages: dict[str, float], wall: float) -> dict[str, float]:
     """Every stage, the decode wait and the remainder ('other'), in seconds."""
-    out = {name: round(stages.get(name, 0.0), 2) for name in (*TOP_STAGES, *EXTRACTION_PARTS, *BACKGROUND_STAGES)}
+    out = {name: round(stages.get(name, 0.0), 2)
+           for name in (*TOP_STAGES, *EXTRACTION_PARTS, *ENCODE_PARTS, *BACKGROUND_STAGES)}
     out["decode_wait"] = round(max(0.0, stages.get("extraction", 0.0) - sum(stages.get(p, 0.0)
                                                                             for p in EXTRACTION_PARTS)), 2)
     out["other"] = round(max(0.0, wall - sum(stages.get(name, 0.0) for name in TOP_STAGES)), 2)
@@ -295,6 +322,9 @@ def extrapolate(full: dict[str, Any], sample: dict[str, Any], epochs: int) -> di
 STAGE_LABELS = {
     "decode_wait": "decode + transform (extraction waiting for clips, and the loop's own work)",
     "encode_host": "stacking, copying and queueing the backbone forward (host; on a CPU the forward itself)",
+    "stage_in": "- of which stacking the clips into (pinned) host memory and queueing their copy",
+    "forward_host": "- of which the forward's call (queueing its kernels; on a CPU the forward itself)",
+    "copies_out": "queueing the features' copies to the host",
     "gpu_wait": "waiting for the GPU's features (host)",
     "store_wait": "waiting for the store's writes",
     "pooling": "queueing the pooler (head_only)",
@@ -363,7 +393,7 @@ def markdown(report: dict[str, Any]) -> str:
     if sweep:
         lines += ["", "Extraction alone (head_only's, fresh store each), by decoding processes and backbone batch:", "",
                   "| --num_workers | --cache.batch_size | clips | extraction s | clips/s | backbone on the GPU s | "
-                  "host queueing s | host waiting for the GPU s | waiting for clips s |",
+                  "host queueing s (stacking / forward call) | host waiting for the GPU s | waiting for clips s |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in sweep:
             if "skipped" in row:
@@ -373,7 +403,8 @@ def markdown(report: dict[str, Any]) -> str:
             rate = row["clips"] / st["extraction"] if st["extraction"] else 0.0
             lines.append(f"| {row['num_workers']} | {row['cache_batch_size']} | {row['clips']} | "
                          f"{st['extraction']:.1f} | {rate:.1f} | {st['backbone_gpu']:.1f} | "
-                         f"{st['encode_host'] + st['pooling']:.1f} | {st['gpu_wait']:.1f} | {st['decode_wait']:.1f} |")
+                         f"{st['encode_host'] + st['pooling'] + st['copies_out']:.1f} ({st['stage_in']:.1f} / "
+                         f"{st['forward_host']:.1f}) | {st['gpu_wait']:.1f} | {st['decode_wait']:.1f} |")
     no_store = report.get("no_store")
     if no_store and store and "skipped" in no_store:
         lines += ["", f"Without the store: {no_store['skipped']}"]

@@ -9,18 +9,21 @@
 # is skipped below a useful minimum):
 #   1. end_to_end.*  the guide's grid with every stage's time, then extraction alone for the pairs of EXTRACTION_SWEEP
 #                    (--num_workers:--cache.batch_size) that fit before the part's end        E2E_LIMIT (300 s)
-#   2. decode.*      gpu_decode_probe.py: NVDEC through PyAV's FFmpeg, checked against the CPU decoder   DECODE_LIMIT (40 s)
+#   2. launch.*      gpu_launch_probe.py: the eager forward under decoding-like load, against a CUDA graph LAUNCH_LIMIT (60 s)
 #   3. compile.*     FastEncoder under torch.compile for each of COMPILE_MODES, batch 32          COMPILE_LIMIT (130 s)
 #   4. training.*    gpu_training.py: backbone_lora and pretraining steps, memory, largest batch  TRAINING_LIMIT (80 s)
 #   5. checks.*      gpu_throughput.py staging (pinned copies = plain copies) and build (random model drawn on the
 #                    device = drawn on the CPU?)                                                 CHECKS_LIMIT (30 s)
-# PARTS (default all five, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
+#   6. decode.*      gpu_decode_probe.py: NVDEC through PyAV's FFmpeg, checked against the CPU decoder   DECODE_LIMIT (40 s)
+# PARTS (default all six, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
 # all / throughput / end_to_end: issue 8's runs (throughput under THROUGHPUT_LIMIT, 240 s; end to end under
 # E2E_LIMIT, 320 s, with the no-store figure); COMPILE (default "default") lists torch.compile modes for the throughput
 # run; THROUGHPUT_ARGS and E2E_ARGS are appended to those two commands.
 #
 # Needs .whl/ (scripts/fetch_gpu_wheels.sh, run beforehand where a package registry is reachable), carried with the
-# call. E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
+# call; WHEELS names another folder, or is empty for a CPU smoke run in an environment that has everything.
+# The device tool brings back at most 8 files from $OUT, so each part's JSON and log go into $OUT/raw.tar as soon as
+# the part ends; $OUT keeps environment.txt, raw.tar and one NAME.md per part. E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
 # wheels go) exist for a smoke run of this script on a CPU, as do the *_ARGS overrides.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,11 +37,12 @@ TOTAL_S=${TOTAL_S:-565}
 THROUGHPUT_LIMIT=${THROUGHPUT_LIMIT:-240}
 E2E_LIMIT=${E2E_LIMIT:-$([[ $STAGE == issue20 ]] && echo 300 || echo 320)}
 DECODE_LIMIT=${DECODE_LIMIT:-40}
+LAUNCH_LIMIT=${LAUNCH_LIMIT:-60}
 COMPILE_LIMIT=${COMPILE_LIMIT:-130}
 TRAINING_LIMIT=${TRAINING_LIMIT:-80}
 CHECKS_LIMIT=${CHECKS_LIMIT:-30}
 COMPILE=${COMPILE-default}
-COMPILE_MODES=${COMPILE_MODES-max-autotune-no-cudagraphs,default,max-autotune}
+COMPILE_MODES=${COMPILE_MODES-default,max-autotune-no-cudagraphs}
 EXTRACTION_SWEEP=${EXTRACTION_SWEEP-8:32,14:32,8:8}
 E2E_WORKERS=${E2E_WORKERS:-14}
 PY=${PY:-python3}
@@ -47,21 +51,25 @@ SITE=${SITE:-/tmp/site}
 THROUGHPUT_ARGS=${THROUGHPUT_ARGS:-}
 E2E_ARGS=${E2E_ARGS:-}
 DECODE_ARGS=${DECODE_ARGS:-}
+LAUNCH_ARGS=${LAUNCH_ARGS:-}
 COMPILE_ARGS=${COMPILE_ARGS:-}
 TRAINING_ARGS=${TRAINING_ARGS:-}
 CHECKS_ARGS=${CHECKS_ARGS:-}
-PARTS=${PARTS:-end_to_end,decode,compile,training,checks}
+PARTS=${PARTS:-end_to_end,launch,compile,training,checks,decode}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
+WHEELS=${WHEELS-.whl}
 shopt -s nullglob
-wheels=(.whl/*.whl)
-if (( ${#wheels[@]} == 0 )); then
-  echo "no wheels in .whl/: run scripts/fetch_gpu_wheels.sh where a registry is reachable, and carry .whl" >&2
-  exit 2
+if [[ -n $WHEELS ]]; then
+  wheels=("$WHEELS"/*.whl)
+  if (( ${#wheels[@]} == 0 )); then
+    echo "no wheels in $WHEELS/: run scripts/fetch_gpu_wheels.sh where a registry is reachable, and carry .whl" >&2
+    exit 2
+  fi
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" \
+    || { echo "installing the carried wheels failed" >&2; exit 3; }
 fi
-"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}" \
-  || { echo "installing the carried wheels failed" >&2; exit 3; }
 export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
 {
@@ -94,12 +102,20 @@ part() {
   if (( limit < minimum )); then
     echo "=== $name skipped: ${left} s left, it needs at least ${minimum} s" | tee "$OUT/$name.log"
     status=1
+    archive "$name"
     return
   fi
   echo "=== $name (limit ${limit} s, $(( SECONDS - START )) s since the start)"
   PART_LIMIT=$limit timeout -k 10 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
   local rc=${PIPESTATUS[0]}
   (( rc == 0 )) || { echo "$name exited with $rc"; status=1; }
+  archive "$name"
+}
+# archive NAME: move NAME.json and NAME.log into $OUT/raw.tar (the device tool returns at most 8 files)
+archive() {
+  local kept=() file
+  for file in "$1.json" "$1.log"; do [[ -f $OUT/$file ]] && kept+=("$file"); done
+  (( ${#kept[@]} == 0 )) || tar -rf "$OUT/raw.tar" -C "$OUT" --remove-files "${kept[@]}"
 }
 budget() { echo $(( PART_LIMIT - $1 )); }  # a part's own budget: its limit less what its last step may take
 export -f budget
@@ -108,8 +124,8 @@ if [[ $STAGE == issue20 ]]; then
   part end_to_end "$E2E_LIMIT" 120 bash -c '"$0" benchmarks/gpu_end_to_end.py --device "$1" --num_workers "$2" \
     --no_store skip --extraction_sweep "$3" --deadline_s $(budget 10) --out "$4/end_to_end.json" \
     --markdown "$4/end_to_end.md" $5' "$PY" "$DEVICE" "$E2E_WORKERS" "$EXTRACTION_SWEEP" "$OUT" "$E2E_ARGS"
-  part decode "$DECODE_LIMIT" 20 "$PY" benchmarks/gpu_decode_probe.py --out "$OUT/decode.json" \
-    --markdown "$OUT/decode.md" $DECODE_ARGS
+  part launch "$LAUNCH_LIMIT" 30 "$PY" benchmarks/gpu_launch_probe.py --device "$DEVICE" --busy "$E2E_WORKERS" \
+    --out "$OUT/launch.json" --markdown "$OUT/launch.md" $LAUNCH_ARGS
   part compile "$COMPILE_LIMIT" 45 bash -c '"$0" benchmarks/gpu_throughput.py --device "$1" --only compile \
     --compile "$2" --compile_paths fast --batch_sizes 32 --budget_s $(budget 45) --out "$3/compile.json" \
     --markdown "$3/compile.md" $4' "$PY" "$DEVICE" "$COMPILE_MODES" "$OUT" "$COMPILE_ARGS"
@@ -118,8 +134,11 @@ if [[ $STAGE == issue20 ]]; then
     "$PY" "$DEVICE" "$OUT" "$TRAINING_ARGS"
   part checks "$CHECKS_LIMIT" 10 "$PY" benchmarks/gpu_throughput.py --device "$DEVICE" --only staging,build \
     --batch_sizes 8 --out "$OUT/checks.json" --markdown "$OUT/checks.md" $CHECKS_ARGS
+  part decode "$DECODE_LIMIT" 20 "$PY" benchmarks/gpu_decode_probe.py --out "$OUT/decode.json" \
+    --markdown "$OUT/decode.md" $DECODE_ARGS
   echo "=== results ($(( SECONDS - START )) s; full figures in $OUT)"
-  cat "$OUT"/end_to_end.md "$OUT"/decode.md "$OUT"/compile.md "$OUT"/training.md "$OUT"/checks.md 2>/dev/null
+  cat "$OUT"/end_to_end.md "$OUT"/launch.md "$OUT"/compile.md "$OUT"/training.md "$OUT"/checks.md \
+    "$OUT"/decode.md 2>/dev/null
   exit $status
 fi
 

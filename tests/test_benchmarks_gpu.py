@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
+import tarfile
 import time
 import types
 from collections.abc import Iterator
@@ -198,6 +200,24 @@ def test_stage_clock_times_wrapped_calls_per_run_and_restores(end_to_end: types.
     assert owner.work is work and owner.run_point is run_point
 
 
+def test_stage_clock_times_the_callables_a_wrapped_function_makes(end_to_end: types.ModuleType) -> None:
+    def make_forward(seconds: float):  # as extraction gets its forward from encoder_forward
+        def forward(x: int) -> int:
+            time.sleep(seconds)
+            return x + 1
+        return forward
+
+    owner = types.SimpleNamespace(make_forward=make_forward)
+    clock = end_to_end.StageClock()
+    clock.wrap_made(owner, "make_forward", "forward_host")
+    forward = owner.make_forward(0.01)
+    assert clock.calls["forward_host"] == 0, "making the callable is not timed"
+    assert forward(1) == 2 and forward(2) == 3
+    assert clock.calls["forward_host"] == 2 and clock.totals["forward_host"] >= 0.02
+    clock.restore()
+    assert owner.make_forward is make_forward
+
+
 def test_stage_clock_adds_gpu_time_from_events_to_the_run_that_queued_the_work(end_to_end: types.ModuleType) -> None:
     class Event:  # a CUDA event's interface: record(), elapsed_time(other) in milliseconds
         def record(self) -> None:
@@ -276,6 +296,10 @@ def test_end_to_end_times_every_stage_of_the_store_grid(end_to_end: types.Module
     for name in ("extraction", "encode_host", "training", "evaluation", "model_build", "state_writes"):
         assert stages[name] > 0, name
     assert stages["backbone_gpu"] == 0, "no CUDA events on a CPU (there the host's encode is the forward)"
+    # The host's encode, split: stacking the clips (milliseconds here) and the forward's call (on a CPU the forward
+    # itself) are inside it.
+    assert stages["forward_host"] > 0 and stages["stage_in"] >= 0 and stages["copies_out"] >= 0
+    assert stages["stage_in"] + stages["forward_host"] <= stages["encode_host"] + 0.05
     run = store["runs"]["lora"]
     # One backbone pass per stored clip: every training view (one per epoch) and the eval view of val and test.
     assert store["backbone_clips"] == run["num_train"] * run["epochs"] + run["num_val"] + run["num_test"]
@@ -457,6 +481,23 @@ def test_nv12_is_converted_as_ffmpeg_converts_untagged_video(decode_probe: types
     assert all(abs(a - b) <= 2 for a, b in zip(red[0, 0].tolist(), [255, 0, 0], strict=True))
 
 
+def test_the_launch_probe_times_the_eager_forward_under_growing_load(tmp_path: Path) -> None:
+    out = tmp_path / "launch.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_launch_probe.py"), "--model", "random:tiny",
+                           "--device", "cpu", "--busy", "1", "--iters", "2", "--out", str(out),
+                           "--markdown", str(tmp_path / "launch.md")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parent / "src")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["condition"], r["forward"]) for r in rows] == [
+        ("quiet", "eager"), ("1 busy processes", "eager"), ("1 busy processes + writer thread", "eager"),
+        ("1 busy processes + writer thread", "CUDA graph")]
+    assert all(r["clips_per_s"] > 0 and r["batches"] == 2 and r["device_ms_per_batch"] is None for r in rows[:3])
+    assert rows[3]["note"] == "skipped: CUDA only"
+    assert "| quiet | eager | 2 |" in (tmp_path / "launch.md").read_text()
+
+
 # ------------------------------------------------------------------------------------------------ shell scripts
 @pytest.mark.parametrize("script", [BENCHMARKS / "run_on_gpu.sh", SCRIPTS / "fetch_gpu_wheels.sh"])
 def test_shell_scripts_parse(script: Path) -> None:
@@ -467,3 +508,19 @@ def test_shell_scripts_parse(script: Path) -> None:
 def test_the_device_script_names_its_calls_and_refuses_others() -> None:
     done = subprocess.run(["bash", str(BENCHMARKS / "run_on_gpu.sh"), "issue21"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage:" in done.stderr and "issue20" in done.stderr
+
+
+def test_the_device_call_leaves_few_enough_files_for_the_device_tool_to_bring_back_all(tmp_path: Path) -> None:
+    """The device tool returns at most 8 files from $OUT: every part's JSON and log go into raw.tar, its table stays."""
+    out = tmp_path / "out"
+    env = {**os.environ, "WHEELS": "", "DEVICE": "cpu", "PY": sys.executable, "OUT": str(out),
+           "PARTS": "checks,compile", "COMPILE_MODES": "", "CHECKS_ARGS": "--model random:tiny --quick",
+           "COMPILE_ARGS": "--model random:tiny --quick"}
+    done = subprocess.run(["bash", str(BENCHMARKS / "run_on_gpu.sh"), "issue20"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["checks.md", "compile.md", "environment.txt", "raw.tar"]
+    with tarfile.open(out / "raw.tar") as raw:
+        assert sorted(raw.getnames()) == ["checks.json", "checks.log", "compile.json", "compile.log"]
+        assert json.load(raw.extractfile("checks.json"))["checks"]["build"]["same_weights"] is True
+    assert "Check `build`" in done.stdout
