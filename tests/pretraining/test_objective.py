@@ -164,6 +164,25 @@ def test_the_target_encoder_gets_no_gradient_and_moves_only_by_the_moving_averag
         assert p.data_ptr() != online[name].data_ptr()
 
 
+def test_in_the_predictors_warm_up_only_the_predictor_gets_gradients_the_same_as_otherwise() -> None:
+    objective = JepaObjective(_tiny().vjepa2).train()
+    learning = objective(_clips(), _draws())
+    learning.loss.backward()
+    assert all(p.grad is not None for p in objective.context_encoder.layer.parameters())
+    predictor_grads = {n: p.grad.clone() for n, p in objective.predictor.named_parameters() if p.grad is not None}
+    objective.zero_grad(set_to_none=True)
+
+    warm_up = objective(_clips(), _draws(), encoder_learns=False)
+    assert torch.equal(warm_up.sample_losses.detach(), learning.sample_losses.detach())
+    warm_up.loss.backward()
+    assert all(p.grad is None for p in objective.context_encoder.parameters())
+    assert predictor_grads and {n for n, p in objective.predictor.named_parameters() if p.grad is not None} == set(
+        predictor_grads)
+    for name, p in objective.predictor.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, predictor_grads[name], rtol=1e-5, atol=1e-7)
+
+
 def test_with_the_target_frozen_the_loss_on_four_fixed_clips_falls_by_half_in_a_few_dozen_steps() -> None:
     # Four 8-frame clips of one colour each (a 4x4x4 token grid keeps the test fast): a target that depends on the
     # clip only, which its context reveals.

@@ -221,6 +221,23 @@ def test_accumulation_and_gradient_checkpointing_cut_a_step_without_changing_it(
             assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), key
 
 
+def test_the_predictors_warm_up_holds_the_encoder_and_its_target_then_lets_them_learn(footage_root: Path,
+                                                                                     tmp_path: Path) -> None:
+    # A fast EMA: the target (whose features the monitors measure on fixed clips) follows the encoder within a step.
+    common = ["--max_steps", "4", "--learning_rate", "1e-3", "--ema.start", "0.5", "--ema.end", "0.5"]
+    assert _pretrain(footage_root, tmp_path / "warm", *common, "--predictor.warmup_steps", "2") == 0
+    assert _pretrain(footage_root, tmp_path / "plain", *common) == 0
+    warm, plain = (_metrics(_only_run(tmp_path / name))["history"] for name in ("warm", "plain"))
+    assert [e["step"] for e in warm] == [1, 2, 3, 4]
+    target = [(e["target_std"], e["target_rank"]) for e in warm]
+    assert target[0] == target[1], "steps 1-2 train the predictor only: the encoder and its target stay as loaded"
+    assert warm[0]["pred_std"] != warm[1]["pred_std"], "while the predictor learns"
+    assert target[2] != target[1] and target[3] != target[2], "from step 3 the encoder learns"
+    assert (plain[0]["target_std"], plain[0]["target_rank"]) != (plain[1]["target_std"], plain[1]["target_rank"])
+    assert "predictor warm-up: optimizer steps 1-2 train the predictor only; the encoder learns from step 3" in (
+        _only_run(tmp_path / "warm") / "pretrain.log").read_text()
+
+
 # ------------------------------------------------------------------------------------------------ the monitors
 def _constant_videos(root: Path, count: int = 4, frames: int = 32) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -383,6 +400,8 @@ def test_unreadable_and_too_short_videos_are_reported_and_skipped(footage_root: 
         ("none", [], "--data.root {root} does not exist"),
         ("good", ["--masks.long_range.spatial_scale", "1,1"], "--masks.long_range.spatial_scale 1 gives blocks that"),
         ("good", ["--masks.short_range.max_temporal_keep", "0"], "--masks.short_range.max_temporal_keep must be a"),
+        ("good", ["--predictor.warmup_steps", "-1"], "--predictor.warmup_steps must be a whole number >= 0"),
+        ("good", ["--predictor.warmup_steps", "1"], "--predictor.warmup_steps 1 is not below the run's 1 optimizer"),
         ("good", ["--probe.every", "10"], "--probe.every needs the probe's labelled videos"),
         ("good", ["--probe.strategy", "lora"], "--probe.strategy 'lora' is not one of head_only, pooler_and_head"),
         ("good", ["--predictor.width", "64"], "--predictor.width only apply to a new predictor"),

@@ -80,6 +80,10 @@ class PredictorSettings:
     """Layers of a new predictor; default the checkpoint's."""
     heads: int | None = None
     """Attention heads of a new predictor; default the checkpoint's (it must divide the width)."""
+    warmup_steps: int = 0
+    """Optimizer steps at the start in which only the predictor learns: the encoder (and so its target) stays as
+    loaded while a new or untrained predictor learns to predict its features, instead of sending that predictor's
+    first, random errors back into them."""
 
 
 @dataclass
@@ -212,6 +216,10 @@ def check_pretraining_settings(masks: MaskSettings, predictor: PredictorSettings
         value = getattr(predictor, name)
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise BadInput(f"{prefix}predictor.{name} must be a whole number >= 1, got {value!r}.")
+    warmup = predictor.warmup_steps
+    if isinstance(warmup, bool) or not (isinstance(warmup, int) and warmup >= 0):
+        raise BadInput(f"{prefix}predictor.warmup_steps must be a whole number >= 0 of optimizer steps (0: the "
+                       f"encoder learns from the first step), got {warmup!r}.")
     for name in ("start", "end"):
         value = getattr(ema, name)
         if not (isinstance(value, (int, float)) and 0 <= value <= 1):

@@ -29,7 +29,7 @@ from vjepa_tune.config import PretrainConfig
 from vjepa_tune.data.dataset import ClipDataset, Example, SkippedClip
 from vjepa_tune.data.samples import Sample
 from vjepa_tune.data.transforms import ClipTransform, normalize_clips
-from vjepa_tune.errors import NonFiniteLoss
+from vjepa_tune.errors import BadInput, NonFiniteLoss
 from vjepa_tune.pretraining.masks import MaskDraw, TokenGrid, draw_masks
 from vjepa_tune.pretraining.monitors import collapse_signals
 from vjepa_tune.pretraining.objective import JepaObjective, ema_momentum
@@ -78,6 +78,15 @@ def plan_steps(cfg: PretrainConfig, num_videos: int, processes: int) -> StepPlan
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     return StepPlan(num_videos=num_videos, step_size=step_size, seed=cfg.seed, total_steps=total)
+
+
+def check_predictor_warmup(cfg: PretrainConfig, plan: StepPlan) -> None:
+    """Refuse a predictor warm-up that leaves the encoder no step to learn in (the run would train only the
+    predictor and save the encoder it started from)."""
+    if cfg.predictor.warmup_steps >= plan.total_steps:
+        raise BadInput(f"--predictor.warmup_steps {cfg.predictor.warmup_steps} is not below the run's "
+                       f"{plan.total_steps} optimizer steps, so the encoder would never learn: lower it, or raise "
+                       "--num_epochs / --max_steps.")
 
 
 def step_batches(clips: ClipDataset, epoch: int, steps: Sequence[tuple[int, list[int]]], batch_size: int,
@@ -199,12 +208,16 @@ def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: S
             continue
         rows = torch.tensor([position[int(i)] for i in batch.index])
         with accelerator.autocast():
-            output = objective(normalize_clips(batch.inputs.to(accelerator.device)), [d.rows(rows) for d in draws])
+            output = objective(normalize_clips(batch.inputs.to(accelerator.device)), [d.rows(rows) for d in draws],
+                               encoder_learns=step >= cfg.predictor.warmup_steps)
         accelerator.backward(output.sample_losses.sum() / len(indices))
         loss_sum += float(output.sample_losses.detach().sum())
         seen += len(batch)
     trainable = ctx.trainable
     distributed.sum_gradients(trainable)
+    if step < cfg.predictor.warmup_steps:  # the predictor's warm-up: AdamW skips parameters without a gradient
+        for parameter in objective.context_encoder.parameters():
+            parameter.grad = None  # (several processes filled them with zeros to sum)
     loss_sum, seen = distributed.sum_values([loss_sum, seen], accelerator.device)
     loss = loss_sum / max(seen, 1)
     if not math.isfinite(loss):

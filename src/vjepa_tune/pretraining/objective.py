@@ -12,6 +12,7 @@ difference per mask set, averaged over the sets (the official code divides the s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -134,20 +135,26 @@ class JepaObjective(nn.Module):
         """Move the target encoder towards the context encoder; call after each optimizer step."""
         ema_update(self.target_encoder, self.context_encoder, momentum)
 
-    def forward(self, pixel_values: torch.Tensor, draws: list[MaskDraw]) -> ObjectiveOutput:
-        """Loss of normalised clips (clips, frames, channels, height, width) under one mask draw per set."""
+    def forward(self, pixel_values: torch.Tensor, draws: list[MaskDraw], *, encoder_learns: bool = True
+                ) -> ObjectiveOutput:
+        """Loss of normalised clips (clips, frames, channels, height, width) under one mask draw per set. With
+        `encoder_learns` False (the predictor's warm-up) the context encoder runs without gradients: only the
+        predictor learns, at the cost of a forward."""
         for draw in draws:
             if draw.context.size(0) != pixel_values.size(0) or draw.target.size(0) != pixel_values.size(0):
                 raise ValueError(f"mask set {draw.name} has masks for {draw.context.size(0)} clips, "
                                  f"the batch has {pixel_values.size(0)}")
         targets = encode_targets(self.target_encoder, pixel_values)
-        tokens = self.context_encoder.embeddings(pixel_values)
+        encoder_grad = contextlib.nullcontext() if encoder_learns else torch.no_grad()
+        with encoder_grad:
+            tokens = self.context_encoder.embeddings(pixel_values)
         set_losses: dict[str, torch.Tensor] = {}
         predictions: dict[str, torch.Tensor] = {}
         for draw in draws:
             context = draw.context.to(tokens.device)
             target = draw.target.to(tokens.device)
-            encoded = encode_context(self.context_encoder, tokens, context)
+            with encoder_grad:
+                encoded = encode_context(self.context_encoder, tokens, context)
             predicted = self.predictor(
                 encoder_hidden_states=scatter_tokens(encoded, context, tokens.size(1)),
                 context_mask=[context],

@@ -36,6 +36,7 @@ from vjepa_tune.pretraining.engine import (
     StepContext,
     StepOutcome,
     check_finite,
+    check_predictor_warmup,
     make_optimizer,
     monitor_batch,
     monitor_signals,
@@ -158,6 +159,10 @@ def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, 
     log(f"{counted(plan.total_steps, 'optimizer step')} of {cfg.batch_size} x {cfg.accumulation_steps}"
         + (f" x {processes} processes" if processes > 1 else "") + f" = {plan.step_size} clips "
         f"({plan.steps_per_epoch} per epoch)")
+    check_predictor_warmup(cfg, plan)
+    if cfg.predictor.warmup_steps and not resuming:
+        log(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; the "
+            f"encoder learns from step {cfg.predictor.warmup_steps + 1}")
     run.objective.to(accelerator.device)
     optimizer = make_optimizer(run.objective, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, plan.total_steps))
