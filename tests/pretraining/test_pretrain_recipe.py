@@ -196,6 +196,14 @@ def test_the_plan_covers_num_epochs_unless_max_steps_ends_it_sooner() -> None:
     assert [s for s, _ in short.epoch_steps(1)] == [2, 3] and short.epoch_steps(1, from_step=3)[0][0] == 3
 
 
+def test_a_max_steps_the_epochs_end_before_is_said(footage_root: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert _pretrain(footage_root, tmp_path / "runs", "--num_epochs", "1", "--max_steps", "1000") == 0
+    printed = capsys.readouterr().out
+    steps = _metrics(_only_run(tmp_path / "runs"))["steps"]
+    assert steps < 1000 and "--num_epochs 1 ends the run before --max_steps 1000" in printed
+
+
 def test_weight_decay_spares_biases_and_norms_and_the_target_is_not_optimised() -> None:
     from vjepa_tune.models.loading import load_model
 
@@ -375,19 +383,48 @@ def test_two_processes_pretrain_as_one_with_the_same_effective_batch(footage_roo
 
 
 # ------------------------------------------------------------------------------------------------ bad input
-def test_unreadable_and_too_short_videos_are_reported_and_skipped(footage_root: Path, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def _mixed_root(footage_root: Path, tmp_path: Path) -> Path:
+    """Three good videos, one that is no video at all and one shorter than a clip."""
     root = tmp_path / "mixed"
     root.mkdir()
     for video in sorted(footage_root.rglob("*.mp4"))[:3]:
         (root / video.name).write_bytes(video.read_bytes())
     (root / "broken.mp4").write_bytes(b"not a video at all")
     _constant_videos(root / "short", count=1, frames=8)
+    return root
+
+
+def test_unreadable_and_too_short_videos_are_reported_and_skipped(footage_root: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root = _mixed_root(footage_root, tmp_path)
     assert _pretrain(root, tmp_path / "runs", "--max_steps", "1") == 0
     printed = capsys.readouterr().out
     assert "skipping unreadable video" in printed and "broken.mp4" in printed
     assert "short/blank0.mp4: shorter than a clip: 8 frames, a clip of --data.frames_per_clip 16" in printed
     m = _metrics(_only_run(tmp_path / "runs"))
+    assert m["num_videos"] == 3 and m["skipped_videos"] == 2
+    assert {s["id"] for s in m["skipped"]} == {"broken.mp4", "short/blank0.mp4"}
+
+
+def test_a_resumed_run_still_reports_the_videos_it_left_out_when_it_started(
+        footage_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vjepa_tune.pretraining import recipe
+
+    root = _mixed_root(footage_root, tmp_path)
+
+    def killed(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # stopped while writing its records, after the last checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe, "write_pretrain_metrics", killed)
+        assert _pretrain(root, tmp_path / "runs", "--max_steps", "2", "--checkpoint_every", "1") == 130
+    run = _only_run(tmp_path / "runs")
+    # The run reads its videos back from splits.json, which keeps the two left out, with their reasons.
+    left_out = json.loads((run / "splits.json").read_text())["left_out"]
+    assert {e["id"]: e["reason"][:20] for e in left_out} == {"broken.mp4": "not a readable video",
+                                                              "short/blank0.mp4": "shorter than a clip:"}
+    assert _pretrain(root, tmp_path / "runs", "--max_steps", "2", "--resume", "auto") == 0
+    m = _metrics(run)
     assert m["num_videos"] == 3 and m["skipped_videos"] == 2
     assert {s["id"] for s in m["skipped"]} == {"broken.mp4", "short/blank0.mp4"}
 
@@ -403,6 +440,9 @@ def test_unreadable_and_too_short_videos_are_reported_and_skipped(footage_root: 
         ("good", ["--predictor.warmup_steps", "-1"], "--predictor.warmup_steps must be a whole number >= 0"),
         ("good", ["--predictor.warmup_steps", "1"], "--predictor.warmup_steps 1 is not below the run's 1 optimizer"),
         ("good", ["--probe.every", "10"], "--probe.every needs the probe's labelled videos"),
+        ("good", ["--probe.data.root", "/nonexistent/probe"], "--probe.data.root /nonexistent/probe does not exist"),
+        ("good", ["--probe.data.root", "{root}", "--probe.data.split_ratios", "0.5,0.5,0.5"],
+         "--probe.data.split_ratios must be three non-negative fractions"),
         ("good", ["--probe.strategy", "lora"], "--probe.strategy 'lora' is not one of head_only, pooler_and_head"),
         ("good", ["--predictor.width", "64"], "--predictor.width only apply to a new predictor"),
         ("good", ["--report_to", "tensorboard,nonsense"], "unknown tracker 'nonsense'"),
@@ -419,7 +459,7 @@ def test_bad_input_exits_2_with_a_message_and_leaves_nothing(make: str, extra: l
     elif make == "short":
         _constant_videos(root, count=1, frames=8)
     out = tmp_path / "out"
-    assert _pretrain(root, out, "--max_steps", "1", *extra) == 2
+    assert _pretrain(root, out, "--max_steps", "1", *(flag.format(root=root) for flag in extra)) == 2
     error = capsys.readouterr().err.splitlines()[-1]  # after any progress bar of the model's loading
     assert error.startswith("vjepa-tune pretrain: error: ") and message.format(root=root) in error, error
     assert "Traceback" not in error and not out.exists(), "a failed command leaves no folder"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -438,6 +439,31 @@ def test_a_failure_after_a_checkpoint_keeps_the_run_and_a_resumed_runs_folder_is
     assert (run_dir / "checkpoint" / "state.pt").is_file() and (run_dir / "config.yaml").is_file()
     assert main(["train", "--resume", "auto", "--out", str(tmp_path)]) == 0
     assert (run_dir / "metrics.json").is_file()
+
+
+def test_a_resumed_run_still_reports_the_unreadable_videos_it_left_out_when_it_started(
+    synth_root: Path, store_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    broken = next(p for p in sorted(root.iterdir()) if p.is_dir()) / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    broken_id = broken.relative_to(root).as_posix()
+
+    def fail_in_epoch_2(epoch: int, model: torch.nn.Module) -> None:
+        if epoch == 1:
+            raise RuntimeError("injected failure in the second epoch")
+
+    cfg = _config(root, tmp_path / "runs", store_dir, strategy="head_only", num_epochs=2)
+    with pytest.raises(RuntimeError):
+        train(cfg, log=lambda _: None, before_epoch=fail_in_epoch_2)
+    run_dir = _only_run(tmp_path / "runs")
+    recorded = json.loads((run_dir / "splits.json").read_text())
+    assert [e["id"] for e in recorded["left_out"]] == [broken_id]
+    assert broken_id not in {e["id"] for side in ("train", "val", "test") for e in recorded[side]}
+    train(cfg, resume=str(run_dir), log=lambda _: None)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["skipped_videos"] == 1 and [s["id"] for s in metrics["skipped"]] == [broken_id]
 
 
 def test_resume_auto_with_nothing_to_resume_says_so_and_starts_nothing(

@@ -21,6 +21,7 @@ from vjepa_tune.config.pretraining import (
     ProbeStrategy,
     check_pretraining_settings,
     has_probe,
+    probe_data_flags,
     probe_train_config,
     validate_pretrain,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "resumed_config",
     "group_regex",
     "has_probe",
+    "probe_data_flags",
     "probe_train_config",
     "to_plain",
     "validate",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -226,6 +228,16 @@ def check_pretraining_settings(masks: MaskSettings, predictor: PredictorSettings
             raise BadInput(f"{prefix}ema.{name} must be a momentum in [0, 1], got {value!r}.")
 
 
+@contextmanager
+def probe_data_flags() -> Iterator[None]:
+    """A BadInput about the probe's data, raised by parts that know its flags as `train` spells them (`--data.*`),
+    names them as the user typed them (`--probe.data.*`)."""
+    try:
+        yield
+    except BadInput as error:
+        raise BadInput(str(error).replace("--data.", "--probe.data.")) from None
+
+
 def validate_pretrain(cfg: PretrainConfig) -> PretrainConfig:
     """Refuse values no pretraining run could use, naming the flag and the value."""
     for name in ("num_epochs", "batch_size", "accumulation_steps", "log_every", "checkpoint_every"):
@@ -251,7 +263,8 @@ def validate_pretrain(cfg: PretrainConfig) -> PretrainConfig:
              f"--probe.strategy {probe.strategy!r} trains the encoder; the probe keeps it frozen: choose "
              f"{' or '.join(get_args(ProbeStrategy))}.")
     if probe.data.root is not None or probe.data.list_file is not None:
-        validate(probe_train_config(cfg, Path(cfg.out)))
+        with probe_data_flags():
+            validate(probe_train_config(cfg, Path(cfg.out)))
     elif probe.every is not None:
         raise BadInput("--probe.every needs the probe's labelled videos: give --probe.data.root.")
     return cfg

@@ -289,11 +289,14 @@ def leaks(splits: Splits) -> dict[str, list[str]]:
 
 
 def splits_to_json(
-    splits: Splits, classes: Sequence[str], identities: Mapping[str, FileIdentity] | None = None
+    splits: Splits, classes: Sequence[str], identities: Mapping[str, FileIdentity] | None = None,
+    left_out: Mapping[str, str] | None = None,
 ) -> dict:
     """The exact videos of each split with their labels and groups (the run folder's splits.json), and with each
     video's `size` and `fingerprint` where `identities` (keyed by sample id) has them: what lets `evaluate` and
-    `predict` recognise a copy of a training video after the originals moved."""
+    `predict` recognise a copy of a training video after the originals moved. `left_out` (sample id -> reason):
+    the data set's videos the run left out before its first step (unreadable, shorter than a clip), kept so that a
+    resumed run still reports them."""
     identities = identities or {}
 
     def entry(s: Sample) -> dict:
@@ -309,7 +312,16 @@ def splits_to_json(
         "counts": {name: len(items) for name, items in splits.items()},
         "fingerprint_scheme": FINGERPRINT_SCHEME,
         **{name: [entry(s) for s in items] for name, items in splits.items()},
+        "left_out": [{"id": video_id, "reason": reason} for video_id, reason in sorted((left_out or {}).items())],
     }
+
+
+def left_out_from_json(d: Mapping[str, object]) -> dict[str, str]:
+    """The videos a run left out before its first step, as `splits_to_json` wrote them (none in older files)."""
+    entries = d.get("left_out", [])
+    if not isinstance(entries, list):
+        return {}
+    return {str(e["id"]): str(e.get("reason", "")) for e in entries if isinstance(e, dict) and "id" in e}
 
 
 def recorded_identities(d: dict) -> dict[str, FileIdentity]:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vjepa_tune.config import PretrainConfig, probe_train_config
+from vjepa_tune.config import PretrainConfig, probe_data_flags, probe_train_config
 from vjepa_tune.data.overlap import seen_in_training
 from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import wilson_interval
@@ -109,7 +109,8 @@ def probe_overlap_warning(cfg: PretrainConfig, run_dir: Path) -> str | None:
     path (size and fingerprint, against the fingerprints the run's splits.json recorded), or as the source of the
     `data prepare` copy the run pretrains on.
     """
-    probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
+    with probe_data_flags():
+        probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
     overlap = seen_in_training([s.path for s in probe_videos], training_videos(run_dir), sides=("train",),
                                progress=False)
     if not overlap.num_seen:

@@ -120,7 +120,8 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
             keep_console_log(run_dir / PRETRAIN_LOG_FILE)
             if resume_dir is None:
                 write_pretrain_config(run_dir, run.cfg)
-                write_splits(run_dir, Splits(run.videos, [], [], "pretraining: every readable video"), run.classes)
+                write_splits(run_dir, Splits(run.videos, [], [], "pretraining: every readable video"), run.classes,
+                             left_out=run.skipped)
             if has_probe(run.cfg) and (warning := probe_overlap_warning(run.cfg, run_dir)):
                 log(warning)
         ctx, monitor = _step_context(run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
@@ -158,17 +159,17 @@ def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, 
     plan = plan_steps(cfg, len(run.videos), processes)
     log(f"{counted(plan.total_steps, 'optimizer step')} of {cfg.batch_size} x {cfg.accumulation_steps}"
         + (f" x {processes} processes" if processes > 1 else "") + f" = {plan.step_size} clips "
-        f"({plan.steps_per_epoch} per epoch)")
+        f"({plan.steps_per_epoch} per epoch)"
+        + (f"; --num_epochs {cfg.num_epochs} ends the run before --max_steps {cfg.max_steps}"
+           if cfg.max_steps is not None and plan.total_steps < cfg.max_steps else ""))
     check_predictor_warmup(cfg, plan)
-    if cfg.predictor.warmup_steps and not resuming:
-        log(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; the "
-            f"encoder learns from step {cfg.predictor.warmup_steps + 1}")
     run.objective.to(accelerator.device)
     optimizer = make_optimizer(run.objective, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, plan.total_steps))
     optimizer = accelerator.prepare(optimizer)
     state = PretrainState()
-    monitor = CollapseMonitor(settle_steps=round(cfg.warmup_ratio * plan.total_steps))  # pred_std after the warm-up
+    # pred_std's reference is taken once the learning rate and the predictor have warmed up.
+    monitor = CollapseMonitor(settle_steps=max(round(cfg.warmup_ratio * plan.total_steps), cfg.predictor.warmup_steps))
     saved = checkpoint.load_state(run_dir) if resuming else None
     if saved is not None:
         run.objective.load_state_dict(saved["objective"])
@@ -178,6 +179,9 @@ def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, 
         state = PretrainState(**saved["state"])
         monitor.load_state_dict(saved["monitor"])
         log(f"resumed after step {state.step}")
+    if state.step < cfg.predictor.warmup_steps:
+        log(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; the "
+            f"encoder learns from step {cfg.predictor.warmup_steps + 1}")
     ctx = StepContext(cfg=cfg, objective=run.objective, optimizer=optimizer, scheduler=scheduler,
                       accelerator=accelerator, grid=run.grid, videos=run.videos, plan=plan, state=state,
                       checkpoint=str(run_dir / STATE_FILE))

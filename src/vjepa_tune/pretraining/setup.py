@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import VJEPA2ForVideoClassification
 
-from vjepa_tune.config import PretrainConfig
+from vjepa_tune.config import PretrainConfig, has_probe, probe_data_flags
 from vjepa_tune.data.dataset import ClipDataset
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import Sample
@@ -29,7 +29,7 @@ from vjepa_tune.models.build import build_pretraining_model
 from vjepa_tune.models.loading import check_crop_size, model_config
 from vjepa_tune.pretraining.masks import TokenGrid, check_masks
 from vjepa_tune.pretraining.objective import JepaObjective, prepare_predictor
-from vjepa_tune.runs.folder import SPLITS_FILE, read_splits
+from vjepa_tune.runs.folder import SPLITS_FILE, read_left_out, read_splits
 from vjepa_tune.text import counted
 from vjepa_tune.training.inputs import training_clips
 
@@ -94,17 +94,23 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     """Everything a pretraining run needs before its first step, checked before anything is written (see the module
     docstring). `resume_dir`: the folder of a run being resumed, whose videos are read back."""
     index = read_dataset(cfg.data, seed=cfg.seed, unlabelled=True)
+    if has_probe(cfg):  # the probe's labelled videos are listed now, before a run folder exists
+        with probe_data_flags():
+            read_dataset(cfg.probe.data, seed=cfg.seed)
     config = model_config(cfg.model)
     check_crop_size(config, cfg.data.crop_size)
     grid = TokenGrid.of(config, cfg.data.frames_per_clip)
     check_masks(cfg.masks, grid)
+    left_out: dict[str, str] = {}  # a resumed run's videos left out when it started (not in its splits)
     if resume_dir is not None and (resume_dir / SPLITS_FILE).exists():
         videos = read_splits(resume_dir, index.root).train
+        left_out = read_left_out(resume_dir)
     else:
         videos = list(index.samples)
     labels = "" if index.format == "videos" else f"; its labels ({counted(len(index.classes), 'class')}) are ignored"
     log(f"data: {counted(len(videos), 'video')} ({index.format}){labels}; token grid {grid} per clip")
     videos, infos, skipped = _readable(videos, cfg, log)
+    skipped = {**left_out, **skipped}
 
     notes: list[str] = []
     model, lacking = build_pretraining_model(cfg.model, cfg.seed, log)

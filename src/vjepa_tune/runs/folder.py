@@ -34,7 +34,7 @@ from vjepa_tune.config import (
 from vjepa_tune.data.fingerprints import file_identities
 from vjepa_tune.data.overlap import TrainingVideos
 from vjepa_tune.data.samples import Sample, Splits
-from vjepa_tune.data.splits import recorded_identities, splits_from_json, splits_to_json
+from vjepa_tune.data.splits import left_out_from_json, recorded_identities, splits_from_json, splits_to_json
 from vjepa_tune.errors import BadInput
 from vjepa_tune.files import write_json_atomic, write_text_atomic, write_yaml_atomic
 from vjepa_tune.tracking.records import precision_name
@@ -323,13 +323,21 @@ def run_data_root(run_dir: Path) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------------------ splits.json
-def write_splits(run_dir: Path, splits: Splits, classes: list[str]) -> Path:
+def write_splits(run_dir: Path, splits: Splits, classes: list[str], left_out: Mapping[str, str] | None = None
+                 ) -> Path:
     """Write the exact videos of each split with their size and fingerprint (`data.splits.splits_to_json`), so that
-    a later `evaluate` or `predict` recognises copies of them even when the originals are gone."""
+    a later `evaluate` or `predict` recognises copies of them even when the originals are gone; and the videos left
+    out at set-up with their reasons (`read_left_out`)."""
     chosen = splits.train + splits.val + splits.test
     found = file_identities([s.path for s in chosen], desc="fingerprinting videos")
     identities = {s.id: identity for s, identity in zip(chosen, found, strict=True) if identity is not None}
-    return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits_to_json(splits, classes, identities))
+    return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits_to_json(splits, classes, identities, left_out))
+
+
+def read_left_out(run_dir: Path) -> dict[str, str]:
+    """The videos (id -> reason) the run left out before its first step: a resumed run reads its splits back and
+    probes only those, so it learns of the others here."""
+    return left_out_from_json(read_recorded_splits(run_dir))
 
 
 def read_recorded_splits(run_dir: Path) -> dict[str, Any]:

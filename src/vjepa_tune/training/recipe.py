@@ -131,7 +131,7 @@ def train(
         if main:
             keep_console_log(run_dir / TRAIN_LOG_FILE)
             write_config(run_dir, cfg)
-            write_splits(run_dir, run.splits, run.classes)
+            write_splits(run_dir, run.splits, run.classes, left_out=run.skipped)
         ctx = _step_context(cfg, run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
         with open_kept_trackers(cfg.report_to, run_dir, out=cfg.out, config=to_plain(cfg), group=tracker_group,
                                 resumed_at_step=ctx.state.global_step if resume_dir is not None else None,
