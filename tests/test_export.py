@@ -271,7 +271,11 @@ def test_a_pretraining_run_exports_its_best_encoder_as_it_is_with_a_model_card(
     assert metrics["verdict"] in card and "| 4 |" in card and "vjepa-tune train --model OUT_DIR" in card
 
     code, _, stderr = _export(capsys, str(pretrained_run), str(tmp_path / "again"))
-    assert code == 0
+    assert code == 0 and "nothing to merge" not in stderr
+    step = metrics["best_probe_step"]  # the console says which encoder went out, as the card does
+    assert (f"note: exported best_model/, the target encoder the best probe by validation accuracy, "
+            f"{'which was the encoder the run started from' if step == 0 else f'after {step} step'}") in stderr
+    assert "(model/ holds the one after the last step)" in stderr
     for command in (["evaluate", str(pretrained_run)], ["predict", str(pretrained_run), str(out / "README.md")]):
         assert main(command) == 2
         assert "is a pretraining run (vjepa-tune pretrain): it holds an encoder" in capsys.readouterr().err

@@ -352,12 +352,26 @@ def export_pretraining_run(run_dir: Path, out_dir: Path, *, merge: bool = False,
                        f"{run_dir}`.")
     notes = ["a pretraining run's model is its target encoder, a plain transformers model: there is nothing to "
              "merge."] if merge else []
+    notes.append(f"exported {source.name}/, the target encoder {_which_encoder(source, metrics)}"
+                 + (f" ({MODEL_DIR}/ holds the one after the last step)" if source == best else ""))
     cfg = read_pretrain_config(run_dir)
     with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
         shutil.copytree(source, staging, dirs_exist_ok=True)
         card = pretraining_model_card(run_dir, source, cfg.model, str(cfg.data.root), metrics, command)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return ExportResult(out_dir, "pretrained", notes)
+
+
+def _which_encoder(source: Path, metrics: dict[str, Any]) -> str:
+    """Which of the run's encoders `source` holds, in words (the model card and the export's console say it)."""
+    probes = metrics.get("probes") or []
+    chosen = next((p for p in probes if p["step"] == metrics.get("best_probe_step")), None)
+    if source.name == BEST_MODEL_DIR.name and chosen and chosen["step"] == 0:
+        return ("the best probe by validation accuracy, which was the encoder the run started from: no later "
+                "step probed better")
+    if source.name == BEST_MODEL_DIR.name and chosen:
+        return f"the best probe by validation accuracy, after {counted(chosen['step'], 'step')}"
+    return "after the run's last step"
 
 
 def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, metrics: dict[str, Any],
@@ -368,14 +382,7 @@ def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, m
     classifier = "VJEPA2ForVideoClassification" in (config.get("architectures") or [])
     hub = hub_id(model)
     probes = metrics.get("probes") or []
-    chosen = next((p for p in probes if p["step"] == metrics.get("best_probe_step")), None)
-    if source.name == BEST_MODEL_DIR.name and chosen and chosen["step"] == 0:
-        which = ("the best probe by validation accuracy, which was the encoder the run started from: no later "
-                 "step probed better")
-    elif source.name == BEST_MODEL_DIR.name and chosen:
-        which = f"the best probe by validation accuracy, after {counted(chosen['step'], 'step')}"
-    else:
-        which = "after the run's last step"
+    which = _which_encoder(source, metrics)
     front = ["---", "library_name: transformers",
              f"pipeline_tag: {'video-classification' if classifier else 'feature-extraction'}", "tags:",
              "  - vjepa2", "  - vjepa-tune", "  - self-supervised", "  - continued-pretraining"]
