@@ -62,12 +62,12 @@ TOP_STAGES = ("probe", "model_build", "extraction", "training", "evaluation", "c
 """Disjoint stages: none is called inside another, so their sum never exceeds the wall time."""
 FIXED_STAGES = ("probe", "model_build", "checkpoints", "report", "other")
 EXTRACTION_PARTS = ("encode_host", "copies_out", "pooling", "gpu_wait", "store_wait")
-ENCODE_PARTS = ("stage_in", "forward_host")
-"""Parts of `encode_host` (inside it, so not counted again)."""
 """Stages of extraction's own thread; what extraction spends outside them is the wait for decoded clips. The store's
 writes run on background threads ("store_writes", thread-seconds that overlap the rest); "store_wait" is the time
 extraction waited for them (a full queue, or the last writes at the end). "backbone_gpu" is GPU time, which
 overlaps the host's."""
+ENCODE_PARTS = ("stage_in", "forward_host")
+"""Parts of `encode_host` (inside it, so not counted again)."""
 BACKGROUND_STAGES = ("store_writes", "state_writes", "backbone_gpu")
 """Seconds that overlap the stages above: other threads' (writes) or the GPU's."""
 

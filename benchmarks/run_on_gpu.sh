@@ -22,8 +22,8 @@
 #
 # Needs .whl/ (scripts/fetch_gpu_wheels.sh, run beforehand where a package registry is reachable), carried with the
 # call; WHEELS names another folder, or is empty for a CPU smoke run in an environment that has everything.
-# The device tool brings back at most 8 files from $OUT, so each part's JSON and log go into $OUT/raw.tar as soon as
-# the part ends; $OUT keeps environment.txt, raw.tar and one NAME.md per part. E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
+# The device tool brings back at most 8 files from $OUT, so environment.txt and each part's JSON and log go into
+# $OUT/raw.tar as soon as they are written; $OUT keeps raw.tar and one NAME.md per part (at most 7 files). E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
 # wheels go) exist for a smoke run of this script on a CPU, as do the *_ARGS overrides.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,12 +55,26 @@ LAUNCH_ARGS=${LAUNCH_ARGS:-}
 COMPILE_ARGS=${COMPILE_ARGS:-}
 TRAINING_ARGS=${TRAINING_ARGS:-}
 CHECKS_ARGS=${CHECKS_ARGS:-}
-PARTS=${PARTS:-end_to_end,launch,compile,training,checks,decode}
+KNOWN_PARTS=end_to_end,launch,compile,training,checks,decode
+PARTS=${PARTS:-$KNOWN_PARTS}
+for name in ${PARTS//,/ }; do  # a misspelt part would cost a device call that measures nothing
+  [[ ",$KNOWN_PARTS," == *",$name,"* ]] || { echo "unknown part '$name' in PARTS; known: $KNOWN_PARTS" >&2; exit 2; }
+done
 mkdir -p "$OUT"
+rm -f "$OUT/raw.tar"
 export PYTHONUNBUFFERED=1
+shopt -s nullglob
+# archive FILE...: move these files of $OUT (those that exist) into $OUT/raw.tar
+archive() {
+  local kept=() file
+  for file in "$@"; do [[ -f $OUT/$file ]] && kept+=("$file"); done
+  (( ${#kept[@]} == 0 )) || tar -rf "$OUT/raw.tar" -C "$OUT" --remove-files "${kept[@]}"
+}
+# However the script ends, no JSON or log is left loose beside the tables (the device tool returns 8 files).
+archive_loose() { local loose=("$OUT"/*.json "$OUT"/*.log); archive "${loose[@]##*/}"; }
+trap archive_loose EXIT
 
 WHEELS=${WHEELS-.whl}
-shopt -s nullglob
 if [[ -n $WHEELS ]]; then
   wheels=("$WHEELS"/*.whl)
   if (( ${#wheels[@]} == 0 )); then
@@ -88,6 +102,7 @@ print("cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
       "device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
 PYEOF
 } 2>&1 | tee "$OUT/environment.txt"
+archive environment.txt  # printed above; every table's header names the machine too
 "$PY" -c "import av, jsonargparse, vjepa_tune.cli, vjepa_tune.compare" \
   || { echo "vjepa_tune does not import here; see the error above" >&2; exit 4; }
 
@@ -102,20 +117,14 @@ part() {
   if (( limit < minimum )); then
     echo "=== $name skipped: ${left} s left, it needs at least ${minimum} s" | tee "$OUT/$name.log"
     status=1
-    archive "$name"
+    archive "$name.log"
     return
   fi
   echo "=== $name (limit ${limit} s, $(( SECONDS - START )) s since the start)"
   PART_LIMIT=$limit timeout -k 10 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
   local rc=${PIPESTATUS[0]}
   (( rc == 0 )) || { echo "$name exited with $rc"; status=1; }
-  archive "$name"
-}
-# archive NAME: move NAME.json and NAME.log into $OUT/raw.tar (the device tool returns at most 8 files)
-archive() {
-  local kept=() file
-  for file in "$1.json" "$1.log"; do [[ -f $OUT/$file ]] && kept+=("$file"); done
-  (( ${#kept[@]} == 0 )) || tar -rf "$OUT/raw.tar" -C "$OUT" --remove-files "${kept[@]}"
+  archive "$name.json" "$name.log"
 }
 budget() { echo $(( PART_LIMIT - $1 )); }  # a part's own budget: its limit less what its last step may take
 export -f budget

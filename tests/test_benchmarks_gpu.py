@@ -511,16 +511,28 @@ def test_the_device_script_names_its_calls_and_refuses_others() -> None:
 
 
 def test_the_device_call_leaves_few_enough_files_for_the_device_tool_to_bring_back_all(tmp_path: Path) -> None:
-    """The device tool returns at most 8 files from $OUT: every part's JSON and log go into raw.tar, its table stays."""
+    """The device tool returns at most 8 files from $OUT: each of the six parts leaves its table, everything else
+    (the environment, every JSON and log, anything left loose) goes into raw.tar."""
     out = tmp_path / "out"
-    env = {**os.environ, "WHEELS": "", "DEVICE": "cpu", "PY": sys.executable, "OUT": str(out),
-           "PARTS": "checks,compile", "COMPILE_MODES": "", "CHECKS_ARGS": "--model random:tiny --quick",
-           "COMPILE_ARGS": "--model random:tiny --quick"}
+    out.mkdir()
+    (out / "left_from_before.log").write_text("a file of an earlier call\n")
+    tiny = "--model random:tiny --quick"
+    env = {**os.environ, "WHEELS": "", "DEVICE": "cpu", "PY": sys.executable, "OUT": str(out), "E2E_WORKERS": "0",
+           "COMPILE_MODES": "", "EXTRACTION_SWEEP": "0:4", "CHECKS_ARGS": tiny, "COMPILE_ARGS": tiny,
+           "E2E_ARGS": "--model random:tiny --strategies head_only --videos_per_class 2 --size 64x64 "
+                       "--video_frames 16 --epochs 1 --synth_workers 0",
+           "DECODE_ARGS": "--timing_size 64x64 --timing_frames 16 --repeats 1",
+           "TRAINING_ARGS": "--model random:tiny --quick --train_batch 1 --warmup 0 --iters 1",
+           "LAUNCH_ARGS": "--model random:tiny --iters 1"}
     done = subprocess.run(["bash", str(BENCHMARKS / "run_on_gpu.sh"), "issue20"], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["checks.md", "compile.md", "environment.txt", "raw.tar"]
+    parts = ["checks", "compile", "decode", "end_to_end", "launch", "training"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{part}.md" for part in parts), "raw.tar"])
     with tarfile.open(out / "raw.tar") as raw:
-        assert sorted(raw.getnames()) == ["checks.json", "checks.log", "compile.json", "compile.log"]
+        assert sorted(raw.getnames()) == sorted([*(f"{part}.{ext}" for part in parts for ext in ("json", "log")),
+                                                 "environment.txt", "left_from_before.log"])
         assert json.load(raw.extractfile("checks.json"))["checks"]["build"]["same_weights"] is True
     assert "Check `build`" in done.stdout
+
+

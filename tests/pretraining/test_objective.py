@@ -181,6 +181,10 @@ def test_in_the_predictors_warm_up_only_the_predictor_gets_gradients_the_same_as
     for name, p in objective.predictor.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(p.grad, predictor_grads[name], rtol=1e-5, atol=1e-7)
+    # What a warm-up step sums across processes, clips and hands to AdamW: the predictor's parameters alone.
+    assert {id(p) for p in objective.learning_parameters(encoder_learns=False)} == {
+        id(p) for p in objective.predictor.parameters() if p.requires_grad}
+    assert objective.learning_parameters(encoder_learns=True) == objective.trainable_parameters()
 
 
 def test_with_the_target_frozen_the_loss_on_four_fixed_clips_falls_by_half_in_a_few_dozen_steps() -> None:

@@ -366,9 +366,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_pretraining_run_and_continu
 
 
 def test_two_processes_pretrain_as_one_with_the_same_effective_batch(footage_root: Path, tmp_path: Path) -> None:
+    # Step 1 is the predictor's warm-up: processes then sum the predictor's gradients alone.
     common = ["pretrain", "--model", "tiny", "--data.root", str(footage_root), "--max_steps", "3", "--log_every",
               "1", "--accumulation_steps", "2", "--learning_rate", "1e-3", "--ema.start", "0.9", "--ema.end", "0.9",
-              "--report_to", "none"]
+              "--predictor.warmup_steps", "1", "--report_to", "none"]
     one = _spawn([*common, "--batch_size", "2", "--out", str(tmp_path / "one")])
     two_log = _finish(_spawn([*common, "--batch_size", "1", "--out", str(tmp_path / "two")], processes=2))
     _finish(one)
@@ -438,7 +439,9 @@ def test_a_resumed_run_still_reports_the_videos_it_left_out_when_it_started(
         ("good", ["--masks.long_range.spatial_scale", "1,1"], "--masks.long_range.spatial_scale 1 gives blocks that"),
         ("good", ["--masks.short_range.max_temporal_keep", "0"], "--masks.short_range.max_temporal_keep must be a"),
         ("good", ["--predictor.warmup_steps", "-1"], "--predictor.warmup_steps must be a whole number >= 0"),
-        ("good", ["--predictor.warmup_steps", "1"], "--predictor.warmup_steps 1 is not below the run's 1 optimizer"),
+        ("good", ["--predictor.warmup_steps", "1"], "--predictor.warmup_steps 1 is not below --max_steps 1, so"),
+        ("good", ["--predictor.warmup_steps", "9", "--max_steps", "10", "--num_epochs", "1"],
+         "--predictor.warmup_steps 9 is not below the run's 2 optimizer steps"),
         ("good", ["--probe.every", "10"], "--probe.every needs the probe's labelled videos"),
         ("good", ["--probe.data.root", "/nonexistent/probe"], "--probe.data.root /nonexistent/probe does not exist"),
         ("good", ["--probe.data.root", "{root}", "--probe.data.split_ratios", "0.5,0.5,0.5"],

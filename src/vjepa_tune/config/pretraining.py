@@ -216,7 +216,7 @@ def check_pretraining_settings(masks: MaskSettings, predictor: PredictorSettings
                        "at least one mask set must be on.")
     for name in ("width", "depth", "heads"):
         value = getattr(predictor, name)
-        if value is not None and not (isinstance(value, int) and value >= 1):
+        if value is not None and (isinstance(value, bool) or not (isinstance(value, int) and value >= 1)):
             raise BadInput(f"{prefix}predictor.{name} must be a whole number >= 1, got {value!r}.")
     warmup = predictor.warmup_steps
     if isinstance(warmup, bool) or not (isinstance(warmup, int) and warmup >= 0):
@@ -254,6 +254,9 @@ def validate_pretrain(cfg: PretrainConfig) -> PretrainConfig:
     _require(cfg.max_grad_norm is None or cfg.max_grad_norm > 0,
              f"--max_grad_norm must be > 0, got {cfg.max_grad_norm!r}.")
     check_pretraining_settings(cfg.masks, cfg.predictor, cfg.ema)
+    _require(cfg.max_steps is None or cfg.predictor.warmup_steps < cfg.max_steps,
+             f"--predictor.warmup_steps {cfg.predictor.warmup_steps} is not below --max_steps {cfg.max_steps}, so the "
+             "encoder would never learn: lower it, or raise --max_steps.")
     validate_data(cfg.data)
     probe = cfg.probe
     _require(probe.every is None or (isinstance(probe.every, int) and probe.every >= 1),

@@ -145,10 +145,6 @@ class StepContext:
     checkpoint: str
     """Where the last good state is kept, for the message when the loss stops being finite."""
 
-    @property
-    def trainable(self) -> list[torch.nn.Parameter]:
-        return self.objective.trainable_parameters()
-
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -200,6 +196,7 @@ def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: S
     objective.train()
     draws = draw_masks(cfg.masks, ctx.grid, seed=cfg.seed, step=step, clip_ids=[ctx.videos[i].key for i in indices])
     position = {index: row for row, index in enumerate(indices)}
+    encoder_learns = step >= cfg.predictor.warmup_steps  # else the predictor's warm-up: only the predictor learns
     loss_sum, seen = 0.0, 0
     for batch in local:
         for index in batch.skipped:
@@ -209,21 +206,20 @@ def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: S
         rows = torch.tensor([position[int(i)] for i in batch.index])
         with accelerator.autocast():
             output = objective(normalize_clips(batch.inputs.to(accelerator.device)), [d.rows(rows) for d in draws],
-                               encoder_learns=step >= cfg.predictor.warmup_steps)
+                               encoder_learns=encoder_learns)
         accelerator.backward(output.sample_losses.sum() / len(indices))
         loss_sum += float(output.sample_losses.detach().sum())
         seen += len(batch)
-    trainable = ctx.trainable
-    distributed.sum_gradients(trainable)
-    if step < cfg.predictor.warmup_steps:  # the predictor's warm-up: AdamW skips parameters without a gradient
-        for parameter in objective.context_encoder.parameters():
-            parameter.grad = None  # (several processes filled them with zeros to sum)
+    # In the predictor's warm-up the encoder's gradients stay None on every process (nothing is summed or filled
+    # in for them), so AdamW leaves the encoder and its state untouched.
+    learning = objective.learning_parameters(encoder_learns)
+    distributed.sum_gradients(learning)
     loss_sum, seen = distributed.sum_values([loss_sum, seen], accelerator.device)
     loss = loss_sum / max(seen, 1)
     if not math.isfinite(loss):
         raise _not_finite(ctx, f"the pretraining loss became {loss} at optimizer step {step + 1} (the weights were "
                                "not updated with it)")
-    grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf))
+    grad_norm = float(accelerator.clip_grad_norm_(learning, cfg.max_grad_norm or math.inf))
     if not math.isfinite(grad_norm):
         raise _not_finite(ctx, f"the gradient norm became {grad_norm} at optimizer step {step + 1} (the weights "
                                "were not updated with it)")
@@ -232,7 +228,8 @@ def optimizer_step(ctx: StepContext, step: int, indices: Sequence[int], local: S
     ctx.scheduler.step()
     ctx.optimizer.zero_grad(set_to_none=True)
     momentum = ema_momentum(step, ctx.plan.total_steps, cfg.ema.start, cfg.ema.end)
-    objective.update_target(momentum)
+    if encoder_learns:  # the moving average of an unchanged encoder would stay where it is but for rounding
+        objective.update_target(momentum)
     return StepOutcome(loss=loss, clips=int(seen), grad_norm=grad_norm, lr=lr, ema_momentum=momentum)
 
 

@@ -130,6 +130,12 @@ class JepaObjective(nn.Module):
         """What the optimizer updates: the context encoder's and the predictor's parameters, never the target's."""
         return [p for p in (*self.context_encoder.parameters(), *self.predictor.parameters()) if p.requires_grad]
 
+    def learning_parameters(self, encoder_learns: bool) -> list[nn.Parameter]:
+        """What learns in a step: every trainable parameter, or the predictor's alone in its warm-up."""
+        if encoder_learns:
+            return self.trainable_parameters()
+        return [p for p in self.predictor.parameters() if p.requires_grad]
+
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
         """Move the target encoder towards the context encoder; call after each optimizer step."""
