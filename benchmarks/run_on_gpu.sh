@@ -23,8 +23,9 @@
 # Needs .whl/ (scripts/fetch_gpu_wheels.sh, run beforehand where a package registry is reachable), carried with the
 # call; WHEELS names another folder, or is empty for a CPU smoke run in an environment that has everything.
 # The device tool brings back at most 8 files from $OUT, so environment.txt and each part's JSON and log go into
-# $OUT/raw.tar as soon as they are written; $OUT keeps raw.tar and one NAME.md per part (at most 7 files). E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the
-# wheels go) exist for a smoke run of this script on a CPU, as do the *_ARGS overrides.
+# $OUT/raw.tar as soon as they are written; $OUT keeps raw.tar and one NAME.md per part (at most 7 files).
+# E2E_WORKERS (14) is the grid's --num_workers. DEVICE (cuda), PY (python3) and SITE (/tmp/site, where the wheels go)
+# exist for a smoke run of this script on a CPU, as do the *_ARGS overrides.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$SECONDS

@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 from vjepa_tune.cli import main
 from vjepa_tune.config import PretrainConfig
+from vjepa_tune.data.sources import read_dataset
 from vjepa_tune.evaluation.statistics import wilson_interval
 from vjepa_tune.models.specs import tiny_checkpoint_dir
 from vjepa_tune.pretraining.engine import make_optimizer, plan_steps
@@ -151,7 +152,9 @@ def test_train_starts_from_a_pretraining_runs_model_folder(pretrained_run: Path,
 def test_probe_videos_that_are_pretraining_videos_by_path_or_as_copies_are_warned_about(
         pretrained_run: Path, footage_root: Path, synth_root: Path, tmp_path: Path) -> None:
     cfg = read_pretrain_config(pretrained_run)
-    assert probe_overlap_warning(cfg, pretrained_run) is None, "the fixture's probe videos are not pretraining ones"
+    probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
+    assert probe_overlap_warning(probe_videos, pretrained_run) is None, \
+        "the fixture's probe videos are not pretraining ones"
     footage = sorted(footage_root.rglob("*.mp4"))
     shutil.copy(footage[1], tmp_path / "renamed.mp4")
     own = sorted(synth_root.rglob("*.mp4"))[:4]
@@ -159,7 +162,7 @@ def test_probe_videos_that_are_pretraining_videos_by_path_or_as_copies_are_warne
     (tmp_path / "probe.txt").write_text("\n".join(lines) + "\n")
     probe = dataclasses.replace(cfg.probe, data=dataclasses.replace(
         cfg.probe.data, root=tmp_path, format="list", list_file=tmp_path / "probe.txt"))
-    warning = probe_overlap_warning(dataclasses.replace(cfg, probe=probe), pretrained_run)
+    warning = probe_overlap_warning(read_dataset(probe.data, seed=cfg.seed).samples, pretrained_run)
     assert warning == ("warning: 2 of the probe's 6 videos are pretraining videos (1 by path, 1 copy under another "
                        "path); the probe then scores videos the encoder was pretrained on. Keep the two sets apart.")
 

@@ -13,14 +13,14 @@ of videos it was scored on and a 95% Wilson interval, and the split they come fr
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vjepa_tune.config import PretrainConfig, probe_data_flags, probe_train_config
+from vjepa_tune.config import PretrainConfig, probe_train_config
 from vjepa_tune.data.overlap import seen_in_training
-from vjepa_tune.data.sources import read_dataset
+from vjepa_tune.data.samples import Sample
 from vjepa_tune.evaluation.statistics import wilson_interval
 from vjepa_tune.runs.folder import MODEL_DIR, PROBES_DIR, training_videos
 from vjepa_tune.text import counted
@@ -101,16 +101,14 @@ def run_probe(cfg: PretrainConfig, encoder_dir: Path, run_dir: Path, folder: Pat
     )
 
 
-def probe_overlap_warning(cfg: PretrainConfig, run_dir: Path) -> str | None:
-    """A warning line when some of the probe's labelled videos are pretraining videos, else None: the probe would
-    then score videos the encoder was pretrained on.
+def probe_overlap_warning(probe_videos: Sequence[Sample], run_dir: Path) -> str | None:
+    """A warning line when some of the probe's labelled videos (`probe_videos`, as listed) are pretraining videos,
+    else None: the probe would then score videos the encoder was pretrained on.
 
     Compared as `evaluate` compares with a run's training videos (`data.overlap`): by path, as a copy under another
     path (size and fingerprint, against the fingerprints the run's splits.json recorded), or as the source of the
     `data prepare` copy the run pretrains on.
     """
-    with probe_data_flags():
-        probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
     overlap = seen_in_training([s.path for s in probe_videos], training_videos(run_dir), sides=("train",),
                                progress=False)
     if not overlap.num_seen:

@@ -122,7 +122,7 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
                 write_pretrain_config(run_dir, run.cfg)
                 write_splits(run_dir, Splits(run.videos, [], [], "pretraining: every readable video"), run.classes,
                              left_out=run.skipped)
-            if has_probe(run.cfg) and (warning := probe_overlap_warning(run.cfg, run_dir)):
+            if run.probe_videos and (warning := probe_overlap_warning(run.probe_videos, run_dir)):
                 log(warning)
         ctx, monitor = _step_context(run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
         trackers = open_kept_trackers(  # runs recorded before trackers.json kept the ids in the checkpoint only

@@ -29,7 +29,7 @@ from vjepa_tune.models.build import build_pretraining_model
 from vjepa_tune.models.loading import check_crop_size, model_config
 from vjepa_tune.pretraining.masks import TokenGrid, check_masks
 from vjepa_tune.pretraining.objective import JepaObjective, prepare_predictor
-from vjepa_tune.runs.folder import SPLITS_FILE, read_left_out, read_splits
+from vjepa_tune.runs.folder import SPLITS_FILE, read_resumed_splits
 from vjepa_tune.text import counted
 from vjepa_tune.training.inputs import training_clips
 
@@ -57,6 +57,8 @@ class PretrainingRun:
     """The source had a pooler: the run's model folder is a `VJEPA2ForVideoClassification`, else a `VJEPA2Model`."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Videos left out before the first step (id -> why)."""
+    probe_videos: list[Sample] = field(default_factory=list)
+    """The probe's labelled videos as listed (none without `--probe.data.root`)."""
     notes: list[str] = field(default_factory=list)
     """What the set-up said about the model (a new predictor, parts drawn from the seed)."""
 
@@ -94,17 +96,18 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     """Everything a pretraining run needs before its first step, checked before anything is written (see the module
     docstring). `resume_dir`: the folder of a run being resumed, whose videos are read back."""
     index = read_dataset(cfg.data, seed=cfg.seed, unlabelled=True)
+    probe_videos: list[Sample] = []
     if has_probe(cfg):  # the probe's labelled videos are listed now, before a run folder exists
         with probe_data_flags():
-            read_dataset(cfg.probe.data, seed=cfg.seed)
+            probe_videos = read_dataset(cfg.probe.data, seed=cfg.seed).samples
     config = model_config(cfg.model)
     check_crop_size(config, cfg.data.crop_size)
     grid = TokenGrid.of(config, cfg.data.frames_per_clip)
     check_masks(cfg.masks, grid)
     left_out: dict[str, str] = {}  # a resumed run's videos left out when it started (not in its splits)
     if resume_dir is not None and (resume_dir / SPLITS_FILE).exists():
-        videos = read_splits(resume_dir, index.root).train
-        left_out = read_left_out(resume_dir)
+        splits, left_out = read_resumed_splits(resume_dir, index.root)
+        videos = splits.train
     else:
         videos = list(index.samples)
     labels = "" if index.format == "videos" else f"; its labels ({counted(len(index.classes), 'class')}) are ignored"
@@ -134,5 +137,5 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     return PretrainingRun(
         cfg=cfg, model=model, objective=objective, grid=grid, videos=videos, classes=index.classes,
         data_format=index.format, infos=infos, clips=training_clips(data, cfg.seed, videos, infos),
-        with_head="pooler" not in lacking, skipped=skipped, notes=notes,
+        with_head="pooler" not in lacking, skipped=skipped, probe_videos=probe_videos, notes=notes,
     )

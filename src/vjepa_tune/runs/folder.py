@@ -327,17 +327,19 @@ def write_splits(run_dir: Path, splits: Splits, classes: list[str], left_out: Ma
                  ) -> Path:
     """Write the exact videos of each split with their size and fingerprint (`data.splits.splits_to_json`), so that
     a later `evaluate` or `predict` recognises copies of them even when the originals are gone; and the videos left
-    out at set-up with their reasons (`read_left_out`)."""
+    out at set-up with their reasons (`read_resumed_splits`)."""
     chosen = splits.train + splits.val + splits.test
     found = file_identities([s.path for s in chosen], desc="fingerprinting videos")
     identities = {s.id: identity for s, identity in zip(chosen, found, strict=True) if identity is not None}
     return write_json_atomic(Path(run_dir) / SPLITS_FILE, splits_to_json(splits, classes, identities, left_out))
 
 
-def read_left_out(run_dir: Path) -> dict[str, str]:
-    """The videos (id -> reason) the run left out before its first step: a resumed run reads its splits back and
-    probes only those, so it learns of the others here."""
-    return left_out_from_json(read_recorded_splits(run_dir))
+def read_resumed_splits(run_dir: Path, root: Path) -> tuple[Splits, dict[str, str]]:
+    """A resumed run's splits (paths under `root`) and the videos (id -> reason) it left out before its first
+    step: it probes only its splits' videos, so it learns of the others here. One read of splits.json."""
+    recorded = read_recorded_splits(run_dir)
+    splits = splits_from_json(recorded, Path(root), source=str(Path(run_dir) / SPLITS_FILE))
+    return splits, left_out_from_json(recorded)
 
 
 def read_recorded_splits(run_dir: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from vjepa_tune.models.info import ParamCounts, count_parameters
 from vjepa_tune.models.loading import check_crop_size, model_config
 from vjepa_tune.models.strategies import STRATEGIES
 from vjepa_tune.runs.checkpoint import frozen_fingerprint
-from vjepa_tune.runs.folder import SPLITS_FILE, read_left_out, read_splits
+from vjepa_tune.runs.folder import SPLITS_FILE, read_resumed_splits
 from vjepa_tune.text import counted
 from vjepa_tune.training.extraction import feature_pipeline
 from vjepa_tune.training.inputs import Pipeline, clip_pipeline
@@ -91,8 +91,7 @@ def build_run(cfg: TrainConfig, device: torch.device, *, log: Log = print, resum
     classes = index.classes
     left_out: dict[str, str] = {}  # a resumed run's videos left out when it started (not in its splits)
     if resume_dir is not None and (resume_dir / SPLITS_FILE).exists():
-        splits = read_splits(resume_dir, index.root)
-        left_out = read_left_out(resume_dir)
+        splits, left_out = read_resumed_splits(resume_dir, index.root)
     elif splits is None or resume_dir is not None:
         splits = make_splits(index, cfg.data, cfg.seed)
     log(f"data: {counted(len(index.samples), 'video')} in {counted(len(classes), 'class')} ({index.format}); "
