@@ -338,8 +338,7 @@ def read_resumed_splits(run_dir: Path, root: Path) -> tuple[Splits, dict[str, st
     """A resumed run's splits (paths under `root`) and the videos (id -> reason) it left out before its first
     step: it probes only its splits' videos, so it learns of the others here. One read of splits.json."""
     recorded = read_recorded_splits(run_dir)
-    splits = splits_from_json(recorded, Path(root), source=str(Path(run_dir) / SPLITS_FILE))
-    return splits, left_out_from_json(recorded)
+    return splits_from_json(recorded, Path(root), source=str(Path(run_dir) / SPLITS_FILE)), left_out_from_json(recorded)
 
 
 def read_recorded_splits(run_dir: Path) -> dict[str, Any]:
