@@ -2,7 +2,7 @@
 # The one command a session with a lent H100/H200 runs (docs/gpu.md says how): install the carried wheels, record
 # the machine, then run benchmarks under time limits, leaving every result in $OUT as soon as it is measured.
 #
-#   bash benchmarks/run_on_gpu.sh [issue20|all|throughput|end_to_end]
+#   bash benchmarks/run_on_gpu.sh [issue20|issue17|all|throughput|end_to_end]
 #
 # issue20 (issue 20's call, about 9.5 minutes; docs/gpu.md "What the next GPU session should do"), in priority order,
 # each part under its own limit and all of them within TOTAL_S seconds of the start (a part gets what is left, and
@@ -16,6 +16,9 @@
 #                    device = drawn on the CPU?)                                                 CHECKS_LIMIT (30 s)
 #   6. decode.*      gpu_decode_probe.py: NVDEC through PyAV's FFmpeg, checked against the CPU decoder   DECODE_LIMIT (40 s)
 # PARTS (default all six, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
+# issue17 (about 8 minutes): pretrain_at_scale.py, issue 17's two pretrainings with a GPU's clips, within
+# PRETRAIN_LIMIT (450 s); it leaves pretrain_scale.md and one tarball per run (scratch.tar.gz, adaptation.tar.gz) for
+# the probes on the CPU machine (docs/pretraining.md). PRETRAIN_ARGS are appended.
 # all / throughput / end_to_end: issue 8's runs (throughput under THROUGHPUT_LIMIT, 240 s; end to end under
 # E2E_LIMIT, 320 s, with the no-store figure); COMPILE (default "default") lists torch.compile modes for the throughput
 # run; THROUGHPUT_ARGS and E2E_ARGS are appended to those two commands.
@@ -31,8 +34,8 @@ cd "$(dirname "$0")/.."
 START=$SECONDS
 
 STAGE=${1:-all}
-case "$STAGE" in issue20|all|throughput|end_to_end) ;;
-  *) echo "usage: $0 [issue20|all|throughput|end_to_end]" >&2; exit 2 ;; esac
+case "$STAGE" in issue20|issue17|all|throughput|end_to_end) ;;
+  *) echo "usage: $0 [issue20|issue17|all|throughput|end_to_end]" >&2; exit 2 ;; esac
 OUT=${OUT:-/tmp/vjepa-gpu-results}
 TOTAL_S=${TOTAL_S:-565}
 THROUGHPUT_LIMIT=${THROUGHPUT_LIMIT:-240}
@@ -42,6 +45,7 @@ LAUNCH_LIMIT=${LAUNCH_LIMIT:-60}
 COMPILE_LIMIT=${COMPILE_LIMIT:-130}
 TRAINING_LIMIT=${TRAINING_LIMIT:-80}
 CHECKS_LIMIT=${CHECKS_LIMIT:-30}
+PRETRAIN_LIMIT=${PRETRAIN_LIMIT:-450}
 COMPILE=${COMPILE-default}
 COMPILE_MODES=${COMPILE_MODES-default,max-autotune-no-cudagraphs}
 EXTRACTION_SWEEP=${EXTRACTION_SWEEP-8:32,14:32,8:8}
@@ -56,6 +60,7 @@ LAUNCH_ARGS=${LAUNCH_ARGS:-}
 COMPILE_ARGS=${COMPILE_ARGS:-}
 TRAINING_ARGS=${TRAINING_ARGS:-}
 CHECKS_ARGS=${CHECKS_ARGS:-}
+PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
 KNOWN_PARTS=end_to_end,launch,compile,training,checks,decode
 PARTS=${PARTS:-$KNOWN_PARTS}
 for name in ${PARTS//,/ }; do  # a misspelt part would cost a device call that measures nothing
@@ -149,6 +154,14 @@ if [[ $STAGE == issue20 ]]; then
   echo "=== results ($(( SECONDS - START )) s; full figures in $OUT)"
   cat "$OUT"/end_to_end.md "$OUT"/launch.md "$OUT"/compile.md "$OUT"/training.md "$OUT"/checks.md \
     "$OUT"/decode.md 2>/dev/null
+  exit $status
+fi
+
+if [[ $STAGE == issue17 ]]; then
+  part pretrain_scale "$PRETRAIN_LIMIT" 120 bash -c '"$0" benchmarks/pretrain_at_scale.py --work /tmp/pretrain-scale \
+    --out "$1" --num_workers "$2" --deadline_s $(budget 20) $3' "$PY" "$OUT" "$E2E_WORKERS" "$PRETRAIN_ARGS"
+  echo "=== results ($(( SECONDS - START )) s; run folders in $OUT/*.tar.gz)"
+  cat "$OUT"/pretrain_scale.md 2>/dev/null
   exit $status
 fi
 

@@ -207,6 +207,24 @@ def test_a_max_steps_the_epochs_end_before_is_said(footage_root: Path, tmp_path:
     assert steps < 1000 and "--num_epochs 1 ends the run before --max_steps 1000" in printed
 
 
+def test_the_training_time_includes_the_waits_for_clips(footage_root: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """metrics.json's train_time_s (and the closing "pretrained N steps in T s") is the time the steps took, waits
+    for decoded clips included, as `train`'s is: on a GPU the clips are often what a step waits for."""
+    from vjepa_tune.pretraining import recipe
+
+    real = recipe.step_batches
+
+    def slow(*args, **kwargs):
+        for local in real(*args, **kwargs):
+            time.sleep(0.3)
+            yield local
+
+    monkeypatch.setattr(recipe, "step_batches", slow)
+    assert _pretrain(footage_root, tmp_path / "runs", "--max_steps", "3") == 0
+    assert _metrics(_only_run(tmp_path / "runs"))["train_time_s"] >= 0.9
+
+
 def test_weight_decay_spares_biases_and_norms_and_the_target_is_not_optimised() -> None:
     from vjepa_tune.models.loading import load_model
 

@@ -200,12 +200,12 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
     since = (time.perf_counter(), state.clips_seen)
     bar = tqdm(total=plan.total_steps, initial=state.step, desc="pretraining", unit="step",
                disable=None if main else True)
+    started = time.perf_counter()  # a step's time includes its wait for clips, as `train`'s epochs do
     try:
         for epoch in plan.epochs_from(state.step):
             steps = plan.epoch_steps(epoch, state.step)
             for (step, indices), local in zip(steps, step_batches(run.clips, epoch, steps, cfg.batch_size,
                                                                   cfg.num_workers), strict=True):
-                started = time.perf_counter()
                 outcome = optimizer_step(ctx, step, indices, local)
                 state.step, state.loss_sum, state.loss_steps = step + 1, state.loss_sum + outcome.loss, \
                     state.loss_steps + 1
@@ -231,6 +231,7 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
                     probed = True
                 if probed or state.step % cfg.checkpoint_every == 0:
                     _checkpoint(ctx, monitor, batch, run_dir)
+                started = time.perf_counter()
             if state.stopped:
                 break
     finally:
