@@ -214,12 +214,13 @@ def instrument(clock: StageClock) -> None:
 
 
 def stage_table(stages: dict[str, float], wall: float) -> dict[str, float]:
-    """Every stage, the decode wait and the remainder ('other'), in seconds."""
-    out = {name: round(stages.get(name, 0.0), 2)
+    """Every stage, the decode wait and the remainder ('other'), in seconds to the millisecond (a stage of a few
+    milliseconds, such as a small run's state writes, is not rounded away to nothing)."""
+    out = {name: round(stages.get(name, 0.0), 3)
            for name in (*TOP_STAGES, *EXTRACTION_PARTS, *ENCODE_PARTS, *BACKGROUND_STAGES)}
     out["decode_wait"] = round(max(0.0, stages.get("extraction", 0.0) - sum(stages.get(p, 0.0)
-                                                                            for p in EXTRACTION_PARTS)), 2)
-    out["other"] = round(max(0.0, wall - sum(stages.get(name, 0.0) for name in TOP_STAGES)), 2)
+                                                                            for p in EXTRACTION_PARTS)), 3)
+    out["other"] = round(max(0.0, wall - sum(stages.get(name, 0.0) for name in TOP_STAGES)), 3)
     return out
 
 

@@ -281,6 +281,30 @@ def test_a_pretraining_run_exports_its_best_encoder_as_it_is_with_a_model_card(
         assert "is a pretraining run (vjepa-tune pretrain): it holds an encoder" in capsys.readouterr().err
 
 
+def test_a_pretraining_exports_card_code_loads_the_encoder_with_no_weights_reported_unexpected(
+    pretrained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`tiny` has a pooler and a classifier, so its pretraining run keeps them: the card loads the checkpoint as the
+    classifier it is and takes its encoder, where `VJEPA2Model` would print a table of every head tensor as
+    unexpected."""
+    from transformers import VJEPA2Model
+
+    out = tmp_path / "encoder"
+    assert _export(capsys, str(pretrained_run), str(out))[0] == 0
+    (code,) = re.findall(r"^```python\n(.*?)^```", (out / "README.md").read_text(), re.S | re.M)
+    namespace: dict = {}
+    with caplog.at_level("INFO"):
+        exec(compile(code.replace('"OUT_DIR', f'"{out}'), "README.md", "exec"), namespace)  # noqa: S102
+    printed = capsys.readouterr()
+    assert "UNEXPECTED" not in printed.out + printed.err and "unexpected" not in caplog.text.lower()
+    encoder = namespace["encoder"]
+    assert isinstance(encoder, VJEPA2Model)
+    frames, size = encoder.config.frames_per_clip, encoder.config.crop_size
+    with torch.no_grad():
+        features = encoder(pixel_values_videos=torch.zeros(1, frames, 3, size, size)).last_hidden_state
+    assert features.shape[-1] == encoder.config.hidden_size
+
+
 def test_data_check_counts_the_videos_a_pretraining_run_saw(pretrained_run: Path, footage_root: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
     assert main(["data", "check", "--data.root", str(footage_root), "--data.format", "videos", "--against",

@@ -374,6 +374,15 @@ def _which_encoder(source: Path, metrics: dict[str, Any]) -> str:
     return "after the run's last step"
 
 
+def _classifier_encoder_code() -> list[str]:
+    """The card's code for an encoder saved with its source's pooler and classifier: loaded as the classifier it is,
+    so transformers reports no unexpected weights (`VJEPA2Model` would list every pooler and classifier tensor)."""
+    return ["from transformers import VJEPA2ForVideoClassification",
+            "",
+            'model = VJEPA2ForVideoClassification.from_pretrained("OUT_DIR").eval()',
+            "encoder = model.vjepa2  # the encoder alone; features: encoder(pixel_values_videos=...)"]
+
+
 def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, metrics: dict[str, Any],
                            command: str | None) -> str:
     """README.md for a pretraining run's export: what was pretrained on what, which encoder this is, what the probe
@@ -419,9 +428,10 @@ def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, m
         "`OUT_DIR` stands for this folder.",
         "",
         "```python",
-        "from transformers import VJEPA2Model",
-        "",
-        'encoder = VJEPA2Model.from_pretrained("OUT_DIR").eval()  # features: encoder(pixel_values_videos=...)',
+        *(_classifier_encoder_code() if classifier else [
+            "from transformers import VJEPA2Model",
+            "",
+            'encoder = VJEPA2Model.from_pretrained("OUT_DIR").eval()  # features: encoder(pixel_values_videos=...)']),
         "```",
         "",
         "Fine-tune it for your classes: `vjepa-tune train --model OUT_DIR --strategy pooler_and_head "

@@ -263,8 +263,10 @@ def test_the_predictors_warm_up_holds_the_encoder_and_its_target_then_lets_them_
     assert warm[0]["pred_std"] != warm[1]["pred_std"], "while the predictor learns"
     assert target[2] != target[1] and target[3] != target[2], "from step 3 the encoder learns"
     assert (plain[0]["target_std"], plain[0]["target_rank"]) != (plain[1]["target_std"], plain[1]["target_rank"])
-    assert "predictor warm-up: optimizer steps 1-2 train the predictor only; the encoder learns from step 3" in (
-        _only_run(tmp_path / "warm") / "pretrain.log").read_text()
+    said = "predictor warm-up: optimizer steps 1-2 train the predictor only; the encoder learns from step 3"
+    run = _only_run(tmp_path / "warm")
+    assert said in (run / "pretrain.log").read_text() and f"- {said}" in (run / "report.md").read_text()
+    assert said in _metrics(run)["notes"]
 
 
 # ------------------------------------------------------------------------------------------------ the monitors

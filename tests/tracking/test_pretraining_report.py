@@ -48,12 +48,16 @@ def test_the_report_holds_the_verdict_the_probes_the_monitors_the_findings_and_t
     metrics = {"model": "tiny", "verdict": probe_verdict(probes), "num_videos": 8, "dataset": "/data/footage",
                "skipped_videos": 1, "steps": 60, "effective_batch": 8, "epochs": 60.0, "train_time_s": 12.0,
                "precision": "fp32", "best_probe_step": 60, "history": history, "probes": probes,
-               "collapse": [{"step": 30, "message": "collapse: target_rank fell to 2 at step 30"}], "stopped": None}
+               "collapse": [{"step": 30, "message": "collapse: target_rank fell to 2 at step 30"}], "stopped": None,
+               "notes": ["predictor warm-up: optimizer steps 1-10 train the predictor only; the encoder learns from "
+                         "step 11"]}
     plots = write_plots(tmp_path / "plots", metrics, fall_fraction=0.2)
     assert sorted(p.name for p in plots.values()) == ["collapse.png", "loss.png", "probe.png"]
     report = write_pretraining_report(tmp_path / "report.md", plots, metrics).read_text()
     assert report.startswith("# Continued pretraining of tiny\n\nPretraining helped:")
     assert "(1 video left out" in report and "60 optimizer steps of 8 clips (60 epochs)" in report
+    assert "\n- predictor warm-up: optimizer steps 1-10 train the predictor only; the encoder learns from step 11\n" \
+        in report, "what the run did beyond the defaults"
     assert "| 60 | 60.0% (50–69) | 70.0% (60–78) | 100 / 100 |" in report
     assert "- step 30: collapse: target_rank fell to 2 at step 30" in report
     assert "25 of 60 monitor steps" in report and "| 1 | 1 |" in report and "| 60 | 0.01667 |" in report

@@ -179,9 +179,6 @@ def _step_context(run: PretrainingRun, accelerator: Accelerator, run_dir: Path, 
         state = PretrainState(**saved["state"])
         monitor.load_state_dict(saved["monitor"])
         log(f"resumed after step {state.step}")
-    if state.step < cfg.predictor.warmup_steps:
-        log(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; the "
-            f"encoder learns from step {cfg.predictor.warmup_steps + 1}")
     ctx = StepContext(cfg=cfg, objective=run.objective, optimizer=optimizer, scheduler=scheduler,
                       accelerator=accelerator, grid=run.grid, videos=run.videos, plan=plan, state=state,
                       checkpoint=str(run_dir / STATE_FILE))

@@ -126,6 +126,9 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     predictor = prepare_predictor(model.vjepa2, cfg.predictor, has_weights="predictor" not in lacking, seed=cfg.seed)
     if predictor is not None:
         notes.append(predictor)
+    if cfg.predictor.warmup_steps:
+        notes.append(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; "
+                     f"the encoder learns from step {cfg.predictor.warmup_steps + 1}")
     for note in notes:
         log(note)
     data = dataclasses.replace(cfg.data, crop_size=check_crop_size(model, cfg.data.crop_size))

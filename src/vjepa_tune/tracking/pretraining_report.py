@@ -90,6 +90,7 @@ def write_pretraining_report(report: Path, plots: Mapping[str, Path], metrics: M
         + (f", `best_model/` (the best probe by validation accuracy, step {metrics['best_probe_step']})"
            if metrics.get("best_probe_step") is not None else ""),
     ]
+    lines += [f"- {note}" for note in metrics.get("notes") or []]  # the predictor replaced, its warm-up, ...
     if metrics.get("stopped"):
         lines.append(f"- stopped early: {metrics['stopped']}")
     lines += ["", "## Probe", ""]
