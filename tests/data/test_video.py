@@ -36,6 +36,16 @@ def test_probe_counts_frames_and_times_without_decoding(make_video, count_decode
     assert (info.frame_pts is not None) == kind.startswith(("mp4", "mkv"))
 
 
+@pytest.mark.parametrize("kind", ["avi-h264", "avi-mpeg4"])
+def test_an_avi_on_a_millisecond_clock_has_its_frames_rate_not_the_clocks(make_video, kind):
+    """The AVI muxer writes frames at uneven times on a 1000-ticks-a-second clock (a tick without a frame is an
+    empty chunk) and PyAV reports 1000 fps; the video's rate is its frames' mean rate instead, as MP4 states it."""
+    info = probe_video(make_video("vfr", len(VFR_TIMES_MS), kind, times_ms=VFR_TIMES_MS))
+    assert info.num_frames == len(VFR_TIMES_MS)
+    assert info.fps == pytest.approx(info.num_frames / info.duration_s)
+    assert 4 < info.fps < 7  # 10 frames in about 2 s, not 1000 a second
+
+
 def test_uniform_sampling_takes_segment_centres_for_constant_rate(make_video):
     info = probe_video(make_video("v", 40))
     assert sample_frame_indices(info, 8) == [2, 7, 12, 17, 22, 27, 32, 37]

@@ -17,15 +17,13 @@ from pathlib import Path
 import av
 
 from vjepa_tune.data.copies import aside_path
-from vjepa_tune.data.video import UnreadableVideo, VideoInfo, probe_video, tolerated_missing_frames
+from vjepa_tune.data.video import MAX_FPS, UnreadableVideo, VideoInfo, probe_video, tolerated_missing_frames
 
 CRF = 20
 """x264 constant rate factor: visually lossless at these sizes (BENCHMARKS.md, "Data pipeline", has the sizes)."""
 PRESET = "veryfast"
 KEYFRAME_INTERVAL_S = 2.0
 """A keyframe every 2 s bounds how far a seek must decode to reach any frame."""
-MAX_FPS = 240
-"""Above this a container's frame rate is taken for a time base and the rate is measured instead."""
 FINE_TIME_BASE = Fraction(1, 90000)
 """The copy's time base where the source's is missing or too fine for the encoder and the MP4 muxer."""
 MAX_TIME_BASE_DENOMINATOR = 2**31 - 1
