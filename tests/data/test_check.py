@@ -132,7 +132,10 @@ def test_short_videos_are_a_warning_not_a_problem(folder_set):
     assert report["short"]["videos"] == [{"id": "other/short.mp4", "num_frames": 5}]
     assert report["verdict"]["status"] == "warnings"
     assert report["verdict"]["problems"] == []
-    assert "other/short.mp4: 5 frames" in format_report(report)
+    text = format_report(report)
+    assert "other/short.mp4: 5 frames" in text
+    # What each command does with them: train repeats their frames, pretrain leaves them out.
+    assert "will repeat frames in train's clips (pretrain leaves them out)" in text
 
     longer_clips = check_dataset(DataConfig(root=folder_set, frames_per_clip=16), workers=2, progress=False)
     assert len(longer_clips["short"]["videos"]) == 13  # every video: 12 frames, or 5

@@ -125,7 +125,7 @@ def _verdict(report: dict) -> dict[str, object]:
         n = len(report["short"]["videos"])
         warnings.append(
             f"{counted(n, 'video')} {verb(n, 'has', 'have')} fewer than {report['short']['frames_per_clip']} frames "
-            "and will repeat frames"
+            "and will repeat frames in train's clips (pretrain leaves them out)"
         )
     empty_classes = [name for name, n in report["classes"].items() if n == 0]
     if empty_classes:
@@ -291,7 +291,7 @@ def format_report(report: dict) -> str:
             "",
             f"short: {counted(len(short['videos']), 'video')} {verb(len(short['videos']), 'has', 'have')} fewer "
             f"than {short['frames_per_clip']} frames "
-            "(their clips repeat frames):",
+            "(train's clips of them repeat frames; pretrain leaves them out):",
         ]
         lines += [f"  {v['id']}: {counted(v['num_frames'], 'frame')}" for v in short["videos"][:SHOWN]]
         lines += _more(len(short["videos"]))
