@@ -275,10 +275,36 @@ def test_a_pretraining_run_exports_its_best_encoder_as_it_is_with_a_model_card(
     step = metrics["best_probe_step"]  # the console says which encoder went out, as the card does
     assert (f"note: exported best_model/, the target encoder the best probe by validation accuracy, "
             f"{'which was the encoder the run started from' if step == 0 else f'after {step} step'}") in stderr
-    assert "(model/ holds the one after the last step)" in stderr
+    assert "(model/ holds the one after the last step: --last exports it)" in stderr
     for command in (["evaluate", str(pretrained_run)], ["predict", str(pretrained_run), str(out / "README.md")]):
         assert main(command) == 2
         assert "is a pretraining run (vjepa-tune pretrain): it holds an encoder" in capsys.readouterr().err
+
+
+def test_export_last_writes_the_encoder_after_the_last_step_and_only_for_a_pretraining_run(
+    pretrained_run: Path, trained_run: RunFactory, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "last"
+    code, _, stderr = _export(capsys, str(pretrained_run), str(out), "--last")
+    assert code == 0 and "note: exported model/, the target encoder after the run's last step" in stderr
+    for name in ("config.json", "model.safetensors"):
+        assert (out / name).read_bytes() == (pretrained_run / "model" / name).read_bytes(), name
+    card = (out / "README.md").read_text()
+    assert "pretrained further on" in card and f"vjepa-tune export {pretrained_run} {out} --last" in card
+
+    code, _, stderr = _export(capsys, str(trained_run("head_only")), str(tmp_path / "x"), "--last")
+    assert code == 2 and "--last applies only to a pretraining run" in stderr and not (tmp_path / "x").exists()
+
+
+def test_a_card_whose_best_encoder_is_the_one_the_run_started_from_does_not_call_it_pretrained_further(
+    pretrained_run: Path
+) -> None:
+    from vjepa_tune.export import pretraining_model_card
+
+    metrics = {**json.loads((pretrained_run / "metrics.json").read_text()), "best_probe_step": 0}
+    card = pretraining_model_card(pretrained_run, pretrained_run / "best_model", "tiny", "footage", metrics, None)
+    assert "# V-JEPA 2 encoder: `tiny` as it came, the best of its continued pretraining on `footage`" in card
+    assert "pretrained further" not in card and "which was the encoder the run started from" in card
 
 
 def test_a_pretraining_exports_card_code_loads_the_encoder_with_no_weights_reported_unexpected(

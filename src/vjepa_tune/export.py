@@ -103,9 +103,11 @@ def export_run(
     *,
     merge: bool = False,
     overwrite: bool = False,
+    last: bool = False,
     command: str | None = None,
 ) -> ExportResult:
-    """Write the run's best model to `out_dir` (see the module docstring for what each kind holds)."""
+    """Write the run's best model to `out_dir` (see the module docstring for what each kind holds); with `last`, a
+    pretraining run's encoder after its last step instead of the best probe's."""
     # here, not at the top: the command line starts without torch
     from peft import PeftModel
     from transformers import VJEPA2VideoProcessor
@@ -116,7 +118,11 @@ def export_run(
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if is_pretraining_run(run_dir):
-        return export_pretraining_run(run_dir, out_dir, merge=merge, overwrite=overwrite, command=command)
+        return export_pretraining_run(run_dir, out_dir, merge=merge, overwrite=overwrite, last=last,
+                                      command=command)
+    if last:
+        raise BadInput(f"--last applies only to a pretraining run (it exports model/ instead of best_model/); "
+                       f"{run_dir} is a training run, whose export is its best model.")
     meta = read_model_meta(run_dir)
     _check_out_dir(run_dir, out_dir, overwrite)
     strategy = get_strategy(meta["strategy"])
@@ -170,7 +176,8 @@ def _clip_code(data: DataConfig) -> list[str]:
         ]
     else:
         pick = [
-            f"# {n} frames spread evenly over the whole video, as the run sampled its clips",
+            f"# {n} frames spread evenly over the whole video, as the run sampled its clips (here by frame count;",
+            "# the run takes the frame on screen at each part's middle in time: the same unless the rate varies)",
             f"video = np.stack([frames[(2 * k + 1) * len(frames) // {2 * n}] for k in range({n})])",
         ]
     return [
@@ -339,13 +346,18 @@ def model_card(
 
 # ------------------------------------------------------------------------------------------------ pretraining
 def export_pretraining_run(run_dir: Path, out_dir: Path, *, merge: bool = False, overwrite: bool = False,
-                           command: str | None = None) -> ExportResult:
+                           last: bool = False, command: str | None = None) -> ExportResult:
     """Write a pretraining run's model, the target encoder, as a plain Hugging Face folder with a model card: the
-    best by the probe's validation accuracy when the run probed (best_model/), else the last (model/)."""
+    best by the probe's validation accuracy when the run probed (best_model/), else, or with `last`, the one after
+    the last step (model/)."""
     _check_out_dir(run_dir, out_dir, overwrite)
-    best, last = run_dir / BEST_MODEL_DIR, run_dir / MODEL_DIR
+    best, final = run_dir / BEST_MODEL_DIR, run_dir / MODEL_DIR
     metrics = read_finished_metrics(run_dir) or {}
-    source = best if (best / HF_CONFIG_FILE).is_file() else last
+    if last and not (final / HF_CONFIG_FILE).is_file():
+        raise BadInput(f"--last: {run_dir} has no {MODEL_DIR}/ yet (a pretraining run writes it when it ends); "
+                       f"finish it with `vjepa-tune pretrain --resume {run_dir}`, or export {BEST_MODEL_DIR}/ without "
+                       "--last.")
+    source = best if (best / HF_CONFIG_FILE).is_file() and not last else final
     if not (source / HF_CONFIG_FILE).is_file():
         raise BadInput(f"{run_dir} holds no model yet: a pretraining run writes {MODEL_DIR}/ when it ends, and "
                        f"{BEST_MODEL_DIR}/ at its first probe; resume it with `vjepa-tune pretrain --resume "
@@ -353,13 +365,19 @@ def export_pretraining_run(run_dir: Path, out_dir: Path, *, merge: bool = False,
     notes = ["a pretraining run's model is its target encoder, a plain transformers model: there is nothing to "
              "merge."] if merge else []
     notes.append(f"exported {source.name}/, the target encoder {_which_encoder(source, metrics)}"
-                 + (f" ({MODEL_DIR}/ holds the one after the last step)" if source == best else ""))
+                 + (f" ({MODEL_DIR}/ holds the one after the last step: --last exports it)" if source == best
+                    else ""))
     cfg = read_pretrain_config(run_dir)
     with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
         shutil.copytree(source, staging, dirs_exist_ok=True)
         card = pretraining_model_card(run_dir, source, cfg.model, str(cfg.data.root), metrics, command)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return ExportResult(out_dir, "pretrained", notes)
+
+
+def _unchanged(source: Path, metrics: dict[str, Any]) -> bool:
+    """Whether `source` is best_model/ and that is the encoder the run started from (no later probe did better)."""
+    return source.name == BEST_MODEL_DIR.name and metrics.get("best_probe_step") == 0
 
 
 def _which_encoder(source: Path, metrics: dict[str, Any]) -> str:
@@ -401,7 +419,8 @@ def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, m
     lines = [
         *front,
         "",
-        f"# V-JEPA 2 encoder: `{model}` pretrained further on `{data}`",
+        (f"# V-JEPA 2 encoder: `{model}` as it came, the best of its continued pretraining on `{data}`"
+         if _unchanged(source, metrics) else f"# V-JEPA 2 encoder: `{model}` pretrained further on `{data}`"),
         "",
         f"Continued V-JEPA self-supervised pretraining with vjepa-tune from `{model}` on "
         + (f"{counted(metrics['num_videos'], 'unlabelled video')}, {counted(metrics['steps'], 'optimizer step')} of "
@@ -461,12 +480,16 @@ def build(p: ArgumentParser) -> None:
         help="Fold LoRA into the weights: a plain transformers model (default for runs without LoRA).",
     )
     p.add_argument("--overwrite", type=bool, default=False, help="Replace OUT_DIR if it exists.")
+    p.add_argument("--last", type=bool, default=False,
+                   help="A pretraining run: export model/, the encoder after the last step, instead of best_model/ "
+                        "(the best probe's).")
 
 
 def run(args: Namespace) -> int:
-    flags = "".join(f" --{name}" for name in ("merge", "overwrite") if getattr(args, name))
+    flags = "".join(f" --{name}" for name in ("merge", "overwrite", "last") if getattr(args, name))
     command = f"vjepa-tune export {args.run_dir} {args.out_dir}{flags}"
-    result = export_run(args.run_dir, args.out_dir, merge=args.merge, overwrite=args.overwrite, command=command)
+    result = export_run(args.run_dir, args.out_dir, merge=args.merge, overwrite=args.overwrite, last=args.last,
+                        command=command)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(result.summary())

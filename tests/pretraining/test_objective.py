@@ -249,7 +249,7 @@ def test_the_checkpoint_predictor_is_kept_unless_a_new_one_is_asked_for() -> Non
     kept = backbone.predictor
     assert prepare_predictor(backbone, PredictorSettings(), has_weights=True, seed=0) is None
     assert backbone.predictor is kept
-    with pytest.raises(BadInput, match=r"--predictor\.width, --predictor\.depth only apply to a new predictor"):
+    with pytest.raises(BadInput, match=r"--predictor\.width, --predictor\.depth apply only to a new predictor"):
         prepare_predictor(backbone, PredictorSettings(width=64, depth=2), has_weights=True, seed=0)
 
 
@@ -278,7 +278,7 @@ def test_a_checkpoint_without_predictor_weights_gets_a_new_one_of_its_shape_said
     backbone = _tiny().vjepa2
     old = backbone.predictor
     message = prepare_predictor(backbone, PredictorSettings(), has_weights=False, seed=0)
-    assert message == "predictor: a new one, 32 wide, 1 layers, 2 heads (the checkpoint has no predictor weights)."
+    assert message == "predictor: a new one, 32 wide, 1 layer, 2 heads (the checkpoint has no predictor weights)."
     assert backbone.predictor is not old
     assert backbone.predictor.proj.weight.shape == old.proj.weight.shape
 

@@ -167,6 +167,64 @@ def test_probe_videos_that_are_pretraining_videos_by_path_or_as_copies_are_warne
                        "path); the probe then scores videos the encoder was pretrained on. Keep the two sets apart.")
 
 
+def test_what_the_run_should_know_of_its_settings_reaches_its_report_and_metrics(
+        footage_root: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notes the log gives at the start (probe videos that are pretraining videos, a never-trained predictor
+    without a warm-up, a target held still) stay in metrics.json and report.md, beside the verdict they qualify."""
+    from vjepa_tune.pretraining import recipe
+
+    overlap = "warning: 2 of the probe's 6 videos are pretraining videos (2 by path); ..."
+    monkeypatch.setattr(recipe, "probe_overlap_warning", lambda videos, run_dir: overlap)
+    assert _pretrain(footage_root, tmp_path / "runs", "--max_steps", "1", "--ema.start", "1", "--ema.end", "1",
+                     "--probe.data.root", str(synth_root), "--probe.num_epochs", "1") == 0
+    run = _only_run(tmp_path / "runs")
+    notes = _metrics(run)["notes"]
+    assert overlap in notes
+    assert any(n.startswith("note: the predictor has never been trained and --predictor.warmup_steps is 0") for n in
+               notes), "tiny's predictor was never trained"
+    assert any(n.startswith("note: --ema.start 1 and --ema.end 1 hold the target encoder still") for n in notes)
+    report = (run / "report.md").read_text()
+    assert all(f"- {note}\n" in report for note in notes)
+
+
+def test_a_long_recording_sampled_uniformly_is_warned_about_with_what_to_do() -> None:
+    from vjepa_tune.config import DataConfig
+    from vjepa_tune.data.video import VideoInfo
+    from vjepa_tune.pretraining.setup import long_video_warning
+
+    def info(seconds: float) -> VideoInfo:
+        n = int(seconds * 25)
+        return VideoInfo(Path("v.mp4"), n, 25.0, seconds, 64, 64, tuple(i / 25 for i in range(n)), None, (0,))
+
+    infos = {"clip.mp4": info(2.0), "cam1/hour.mp4": info(3600.0), "cam2/minute.mp4": info(60.0)}
+    warning = long_video_warning(infos, DataConfig(frames_per_clip=16))
+    assert warning is not None and warning.startswith(
+        "warning: 2 videos of 3 last over 16 s (the longest 3600 s): with --data.sampling uniform, a clip's 16 "
+        "frames spread over the whole video, more than 1 s apart")
+    assert "give --data.sampling random_window" in warning
+    assert long_video_warning({"clip.mp4": info(15.0)}, DataConfig(frames_per_clip=16)) is None
+    assert long_video_warning(infos, DataConfig(frames_per_clip=16, sampling="random_window")) is None
+
+
+def test_a_monitors_clips_per_second_leaves_out_the_probes_and_checkpoints_before_it(
+        footage_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint (or probe) between two monitors is not the steps' time: a slow one must not show as a fall in
+    throughput."""
+    from vjepa_tune.pretraining import recipe
+
+    real = recipe._checkpoint
+
+    def slow_checkpoint(*args, **kwargs):
+        time.sleep(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "_checkpoint", slow_checkpoint)
+    assert _pretrain(footage_root, tmp_path / "runs", "--max_steps", "4", "--checkpoint_every", "2") == 0
+    history = _metrics(_only_run(tmp_path / "runs"))["history"]
+    after = next(e for e in history if e["step"] == 3)
+    assert after["clips_per_s"] > 4 / 3, "4 clips in one step, not in the step and a 3 s checkpoint"
+
+
 def test_the_best_model_is_the_probe_with_the_best_validation_accuracy(pretrained_run: Path) -> None:
     m = _metrics(pretrained_run)
     vals = [p["val_acc"] for p in m["probes"]]
@@ -470,7 +528,7 @@ def test_a_resumed_run_still_reports_the_videos_it_left_out_when_it_started(
         ("good", ["--probe.data.root", "{root}", "--probe.data.split_ratios", "0.5,0.5,0.5"],
          "--probe.data.split_ratios must be three non-negative fractions"),
         ("good", ["--probe.strategy", "lora"], "--probe.strategy 'lora' is not one of head_only, pooler_and_head"),
-        ("good", ["--predictor.width", "64"], "--predictor.width only apply to a new predictor"),
+        ("good", ["--predictor.width", "64"], "--predictor.width applies only to a new predictor"),
         ("good", ["--report_to", "tensorboard,nonsense"], "unknown tracker 'nonsense'"),
     ],
 )

@@ -188,8 +188,16 @@ def test_the_collapse_plot_draws_each_signal_with_the_level_a_fall_is_reported_a
     assert [ax.get_ylabel() for ax in axes] == ["target_std", "target_rank", "pred_std"]
     rank = _lines(axes[1])
     assert rank["target_rank"] == ([1.0, 50.0, 100.0], [30.0, 20.0, 10.0])
-    assert rank["20% of the first value"][1] == pytest.approx([6.0, 6.0])
+    assert rank["20% of its value at step 1"][1] == pytest.approx([6.0, 6.0])
     assert "collapse: finding" in rank
+
+
+def test_the_collapse_plots_level_is_the_monitors_own_reference_where_it_took_one_later() -> None:
+    """pred_std's reference is taken after the warm-up (a new predictor first learns the mean): the dotted level is
+    20% of that value, the level the monitor applies, not of the first point's."""
+    axes = collapse_signals_figure(HISTORY, FINDINGS, 0.2, {"pred_std": (50, 0.2), "target_rank": (1, 30.0)}).axes
+    assert _lines(axes[2])["20% of its value at step 50"][1] == pytest.approx([0.04, 0.04])
+    assert _lines(axes[1])["20% of its value at step 1"][1] == pytest.approx([6.0, 6.0])
 
 
 def test_the_probe_plot_draws_validation_and_test_accuracy_with_their_intervals(tmp_path) -> None:

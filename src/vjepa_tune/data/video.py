@@ -65,7 +65,8 @@ class VideoInfo:
     path: Path
     num_frames: int
     fps: float
-    """The stream's average frame rate (num_frames / duration_s when the container gives none)."""
+    """The stream's stated frame rate; num_frames / duration_s where it states none or over MAX_FPS (a clock's
+    ticks)."""
     duration_s: float
     """From the first frame's start to the last frame's end."""
     width: int

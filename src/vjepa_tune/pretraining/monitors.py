@@ -172,6 +172,10 @@ class CollapseMonitor:
             f"{median:.4g}; V-JEPA's loss spikes are usually partial collapse; {ADVICE}."
         ]
 
+    def references(self) -> dict[str, tuple[int, float]]:
+        """Each signal's reference, (step, value), that its fall is measured against (pred_std's after settling)."""
+        return dict(self.first)
+
     def state_dict(self) -> dict:
         """Plain data (JSON-able) for a checkpoint."""
         return {

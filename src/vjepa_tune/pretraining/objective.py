@@ -28,6 +28,7 @@ from vjepa_tune.errors import BadInput
 from vjepa_tune.models.build import enable_activation_checkpointing
 from vjepa_tune.pretraining.masks import MaskDraw
 from vjepa_tune.randomness import seeded_torch_rng
+from vjepa_tune.text import counted, verb
 
 MIN_HEAD_SIZE = 6
 """VJEPA2's RoPE rotates three sections (time, row, column) of 2 * (head size // 3 // 2) dimensions each; below 6
@@ -219,8 +220,10 @@ def prepare_predictor(
     if has_weights and not settings.reinit:
         given = [f"{prefix}predictor.{name}" for name, value in shape.items() if value is not None]
         if given:
-            raise BadInput(f"{', '.join(given)} only apply to a new predictor: add {prefix}predictor.reinit to "
-                           "replace the checkpoint's predictor, or leave them unset to train it as it is.")
+            them = "it" if len(given) == 1 else "them"
+            raise BadInput(f"{', '.join(given)} {verb(len(given), 'applies', 'apply')} only to a new predictor: add "
+                           f"{prefix}predictor.reinit to replace the checkpoint's predictor, or leave {them} unset to "
+                           "train it as it is.")
         return None
     config = backbone.config
     width = settings.width or config.pred_hidden_size
@@ -237,4 +240,4 @@ def prepare_predictor(
     reference = backbone.encoder.layernorm.weight
     backbone.predictor = new_predictor(config, seed).to(device=reference.device, dtype=reference.dtype)
     reason = "replaced as asked" if has_weights else "the checkpoint has no predictor weights"
-    return f"predictor: a new one, {width} wide, {depth} layers, {heads} heads ({reason})."
+    return f"predictor: a new one, {width} wide, {counted(depth, 'layer')}, {counted(heads, 'head')} ({reason})."

@@ -90,7 +90,8 @@ class PretrainResult:
     def summary(self) -> str:
         m = self.metrics
         best = f", best probe: {self.run_dir / BEST_MODEL_DIR}" if m["best_probe_step"] is not None else ""
-        return (f"pretrained {m['steps']} steps in {m['train_time_s']:.0f} s; target encoder: "
+        return (f"pretrained {m['steps']} steps in {m['train_time_s']:.0f} s (the steps alone, probes and checkpoints "
+                f"aside); target encoder: "
                 f"{self.run_dir / MODEL_DIR}{best}; report: {self.run_dir / REPORT_FILE}")
 
 
@@ -124,6 +125,7 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
                              left_out=run.skipped)
             if run.probe_videos and (warning := probe_overlap_warning(run.probe_videos, run_dir)):
                 log(warning)
+                run.notes.append(warning)  # report.md and metrics.json say it beside the verdict it weakens
         ctx, monitor = _step_context(run, accelerator, run_dir, resuming=resume_dir is not None, log=log)
         trackers = open_kept_trackers(  # runs recorded before trackers.json kept the ids in the checkpoint only
             cfg.report_to, run_dir, out=cfg.out, config=to_plain(run.cfg), job_type="pretrain",
@@ -134,7 +136,7 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None, *, log: Log = print
             # Pretrain: step by step from where the checkpoint left off; monitors, probes and checkpoints on time.
             _pretrain_steps(ctx, run, run_dir, monitor, trackers, log)
             # Record: the target encoder as the model, the report and its plots, then metrics.json last.
-            metrics = _record(ctx, run, run_dir, trackers, log)
+            metrics = _record(ctx, run, run_dir, monitor, trackers, log)
     return PretrainResult(run_dir, metrics)
 
 
@@ -221,6 +223,7 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
                     log(f"stopping: {state.stopped}")
                     break
                 probed = False
+                aside = time.perf_counter()
                 if has_probe(cfg) and cfg.probe.every and state.step % cfg.probe.every == 0 \
                         and state.step < plan.total_steps:
                     with tqdm.external_write_mode():
@@ -229,6 +232,7 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
                 if probed or state.step % cfg.checkpoint_every == 0:
                     _checkpoint(ctx, monitor, batch, run_dir)
                 started = time.perf_counter()
+                since = (since[0] + started - aside, since[1])  # the next monitor's clips/s: the steps' own rate
             if state.stopped:
                 break
     finally:
@@ -327,7 +331,8 @@ def _checkpoint(ctx: StepContext, monitor: CollapseMonitor, batch: MonitorBatch 
     distributed.barrier()
 
 
-def _record(ctx: StepContext, run: PretrainingRun, run_dir: Path, trackers: Trackers, log: Log) -> dict[str, Any]:
+def _record(ctx: StepContext, run: PretrainingRun, run_dir: Path, monitor: CollapseMonitor, trackers: Trackers,
+            log: Log) -> dict[str, Any]:
     """Write model/ (the target encoder), the plots and report.md, then metrics.json last."""
     cfg, state, accelerator = ctx.cfg, ctx.state, ctx.accelerator
     for part in distributed.gather(state.runtime_skipped):
@@ -363,7 +368,7 @@ def _record(ctx: StepContext, run: PretrainingRun, run_dir: Path, trackers: Trac
     if distributed.is_main():
         checkpoint.save_encoder_model(run_dir / MODEL_DIR, run.model, ctx.objective.target_encoder,
                                       with_head=run.with_head)
-        plots = write_plots(run_dir / PLOTS_DIR, metrics, CollapseRules().fall_fraction)
+        plots = write_plots(run_dir / PLOTS_DIR, metrics, CollapseRules().fall_fraction, monitor.references())
         report = write_pretraining_report(run_dir / REPORT_FILE, plots, metrics)
         trackers.log_artifacts([*plots.values(), report])
         write_pretrain_metrics(run_dir, metrics)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import VJEPA2ForVideoClassification
 
-from vjepa_tune.config import PretrainConfig, has_probe, probe_data_flags
+from vjepa_tune.config import DataConfig, PretrainConfig, has_probe, probe_data_flags
 from vjepa_tune.data.dataset import ClipDataset
 from vjepa_tune.data.probing import probe_samples
 from vjepa_tune.data.samples import Sample
@@ -27,10 +27,11 @@ from vjepa_tune.data.video import VideoInfo, frames_needed
 from vjepa_tune.errors import BadInput
 from vjepa_tune.models.build import build_pretraining_model
 from vjepa_tune.models.loading import check_crop_size, model_config
+from vjepa_tune.models.specs import RANDOM_PREFIX, TINY
 from vjepa_tune.pretraining.masks import TokenGrid, check_masks
 from vjepa_tune.pretraining.objective import JepaObjective, prepare_predictor
 from vjepa_tune.runs.folder import SPLITS_FILE, read_resumed_splits
-from vjepa_tune.text import counted
+from vjepa_tune.text import counted, verb
 from vjepa_tune.training.inputs import training_clips
 
 Log = Callable[[str], None]
@@ -61,6 +62,31 @@ class PretrainingRun:
     """The probe's labelled videos as listed (none without `--probe.data.root`)."""
     notes: list[str] = field(default_factory=list)
     """What the set-up said about the model (a new predictor, parts drawn from the seed)."""
+
+
+MAX_UNIFORM_GAP_S = 1.0
+"""With uniform sampling a clip's frames spread over the whole video; further apart than this, consecutive frames of
+a clip no longer show one motion, which is what the predictor has to follow."""
+
+
+def long_video_warning(infos: dict[str, VideoInfo], data: DataConfig) -> str | None:
+    """A warning when uniform sampling spreads some videos' clips too thin (long recordings), else None."""
+    if data.sampling != "uniform" or not infos:
+        return None
+    limit_s = MAX_UNIFORM_GAP_S * data.frames_per_clip
+    long = [info.duration_s for info in infos.values() if info.duration_s > limit_s]
+    if not long:
+        return None
+    return (f"warning: {counted(len(long), 'video')} of {len(infos)} {verb(len(long), 'lasts', 'last')} over "
+            f"{limit_s:.0f} s (the longest {max(long):.0f} s): with --data.sampling uniform, a clip's "
+            f"{data.frames_per_clip} frames spread over the whole video, more than {MAX_UNIFORM_GAP_S:g} s apart, "
+            "too far for the predictor to follow a motion. For long recordings give --data.sampling random_window "
+            "(consecutive frames --data.frame_step apart, a new window every epoch), or cut them into clips.")
+
+
+def predictor_never_trained(model: str) -> bool:
+    """A random model's predictor, or the bundled `tiny`'s (made for its pretext task, never trained)."""
+    return model == TINY or model.startswith(RANDOM_PREFIX)
 
 
 def _readable(videos: list[Sample], cfg: PretrainConfig, log: Log) -> tuple[list[Sample], dict[str, VideoInfo],
@@ -116,6 +142,8 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     skipped = {**left_out, **skipped}
 
     notes: list[str] = []
+    if (spread := long_video_warning({v.id: infos[v.id] for v in videos}, cfg.data)) is not None:
+        notes.append(spread)
     model, lacking = build_pretraining_model(cfg.model, cfg.seed, log)
     if "pooler" in lacking:
         notes.append(f"{cfg.model} has no pooler weights: the run's model folder is a VJEPA2Model (encoder and "
@@ -129,6 +157,13 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     if cfg.predictor.warmup_steps:
         notes.append(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; "
                      f"the encoder learns from step {cfg.predictor.warmup_steps + 1}")
+    elif predictor is not None or predictor_never_trained(cfg.model):
+        notes.append("note: the predictor has never been trained and --predictor.warmup_steps is 0: its first, "
+                     "random errors are what the encoder learns from first; a warm-up of a tenth to a quarter of the "
+                     "run lets it learn to predict first (docs/pretraining.md)")
+    if cfg.ema.start == 1 and cfg.ema.end == 1:
+        notes.append("note: --ema.start 1 and --ema.end 1 hold the target encoder still, and the model folders hold "
+                     "the target encoder: they will be the encoder the run started from, whatever the encoder learns")
     for note in notes:
         log(note)
     data = dataclasses.replace(cfg.data, crop_size=check_crop_size(model, cfg.data.crop_size))

@@ -254,14 +254,17 @@ COLLAPSE_SIGNALS = ("target_std", "target_rank", "pred_std")
 
 
 def plot_collapse_signals(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
-                          fall_fraction: float, out_png: Path) -> Path:
+                          fall_fraction: float, out_png: Path,
+                          references: Mapping[str, tuple[int, float]] | None = None) -> Path:
     """target_std, target_rank and pred_std at each monitor step, one panel each, with the level below which a
-    fall is reported (`fall_fraction` of the signal's first value) dotted and each finding's step dashed."""
-    return _save(collapse_signals_figure(history, findings, fall_fraction), out_png)
+    fall is reported (`fall_fraction` of the signal's reference: `references[name]`, (step, value), as the monitor
+    took it, else its first value) dotted and each finding's step dashed."""
+    return _save(collapse_signals_figure(history, findings, fall_fraction, references), out_png)
 
 
 def collapse_signals_figure(history: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
-                            fall_fraction: float) -> Figure:
+                            fall_fraction: float,
+                            references: Mapping[str, tuple[int, float]] | None = None) -> Figure:
     """The figure `plot_collapse_signals` saves."""
     if not history:
         raise ValueError("plot_collapse_signals needs at least one monitor entry; got none.")
@@ -271,9 +274,10 @@ def collapse_signals_figure(history: Sequence[Mapping[str, Any]], findings: Sequ
     for ax, name in zip(fig.subplots(1, len(COLLAPSE_SIGNALS)), COLLAPSE_SIGNALS, strict=True):
         steps, values = _by_step(history, name)
         ax.plot(steps, values, marker="o", markersize=3, color="C0", label=name)
-        if values:
-            ax.axhline(fall_fraction * values[0], color="C3", linestyle=":",
-                       label=f"{fall_fraction:.0%} of the first value")
+        reference = (references or {}).get(name) or ((steps[0], values[0]) if values else None)
+        if reference is not None:
+            ax.axhline(fall_fraction * reference[1], color="C3", linestyle=":",
+                       label=f"{fall_fraction:.0%} of its value at step {reference[0]}")
         _mark_findings(ax, findings)
         ax.set(title=titles[name], xlabel="optimizer step", ylabel=name)
         ax.set_ylim(bottom=0)

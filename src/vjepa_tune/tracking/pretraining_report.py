@@ -59,14 +59,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def write_plots(plots_dir: Path, metrics: Mapping[str, Any], fall_fraction: float) -> dict[str, Path]:
-    """loss.png, collapse.png and (with probes) probe.png in `plots_dir`; returns them by name."""
+def write_plots(plots_dir: Path, metrics: Mapping[str, Any], fall_fraction: float,
+                references: Mapping[str, tuple[int, float]] | None = None) -> dict[str, Path]:
+    """loss.png, collapse.png and (with probes) probe.png in `plots_dir`; returns them by name. `references`: each
+    collapse signal's (step, value) its fall is measured against (default: its first value)."""
     history, findings, probes = metrics["history"], metrics.get("collapse") or [], metrics["probes"]
     plots: dict[str, Path] = {}
     if history:
         plots["loss"] = plot_pretraining_loss(history, findings, plots_dir / "loss.png")
         plots["collapse signals"] = plot_collapse_signals(history, findings, fall_fraction,
-                                                          plots_dir / "collapse.png")
+                                                          plots_dir / "collapse.png", references)
     if probes:
         plots["probe accuracy"] = plot_probe_accuracy(probes, plots_dir / "probe.png")
     return plots
@@ -104,7 +106,8 @@ def write_pretraining_report(report: Path, plots: Mapping[str, Path], metrics: M
         lines.append("No probe ran.")
     lines += ["", "## Monitors", ""]
     columns = ["step", "loss", "lr", "ema_momentum", "grad_norm", "target_std", "target_rank", "pred_std"]
-    lines += _table(columns, [[_number(entry.get(c)) for c in columns] for entry in _thinned(history)])
+    lines += _table(columns, [[_number(entry.get(c), 6 if c == "ema_momentum" else 4) for c in columns]
+                              for entry in _thinned(history)])
     if len(history) > MAX_HISTORY_ROWS:
         lines += ["", f"{MAX_HISTORY_ROWS} of {len(history)} monitor steps; metrics.json's `history` has them all."]
     lines += ["", "## Collapse findings", ""]
@@ -121,9 +124,9 @@ def _epochs(epochs: float) -> str:
     return f"{epochs:.3g} epoch" if epochs == 1 else f"{epochs:.3g} epochs"
 
 
-def _number(value: Any) -> str:
+def _number(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.4g}"
+    return f"{value:.{digits}g}"
