@@ -13,13 +13,15 @@ of `pretrain_adaptation.py` (the same before-probes), after unpacking a run as W
 
 Each condition first runs a few steps to measure its rate (clips per second, and the run's fixed cost), then as many
 steps as its share of the deadline allows. Writes OUT/pretrain_scale.md (and .json) after each condition, so what
-finished is kept when the deadline cuts the rest. The data in WORK are kept between calls, the runs are not.
+finished is kept when the deadline cuts the rest. The data in WORK are kept between calls; the runs this script
+names (CONDITION-calibration, CONDITION-VARIANT) are made afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -78,19 +80,28 @@ def pretrain(model: str, data: Path, out: Path, name: str, steps: int, flags: li
 def planned_steps(calibration: dict, seconds: float, batch: int) -> tuple[int, float, float]:
     """Steps that fit `seconds` at the calibration's steady rate, after its fixed cost (set-up and writing out).
 
-    The rate is the last monitor's (the steps since the one before, past the start-up, waits for clips included;
-    metrics.json's train_time_s leaves those waits out); the fixed cost is the wall time that rate leaves
-    unexplained."""
+    The rate is the last monitor's (the steps since the one before, past the start-up, waits for clips included);
+    the fixed cost is the wall time that rate leaves unexplained (set-up, the first clips, writing out)."""
     rate = calibration["history"][-1]["clips_per_s"]
     fixed = calibration["wall_s"] - calibration["steps"] * batch / rate
     return max(0, int(0.9 * (seconds - fixed) * rate / batch)), rate, fixed
+
+
+def clips_seen(metrics: dict) -> int:
+    """The clips a run's steps took: metrics.json's `clips_seen`, or for runs older than it, counted from the plan
+    (an epoch's last step takes the videos that are left)."""
+    if "clips_seen" in metrics:
+        return int(metrics["clips_seen"])
+    videos, batch = metrics["num_videos"], metrics["effective_batch"]
+    epochs, steps = divmod(metrics["steps"], math.ceil(videos / batch))
+    return epochs * videos + min(steps * batch, videos)
 
 
 def summary_row(name: str, model: str, metrics: dict, flags: list[str], rate: float) -> dict:
     first, last = metrics["history"][0], metrics["history"][-1]
     return {
         "condition": name, "model": model, "flags": flags, "steps": metrics["steps"],
-        "batch": metrics["effective_batch"], "clips": metrics["steps"] * metrics["effective_batch"],
+        "batch": metrics["effective_batch"], "clips": clips_seen(metrics),
         "step_s": metrics["train_time_s"], "wall_s": round(metrics["wall_s"], 1), "calibrated_clips_per_s": rate,
         "precision": metrics["precision"], "loss": [first["loss"], last["loss"]],
         "target_rank": [first["target_rank"], last["target_rank"]],
@@ -102,14 +113,14 @@ def summary_row(name: str, model: str, metrics: dict, flags: list[str], rate: fl
 def markdown(rows: list[dict], environment: dict) -> str:
     versions_text = ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if v)
     lines = [f"Machine: {environment['machine']}; {versions_text}", "",
-             "| condition | steps x batch = clips | run's wall time | clips/s (in the steps alone) | loss "
+             "| condition | steps of batch: clips | run's wall time | clips/s (in metrics.json's train_time_s) | loss "
              "| target_rank | target_std | pred_std | collapse findings | flags |",
              "|---|---|---:|---:|---|---|---|---|---:|---|"]
     for r in rows:
         signals = " | ".join(f"{r[key][0]:.3f} -> {r[key][1]:.3f}" for key in ("loss", "target_rank", "target_std",
                                                                                "pred_std"))
         lines.append(
-            f"| {r['condition']} (`{r['model']}`) | {r['steps']} x {r['batch']} = {r['clips']} | {r['wall_s']:.0f} s "
+            f"| {r['condition']} (`{r['model']}`) | {r['steps']} of {r['batch']}: {r['clips']} | {r['wall_s']:.0f} s "
             f"| {r['clips'] / r['wall_s']:.0f} ({r['clips'] / r['step_s']:.0f}) | {signals} | {r['collapse']} "
             f"| `{' '.join(r['flags'])}` |")
     return "\n".join(lines) + "\n"
@@ -142,10 +153,12 @@ def main_(argv: list[str] | None = None) -> None:
     names = args.conditions.split(",")
     shares = [float(s) for s in args.shares.split(",")]
     runs = args.work / "pretrain"
-    shutil.rmtree(runs, ignore_errors=True)  # an earlier call's runs on a warm machine: `pretrain` keeps finished runs
     rows: list[dict] = []
     for index, name in enumerate(names):
         condition, scale = CONDITIONS[name], SCALE[name]
+        run = f"{name}-{args.variant}"
+        for earlier in (f"{name}-calibration", run):  # an earlier call's (a warm machine): pretrain keeps them
+            shutil.rmtree(runs / earlier, ignore_errors=True)
         if args.batch_size:
             scale = replace(scale, batch_size=args.batch_size)
         left = args.deadline_s - (time.perf_counter() - started)
@@ -162,7 +175,6 @@ def main_(argv: list[str] | None = None) -> None:
         flags = [*scale.flags]
         if scale.warmup_fraction:
             flags += ["--predictor.warmup_steps", str(int(steps * scale.warmup_fraction))]
-        run = f"{name}-{args.variant}"
         metrics = pretrain(condition.model, data, runs, run, steps, [*condition.pretrain, *flags], args.num_workers,
                            args.log_every)
         (runs / run / "scale_flags.txt").write_text(" ".join(flags) + "\n")

@@ -16,7 +16,7 @@
 #                    device = drawn on the CPU?)                                                 CHECKS_LIMIT (30 s)
 #   6. decode.*      gpu_decode_probe.py: NVDEC through PyAV's FFmpeg, checked against the CPU decoder   DECODE_LIMIT (40 s)
 # PARTS (default all six, comma-separated) picks parts, e.g. PARTS=compile,training for a second, shorter call.
-# issue17 (about 8 minutes): pretrain_at_scale.py, issue 17's two pretrainings with a GPU's clips, within
+# issue17 (about 7.5 minutes): pretrain_at_scale.py, issue 17's two pretrainings with a GPU's clips, within
 # PRETRAIN_LIMIT (450 s); it leaves pretrain_scale.md and one tarball per run (scratch.tar.gz, adaptation.tar.gz) for
 # the probes on the CPU machine (docs/pretraining.md). PRETRAIN_ARGS are appended.
 # all / throughput / end_to_end: issue 8's runs (throughput under THROUGHPUT_LIMIT, 240 s; end to end under

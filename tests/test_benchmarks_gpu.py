@@ -536,8 +536,6 @@ def test_the_device_call_leaves_few_enough_files_for_the_device_tool_to_bring_ba
     assert "Check `build`" in done.stdout
 
 
-
-
 def test_issue17s_device_call_brings_back_each_run_folder_and_its_table(tmp_path: Path) -> None:
     """`run_on_gpu.sh issue17` pretrains both conditions for the time it has and leaves, within the device tool's 8
     files, the table and each run folder as a tarball (the model the CPU machine probes, without the checkpoint)."""
@@ -554,11 +552,12 @@ def test_issue17s_device_call_brings_back_each_run_folder_and_its_table(tmp_path
     with tarfile.open(out / "raw.tar") as raw:
         assert sorted(raw.getnames()) == ["environment.txt", "pretrain_scale.json", "pretrain_scale.log"]
         rows = json.load(raw.extractfile("pretrain_scale.json"))["runs"]
-    assert [(r["condition"], r["steps"], r["batch"]) for r in rows] == [("scratch", 4, 2), ("adaptation", 4, 2)]
+    assert [(r["condition"], r["steps"], r["batch"], r["clips"]) for r in rows] == [("scratch", 4, 2, 8),
+                                                                                    ("adaptation", 4, 2, 8)]
     assert rows[1]["flags"][-2:] == ["--predictor.warmup_steps", "1"]  # a quarter of the run
     for name in ("scratch", "adaptation"):
         with tarfile.open(out / f"{name}.tar.gz") as run:
             names = run.getnames()
         assert f"{name}-gpu/model/model.safetensors" in names and f"{name}-gpu/scale_flags.txt" in names
         assert f"{name}-gpu/metrics.json" in names and not any("/checkpoint" in n for n in names)
-    assert "| scratch (`random:tiny`) | 4 x 2 = 8 |" in (out / "pretrain_scale.md").read_text()
+    assert "| scratch (`random:tiny`) | 4 of 2: 8 |" in (out / "pretrain_scale.md").read_text()

@@ -305,6 +305,10 @@ def test_a_card_whose_best_encoder_is_the_one_the_run_started_from_does_not_call
     card = pretraining_model_card(pretrained_run, pretrained_run / "best_model", "tiny", "footage", metrics, None)
     assert "# V-JEPA 2 encoder: `tiny` as it came, the best of its continued pretraining on `footage`" in card
     assert "pretrained further" not in card and "which was the encoder the run started from" in card
+    held = pretraining_model_card(pretrained_run, pretrained_run / "model", "tiny", "footage", metrics, None,
+                                  target_held=True)
+    assert "# V-JEPA 2 encoder: `tiny` as it came: its continued pretraining on `footage` held the target encoder " \
+           "still (EMA momentum 1)" in held and "pretrained further" not in held
 
 
 def test_a_pretraining_exports_card_code_loads_the_encoder_with_no_weights_reported_unexpected(

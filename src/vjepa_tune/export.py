@@ -370,9 +370,20 @@ def export_pretraining_run(run_dir: Path, out_dir: Path, *, merge: bool = False,
     cfg = read_pretrain_config(run_dir)
     with staged_folder(out_dir, replace=True) as staging:  # checked above: empty, or --overwrite
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        card = pretraining_model_card(run_dir, source, cfg.model, str(cfg.data.root), metrics, command)
+        card = pretraining_model_card(run_dir, source, cfg.model, str(cfg.data.root), metrics, command,
+                                      target_held=cfg.ema.start == 1 and cfg.ema.end == 1)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return ExportResult(out_dir, "pretrained", notes)
+
+
+def _card_title(model: str, data: str, source: Path, metrics: dict[str, Any], target_held: bool) -> str:
+    """The card's title: "pretrained further" only when the exported encoder is not the one the run started from."""
+    if target_held:
+        return (f"# V-JEPA 2 encoder: `{model}` as it came: its continued pretraining on `{data}` held the target "
+                "encoder still (EMA momentum 1)")
+    if _unchanged(source, metrics):
+        return f"# V-JEPA 2 encoder: `{model}` as it came, the best of its continued pretraining on `{data}`"
+    return f"# V-JEPA 2 encoder: `{model}` pretrained further on `{data}`"
 
 
 def _unchanged(source: Path, metrics: dict[str, Any]) -> bool:
@@ -402,9 +413,10 @@ def _classifier_encoder_code() -> list[str]:
 
 
 def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, metrics: dict[str, Any],
-                           command: str | None) -> str:
+                           command: str | None, *, target_held: bool = False) -> str:
     """README.md for a pretraining run's export: what was pretrained on what, which encoder this is, what the probe
-    measured, and how to load it."""
+    measured, and how to load it. `target_held`: the run's EMA momentum was 1 throughout, so its target encoder,
+    the one exported, is the one it started from."""
     config = json.loads((source / HF_CONFIG_FILE).read_text(encoding="utf-8"))
     classifier = "VJEPA2ForVideoClassification" in (config.get("architectures") or [])
     hub = hub_id(model)
@@ -419,8 +431,7 @@ def pretraining_model_card(run_dir: Path, source: Path, model: str, data: str, m
     lines = [
         *front,
         "",
-        (f"# V-JEPA 2 encoder: `{model}` as it came, the best of its continued pretraining on `{data}`"
-         if _unchanged(source, metrics) else f"# V-JEPA 2 encoder: `{model}` pretrained further on `{data}`"),
+        _card_title(model, data, source, metrics, target_held),
         "",
         f"Continued V-JEPA self-supervised pretraining with vjepa-tune from `{model}` on "
         + (f"{counted(metrics['num_videos'], 'unlabelled video')}, {counted(metrics['steps'], 'optimizer step')} of "

@@ -71,6 +71,7 @@ def test_a_pretraining_run_folder_holds_its_records(pretrained_run: Path) -> Non
     m = _metrics(pretrained_run)
     assert m["approach"] == "pretrain" and m["format"] == "videos" and m["num_videos"] == 8
     assert m["steps"] == m["total_steps"] == 4 and m["effective_batch"] == 4 and m["epochs"] == 2
+    assert m["clips_seen"] == 16, "two epochs of the 8 videos"
     assert [h["step"] for h in m["history"]] == [1, 2, 4], "the first step, every --log_every and the last"
     for entry in m["history"]:
         assert {"loss", "lr", "ema_momentum", "grad_norm", "target_std", "target_rank", "pred_std"} <= entry.keys()
@@ -180,8 +181,8 @@ def test_what_the_run_should_know_of_its_settings_reaches_its_report_and_metrics
     run = _only_run(tmp_path / "runs")
     notes = _metrics(run)["notes"]
     assert overlap in notes
-    assert any(n.startswith("note: the predictor has never been trained and --predictor.warmup_steps is 0") for n in
-               notes), "tiny's predictor was never trained"
+    assert any(n.startswith("note: the predictor is new or was never trained, and --predictor.warmup_steps is 0")
+               for n in notes), "tiny's predictor was never trained"
     assert any(n.startswith("note: --ema.start 1 and --ema.end 1 hold the target encoder still") for n in notes)
     report = (run / "report.md").read_text()
     assert all(f"- {note}\n" in report for note in notes)
@@ -255,6 +256,13 @@ def test_the_plan_covers_num_epochs_unless_max_steps_ends_it_sooner() -> None:
     short = plan_steps(cfg, num_videos=10, processes=2)
     assert (short.step_size, short.total_steps, list(short.epochs_from(0))) == (8, 4, [0, 1])
     assert [s for s, _ in short.epoch_steps(1)] == [2, 3] and short.epoch_steps(1, from_step=3)[0][0] == 3
+
+
+def test_clips_seen_counts_an_epochs_short_last_step(footage_root: Path, tmp_path: Path) -> None:
+    """8 videos in steps of 3: each epoch's last step takes the 2 left, so 4 steps see 3 + 3 + 2 + 3 clips."""
+    assert _pretrain(footage_root, tmp_path / "runs", "--batch_size", "3", "--max_steps", "4") == 0
+    m = _metrics(_only_run(tmp_path / "runs"))
+    assert (m["steps"], m["effective_batch"], m["clips_seen"]) == (4, 3, 11)
 
 
 def test_a_max_steps_the_epochs_end_before_is_said(footage_root: Path, tmp_path: Path,

@@ -198,6 +198,7 @@ def test_the_collapse_plots_level_is_the_monitors_own_reference_where_it_took_on
     axes = collapse_signals_figure(HISTORY, FINDINGS, 0.2, {"pred_std": (50, 0.2), "target_rank": (1, 30.0)}).axes
     assert _lines(axes[2])["20% of its value at step 50"][1] == pytest.approx([0.04, 0.04])
     assert _lines(axes[1])["20% of its value at step 1"][1] == pytest.approx([6.0, 6.0])
+    assert not any(label.startswith("20%") for label in _lines(axes[0])), "target_std: the monitor took no reference"
 
 
 def test_the_probe_plot_draws_validation_and_test_accuracy_with_their_intervals(tmp_path) -> None:

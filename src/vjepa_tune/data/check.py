@@ -1,12 +1,12 @@
 """`vjepa-tune data check`: what training would see in a data set, before spending hours on it.
 
-The report reads the data set and splits it exactly as training does (`read_dataset`, then `make_splits`
-with the same seed), probes every video once (demuxing only, no decoding), and says what would go wrong:
-unreadable files (training leaves them out), videos too short for a clip (their frames repeat), groups on two
-sides of the split (near-copies that inflate the test score). Leaks can only be seen between videos with groups:
-without any (a folder or list layout with no `--data.group_pattern` or `--data.list_groups`) the report says it
-could not check them (`split.leaks_checked` false) rather than calling the split leak-free. The report is plain
-JSON-ready data; `format_report` renders it for people.
+The report reads the data set and splits it exactly as training does (`read_dataset`, then `make_splits` with the same
+seed), probes every video once (demuxing only, no decoding), and says what would go wrong: unreadable files (training
+leaves them out), videos too short for a clip (train repeats their frames, pretrain leaves them out), groups on two
+sides of the split (near-copies that inflate the test score). Leaks can only be seen between videos with groups: without
+any (a folder or list layout with no `--data.group_pattern` or `--data.list_groups`) the report says it could not check
+them (`split.leaks_checked` false) rather than calling the split leak-free. The report is plain JSON-ready data;
+`format_report` renders it for people.
 """
 
 from __future__ import annotations
@@ -299,7 +299,8 @@ def format_report(report: dict) -> str:
         lines.append(
             f"note: {counted(short['shorter_than_window'], 'video')} "
             f"{verb(short['shorter_than_window'], 'is', 'are')} shorter than the random_window span of "
-            f"{short['window_frames']} frames; their window starts at frame 0 and repeats the last frame"
+            f"{short['window_frames']} frames; train's window starts at frame 0 and repeats the last frame, pretrain "
+            "leaves them out"
         )
 
     if report.get("overlap"):

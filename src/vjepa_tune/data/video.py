@@ -56,7 +56,10 @@ class UnreadableVideo(Exception):
 MAX_FPS = 240
 """Above this a stream's stated frame rate is a clock's ticks, not frames: an AVI written with a millisecond time
 base states 1000 whatever it holds (a tick without a frame is an empty chunk), some streams state their time base's
-90000. Such a video's rate is its frames' mean rate instead (frames over duration), as MP4 states it."""
+90000. Such a video's rate is its frames' mean rate instead (frames over duration), as MP4 states it; that is only
+as good as the timestamps (a single frame lasting one tick, or frames without timestamps, spaced a tick apart,
+still come out at the clock's rate)."""
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -166,9 +169,9 @@ def _info_from_packets(
     else:
         last_duration = single_duration or (1.0 / float(rate) if rate else 0.0)
     duration = times[-1] + last_duration
-    if rate and 0 < rate <= MAX_FPS:
+    if rate and rate <= MAX_FPS:
         fps = float(rate)
-    else:  # no rate, or a clock's ticks rather than frames: the frames' own mean rate
+    else:  # none stated, or a clock's ticks rather than frames: the frames' own mean rate
         fps = num_frames / duration if duration > 0 else 0.0
     return VideoInfo(
         path=path,

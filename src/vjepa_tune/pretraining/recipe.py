@@ -90,8 +90,8 @@ class PretrainResult:
     def summary(self) -> str:
         m = self.metrics
         best = f", best probe: {self.run_dir / BEST_MODEL_DIR}" if m["best_probe_step"] is not None else ""
-        return (f"pretrained {m['steps']} steps in {m['train_time_s']:.0f} s (the steps alone, probes and checkpoints "
-                f"aside); target encoder: "
+        return (f"pretrained {m['steps']} steps in {m['train_time_s']:.0f} s (waits for clips included, probes and "
+                f"checkpoints aside); target encoder: "
                 f"{self.run_dir / MODEL_DIR}{best}; report: {self.run_dir / REPORT_FILE}")
 
 
@@ -351,6 +351,7 @@ def _record(ctx: StepContext, run: PretrainingRun, run_dir: Path, monitor: Colla
         "total_steps": ctx.plan.total_steps,
         "epochs": round(state.step / ctx.plan.steps_per_epoch, 4),
         "effective_batch": ctx.plan.step_size,
+        "clips_seen": state.clips_seen,  # an epoch's last step takes the videos that are left, fewer than a batch
         "train_time_s": round(state.train_time_s, 3),
         "stopped": state.stopped,
         "history": state.history,

@@ -84,9 +84,10 @@ def long_video_warning(infos: dict[str, VideoInfo], data: DataConfig) -> str | N
             "(consecutive frames --data.frame_step apart, a new window every epoch), or cut them into clips.")
 
 
-def predictor_never_trained(model: str) -> bool:
-    """A random model's predictor, or the bundled `tiny`'s (made for its pretext task, never trained)."""
-    return model == TINY or model.startswith(RANDOM_PREFIX)
+def untrained_predictor_on_trained_encoder(model: str, *, new_predictor: bool) -> bool:
+    """Whether a trained encoder is about to learn from an untrained predictor: a new one, or the bundled `tiny`'s
+    (never trained); a `random:` encoder has nothing to lose to the predictor's first errors."""
+    return not model.startswith(RANDOM_PREFIX) and (new_predictor or model == TINY)
 
 
 def _readable(videos: list[Sample], cfg: PretrainConfig, log: Log) -> tuple[list[Sample], dict[str, VideoInfo],
@@ -157,10 +158,11 @@ def build_pretraining(cfg: PretrainConfig, device: torch.device, *, log: Log = p
     if cfg.predictor.warmup_steps:
         notes.append(f"predictor warm-up: optimizer steps 1-{cfg.predictor.warmup_steps} train the predictor only; "
                      f"the encoder learns from step {cfg.predictor.warmup_steps + 1}")
-    elif predictor is not None or predictor_never_trained(cfg.model):
-        notes.append("note: the predictor has never been trained and --predictor.warmup_steps is 0: its first, "
-                     "random errors are what the encoder learns from first; a warm-up of a tenth to a quarter of the "
-                     "run lets it learn to predict first (docs/pretraining.md)")
+    elif untrained_predictor_on_trained_encoder(cfg.model, new_predictor=predictor is not None):
+        notes.append("note: the predictor is new or was never trained, and --predictor.warmup_steps is 0: until it "
+                     "predicts something its errors are noise, and the trained encoder learns from that noise; a "
+                     "warm-up of a tenth to a quarter of the run trains the predictor alone first "
+                     "(docs/pretraining.md)")
     if cfg.ema.start == 1 and cfg.ema.end == 1:
         notes.append("note: --ema.start 1 and --ema.end 1 hold the target encoder still, and the model folders hold "
                      "the target encoder: they will be the encoder the run started from, whatever the encoder learns")

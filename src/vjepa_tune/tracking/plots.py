@@ -274,7 +274,10 @@ def collapse_signals_figure(history: Sequence[Mapping[str, Any]], findings: Sequ
     for ax, name in zip(fig.subplots(1, len(COLLAPSE_SIGNALS)), COLLAPSE_SIGNALS, strict=True):
         steps, values = _by_step(history, name)
         ax.plot(steps, values, marker="o", markersize=3, color="C0", label=name)
-        reference = (references or {}).get(name) or ((steps[0], values[0]) if values else None)
+        if references is not None:  # the monitor's own: a signal it took none for (yet) has no level
+            reference = references.get(name)
+        else:
+            reference = (steps[0], values[0]) if values else None
         if reference is not None:
             ax.axhline(fall_fraction * reference[1], color="C3", linestyle=":",
                        label=f"{fall_fraction:.0%} of its value at step {reference[0]}")
