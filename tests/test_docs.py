@@ -52,7 +52,8 @@ EXAMPLES = [example for document in DOCUMENTS for example in python_examples(doc
 
 
 @pytest.fixture(scope="module")
-def placeholders(tiny_run: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def placeholders(tiny_run: Path, synth_root: Path, footage_root: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """What each placeholder of the docs stands for, made real: the run, its merged export, videos, a folder."""
     from vjepa_tune.synth import render_sequence, write_video
 
@@ -69,6 +70,8 @@ def placeholders(tiny_run: Path, synth_root: Path, tmp_path_factory: pytest.Temp
         "long_recording.mp4": str(long_video),
         "video.mp4": str(sorted((synth_root / "waving").glob("*.mp4"))[0]),
         "clips/": str(synth_root / "sitting_down"),
+        "MY_FOOTAGE": str(footage_root),
+        "MY_LABELLED": str(synth_root),
     }
 
 
