@@ -84,6 +84,26 @@ def test_predict_warns_about_a_video_far_longer_than_the_training_clips_and_reco
     assert code == 0 and "warning:" not in stderr, "window by window is what the warning asks for"
 
 
+def test_predict_warns_about_a_video_shorter_than_a_clip_whose_clip_repeats_frames(
+    lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    frames = render_sequence([("waving", 4)], 5, size=(64, 64)).frames  # 4 frames against a clip's 16
+    tiny_video = tmp_path / "blink.mp4"
+    write_video(tiny_video, frames, fps=25)
+    as_json, as_csv = tmp_path / "preds.json", tmp_path / "preds.csv"
+    for out in (as_json, as_csv):
+        code, _, stderr = _run_cli(capsys, "predict", str(lora_run), str(tiny_video),
+                                   str(_first_video(synth_root, "waving")), "--out", str(out))
+        assert code == 0 and stderr.count("warning:") == 1, stderr
+        assert (f"warning: {tiny_video} has 4 frames, fewer than the 16 a clip of this run takes: its clip repeats "
+                "frames") in stderr
+    short, ordinary = json.loads(as_json.read_text())["videos"]
+    assert short["short_video"] is True and ordinary["short_video"] is False
+    short_row, ordinary_row = list(csv.DictReader(as_csv.open()))
+    assert short_row["note"] == "4 frames, fewer than a clip's 16: the clip repeats frames"
+    assert ordinary_row["note"] == ""
+
+
 def test_predict_windows_turns_a_long_video_into_segments_and_a_timeline(
     lora_run: Path, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -197,8 +197,9 @@ def run_predict(a: Namespace) -> int:
     for p in failed:
         print(f"vjepa-tune predict: cannot read {p.path}: {p.error}", file=sys.stderr)
     for p in predictions:
-        if warning := p.long_video_warning():
-            print(f"warning: {warning}", file=sys.stderr)
+        for warning in (p.long_video_warning(), p.short_video_warning()):
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
     if a.json:
         print(json.dumps(document, indent=2))
     else:

@@ -100,6 +100,8 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], top_k: 
 
 
 def _video_note(p: Prediction) -> str:
+    if p.short_video:
+        return f"{p.num_frames} frames, fewer than a clip's {p.clip_frames}: the clip repeats frames"
     if not p.long_video:
         return ""
     ratio = p.duration_s / p.train_clip_s  # type: ignore[operator]

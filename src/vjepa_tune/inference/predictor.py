@@ -184,6 +184,7 @@ class Predictor:
         """Label whole videos. One file gives one `Prediction` (raising `UnreadableVideo` if it cannot be
         read); a folder or a list gives a list, in which an unreadable video carries its `error`."""
         # here, not at the top: the command line starts without torch
+        from vjepa_tune.data.video import frames_needed
         from vjepa_tune.evaluation.views import ClipRequest
 
         paths, single = _expand(videos)
@@ -194,7 +195,9 @@ class Predictor:
         predictions = [
             Prediction(p, self.classes, result.probs.get(i), result.errors.get(i),
                        duration_s=infos[p].duration_s if p in infos and i in result.probs else None,
-                       train_clip_s=self.train_clip_s)
+                       train_clip_s=self.train_clip_s,
+                       num_frames=infos[p].num_frames if p in infos and i in result.probs else None,
+                       clip_frames=frames_needed(self.data.frames_per_clip, self.data.sampling, self.data.frame_step))
             for i, p in enumerate(paths)
         ]
         return _single_or_list(predictions, single)

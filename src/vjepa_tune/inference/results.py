@@ -84,6 +84,22 @@ class Prediction:
     train_clip_s: float | None = None
     """The time one of the run's training clips typically spans (the median over its training videos; None when
     the run did not record it and its training videos are gone)."""
+    num_frames: int | None = None
+    """The video's frames (None when it was not read)."""
+    clip_frames: int | None = None
+    """The frames one of the run's clips takes (`data.video.frames_needed`): a video with fewer repeats frames."""
+
+    @property
+    def short_video(self) -> bool:
+        """Labelled from a clip that repeats frames: the video has fewer frames than one of the run's clips takes."""
+        return self.num_frames is not None and self.clip_frames is not None and self.num_frames < self.clip_frames
+
+    def short_video_warning(self) -> str | None:
+        """What to tell someone about a `short_video`, naming it; None for any other prediction."""
+        if not self.short_video:
+            return None
+        return (f"{self.path} has {self.num_frames} frames, fewer than the {self.clip_frames} a clip of this run "
+                "takes: its clip repeats frames, so its label comes from less motion than the run learnt from.")
 
     @property
     def long_video(self) -> bool:
@@ -154,6 +170,7 @@ class Prediction:
             out["duration_s"] = round(self.duration_s, 4)
         out["train_clip_s"] = round(self.train_clip_s, 4) if self.train_clip_s is not None else None
         out["long_video"] = self.long_video
+        out["short_video"] = self.short_video
         if self.windows:
             out["windows"] = [_window_dict(w, self.classes, top_k) for w in self.windows]
             out["segments"] = [s.as_dict() for s in self.segments]
