@@ -258,6 +258,28 @@ def test_the_plan_covers_num_epochs_unless_max_steps_ends_it_sooner() -> None:
     assert [s for s, _ in short.epoch_steps(1)] == [2, 3] and short.epoch_steps(1, from_step=3)[0][0] == 3
 
 
+def test_one_loader_serves_every_epoch_each_clip_in_its_epochs_view(
+        footage_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loader per epoch made every epoch start with its workers building whole batches anew (a third of the
+    clips a second on 64 videos in steps of 16; BENCHMARKS.md): one loader takes the run's clips, each keyed by its
+    epoch, so the augmentations are the ones a loader per epoch gave."""
+    from vjepa_tune.pretraining import engine
+
+    loaders: list[list[list[tuple[int, int]]]] = []
+    real = engine.batches
+
+    def counted(dataset, planned, num_workers, *args, **kwargs):
+        loaders.append(planned)
+        return real(dataset, planned, num_workers, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "batches", counted)
+    assert _pretrain(footage_root, tmp_path / "runs", "--num_epochs", "3") == 0  # 8 videos: 2 steps an epoch
+    assert len(loaders) == 1
+    plan = engine.StepPlan(num_videos=8, step_size=4, seed=42, total_steps=6)
+    assert loaders[0] == [[(epoch, i) for i in indices] for epoch, _, indices in plan.steps_from(0)]
+    assert [epoch for epoch, _, _ in plan.steps_from(0)] == [0, 0, 1, 1, 2, 2]
+
+
 def test_clips_seen_counts_an_epochs_short_last_step(footage_root: Path, tmp_path: Path) -> None:
     """8 videos in steps of 3: each epoch's last step takes the 2 left, so 4 steps see 3 + 3 + 2 + 3 clips."""
     assert _pretrain(footage_root, tmp_path / "runs", "--batch_size", "3", "--max_steps", "4") == 0

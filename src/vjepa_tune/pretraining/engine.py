@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from torch.utils.data import Dataset
 
 from vjepa_tune.config import PretrainConfig
 from vjepa_tune.data.dataset import ClipDataset, Example, SkippedClip
@@ -70,6 +71,10 @@ class StepPlan:
         """The epochs that still hold steps after `step` steps are done."""
         return range(step // self.steps_per_epoch, math.ceil(self.total_steps / self.steps_per_epoch))
 
+    def steps_from(self, step: int) -> list[tuple[int, int, list[int]]]:
+        """(epoch, global step, video indices) of every step after the first `step`, to the run's last."""
+        return [(epoch, s, indices) for epoch in self.epochs_from(step) for s, indices in self.epoch_steps(epoch, step)]
+
 
 def plan_steps(cfg: PretrainConfig, num_videos: int, processes: int) -> StepPlan:
     """The run's plan: `--num_epochs` passes, ended sooner by `--max_steps`."""
@@ -89,12 +94,30 @@ def check_predictor_warmup(cfg: PretrainConfig, plan: StepPlan) -> None:
                        "--num_epochs / --max_steps.")
 
 
-def step_batches(clips: ClipDataset, epoch: int, steps: Sequence[tuple[int, list[int]]], batch_size: int,
+class EpochViews(Dataset):
+    """The clips of any epoch from one loader: item (epoch, index) is clip `index` in epoch `epoch`'s view. One
+    loader serves the whole run, so the decoding workers start once, not at every epoch, where each start left the
+    step waiting while every worker built a whole batch anew."""
+
+    def __init__(self, clips: ClipDataset) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: tuple[int, int]) -> Example | SkippedClip:
+        epoch, index = key
+        self.clips.set_view(epoch)
+        return self.clips[index]
+
+
+def step_batches(clips: ClipDataset, steps: Sequence[tuple[int, int, list[int]]], batch_size: int,
                  num_workers: int) -> Iterator[list[Batch]]:
-    """For each step, this process's micro-batches of its shard of the step's clips (epoch `epoch`'s view)."""
-    clips.set_view(epoch)
-    local = [micro_batches(distributed.shard(indices), batch_size) for _, indices in steps]
-    loader = iter(batches(clips, [mb for mbs in local for mb in mbs], num_workers))
+    """For each (epoch, step, indices), this process's micro-batches of its shard of the step's clips in that
+    epoch's view, all from one loader."""
+    local = [[[(epoch, i) for i in mb] for mb in micro_batches(distributed.shard(indices), batch_size)]
+             for epoch, _, indices in steps]
+    loader = iter(batches(EpochViews(clips), [mb for mbs in local for mb in mbs], num_workers))
     for mbs in local:
         yield [next(loader) for _ in mbs]
 

@@ -201,40 +201,37 @@ def _pretrain_steps(ctx: StepContext, run: PretrainingRun, run_dir: Path, monito
                disable=None if main else True)
     started = time.perf_counter()  # a step's time includes its wait for clips, as `train`'s epochs do
     try:
-        for epoch in plan.epochs_from(state.step):
-            steps = plan.epoch_steps(epoch, state.step)
-            for (step, indices), local in zip(steps, step_batches(run.clips, epoch, steps, cfg.batch_size,
-                                                                  cfg.num_workers), strict=True):
-                outcome = optimizer_step(ctx, step, indices, local)
-                state.step, state.loss_sum, state.loss_steps = step + 1, state.loss_sum + outcome.loss, \
-                    state.loss_steps + 1
-                state.clips_seen += outcome.clips
-                findings = monitor.check(state.step, {"loss": outcome.loss})
-                if state.step in (1, plan.total_steps) or state.step % cfg.log_every == 0 or (
-                        findings and cfg.stop_on_collapse):
-                    findings += _monitor(ctx, monitor, batch, outcome, since, trackers, log)
-                    since = (time.perf_counter(), state.clips_seen)
-                _say_findings(ctx, findings, log)
-                state.train_time_s += time.perf_counter() - started
-                bar.update(1)
-                bar.set_postfix(loss=f"{outcome.loss:.4f}")
-                if findings and cfg.stop_on_collapse:
-                    state.stopped = f"--stop_on_collapse at step {state.step}: {findings[0]}"
-                    log(f"stopping: {state.stopped}")
-                    break
-                probed = False
-                aside = time.perf_counter()
-                if has_probe(cfg) and cfg.probe.every and state.step % cfg.probe.every == 0 \
-                        and state.step < plan.total_steps:
-                    with tqdm.external_write_mode():
-                        _probe(ctx, run, run_dir, trackers, log)
-                    probed = True
-                if probed or state.step % cfg.checkpoint_every == 0:
-                    _checkpoint(ctx, monitor, batch, run_dir)
-                started = time.perf_counter()
-                since = (since[0] + started - aside, since[1])  # the next monitor's clips/s: the steps' own rate
-            if state.stopped:
+        steps = plan.steps_from(state.step)
+        for (_, step, indices), local in zip(steps, step_batches(run.clips, steps, cfg.batch_size, cfg.num_workers),
+                                             strict=True):
+            outcome = optimizer_step(ctx, step, indices, local)
+            state.step, state.loss_sum, state.loss_steps = step + 1, state.loss_sum + outcome.loss, \
+                state.loss_steps + 1
+            state.clips_seen += outcome.clips
+            findings = monitor.check(state.step, {"loss": outcome.loss})
+            if state.step in (1, plan.total_steps) or state.step % cfg.log_every == 0 or (
+                    findings and cfg.stop_on_collapse):
+                findings += _monitor(ctx, monitor, batch, outcome, since, trackers, log)
+                since = (time.perf_counter(), state.clips_seen)
+            _say_findings(ctx, findings, log)
+            state.train_time_s += time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{outcome.loss:.4f}")
+            if findings and cfg.stop_on_collapse:
+                state.stopped = f"--stop_on_collapse at step {state.step}: {findings[0]}"
+                log(f"stopping: {state.stopped}")
                 break
+            probed = False
+            aside = time.perf_counter()
+            if has_probe(cfg) and cfg.probe.every and state.step % cfg.probe.every == 0 \
+                    and state.step < plan.total_steps:
+                with tqdm.external_write_mode():
+                    _probe(ctx, run, run_dir, trackers, log)
+                probed = True
+            if probed or state.step % cfg.checkpoint_every == 0:
+                _checkpoint(ctx, monitor, batch, run_dir)
+            started = time.perf_counter()
+            since = (since[0] + started - aside, since[1])  # the next monitor's clips/s: the steps' own rate
     finally:
         bar.close()
     if has_probe(cfg) and state.probes[-1]["step"] != state.step:  # the end
