@@ -395,12 +395,12 @@ def _which_encoder(source: Path, metrics: dict[str, Any]) -> str:
     """Which of the run's encoders `source` holds, in words (the model card and the export's console say it)."""
     probes = metrics.get("probes") or []
     chosen = next((p for p in probes if p["step"] == metrics.get("best_probe_step")), None)
-    if source.name == BEST_MODEL_DIR.name and chosen and chosen["step"] == 0:
+    if source.name != BEST_MODEL_DIR.name or chosen is None:
+        return "after the run's last step"
+    if _unchanged(source, metrics):
         return ("the best probe by validation accuracy, which was the encoder the run started from: no later "
                 "step probed better")
-    if source.name == BEST_MODEL_DIR.name and chosen:
-        return f"the best probe by validation accuracy, after {counted(chosen['step'], 'step')}"
-    return "after the run's last step"
+    return f"the best probe by validation accuracy, after {counted(chosen['step'], 'step')}"
 
 
 def _classifier_encoder_code() -> list[str]:

@@ -192,14 +192,14 @@ class Predictor:
         result = self.run_views([ClipRequest(p) for p in paths], self.view_spec(num_clips, num_crops, flip),
                                 infos=infos, batch_size=batch_size, num_workers=num_workers, desc="predicting",
                                 unit="video", progress=progress)
-        predictions = [
-            Prediction(p, self.classes, result.probs.get(i), result.errors.get(i),
-                       duration_s=infos[p].duration_s if p in infos and i in result.probs else None,
-                       train_clip_s=self.train_clip_s,
-                       num_frames=infos[p].num_frames if p in infos and i in result.probs else None,
-                       clip_frames=frames_needed(self.data.frames_per_clip, self.data.sampling, self.data.frame_step))
-            for i, p in enumerate(paths)
-        ]
+        clip_frames = frames_needed(self.data.frames_per_clip, self.data.sampling, self.data.frame_step)
+        predictions = []
+        for i, p in enumerate(paths):
+            info = infos.get(p) if i in result.probs else None  # a video that was labelled: its length
+            predictions.append(Prediction(
+                p, self.classes, result.probs.get(i), result.errors.get(i),
+                duration_s=info.duration_s if info else None, train_clip_s=self.train_clip_s,
+                num_frames=info.num_frames if info else None, clip_frames=clip_frames))
         return _single_or_list(predictions, single)
 
     def predict_windows(
